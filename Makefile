@@ -1,0 +1,48 @@
+# distcc-auto. `make demo` shows it working; `make test` runs every test.
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO ?= cargo
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+SHAREDIR = $(DESTDIR)$(PREFIX)/share/distcc-auto
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+BIN ?= target/release/distcc-auto
+
+all:
+	$(CARGO) build --release
+
+deps:
+	sh tests/deps.sh
+
+test: deps lint
+	$(CARGO) test
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	shellcheck -x shell/distcc.sh tests/*.sh .ci/run
+	zsh -n shell/distcc.zsh
+	mandoc -T lint -W warning man/distcc-auto.1
+
+demo:
+	bash tests/demo.sh
+
+bench: deps
+	bash tests/bench.sh
+
+install: all install-files
+
+# Installs what is built, without building (the tests use it with BIN=).
+install-files:
+	install -d $(BINDIR) $(SHAREDIR) $(MANDIR)
+	install -m 755 $(BIN) $(BINDIR)/distcc-auto
+	install -m 644 shell/distcc.sh shell/distcc.zsh $(SHAREDIR)/
+	install -m 644 man/distcc-auto.1 $(MANDIR)/distcc-auto.1
+
+uninstall:
+	rm -f $(BINDIR)/distcc-auto $(SHAREDIR)/distcc.sh $(SHAREDIR)/distcc.zsh $(MANDIR)/distcc-auto.1
+	-rmdir $(SHAREDIR)
+
+clean:
+	$(CARGO) clean
+
+.PHONY: all deps test lint demo bench install install-files uninstall clean

@@ -1,0 +1,3 @@
+const char *greeting(void);
+long sum_to(long n);
+long fib(int n);

@@ -1,0 +1,239 @@
+//! Configuration from `DISTCC_AUTO_*` variables. Reading is separated from
+//! the environment (a lookup function is passed in) so that every rule is
+//! tested without touching the process environment.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::hostspec::{self, Parsed};
+
+/// The default bound on the probing phase.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest accepted job count in any `*_JOBS` variable.
+pub const MAX_JOBS: u32 = 65536;
+const MAX_TIMEOUT_SECS: f64 = 3600.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub hosts: Parsed,
+    /// MiB one compiler needs; 0 turns every memory scaling off.
+    pub compiler_memory_mib: u64,
+    pub early_local_jobs: u32,
+    pub fallback_local_jobs: u32,
+    pub preprocessor_jobs: u32,
+    /// Bound on the whole probing phase.
+    pub timeout: Duration,
+    pub debug: bool,
+}
+
+impl Config {
+    /// Read the configuration. `cpus` is the default for the fallback and
+    /// preprocessor job counts, as in the reference tool.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>, cpus: u32) -> Result<Config, Error> {
+        let hosts = match get("DISTCC_AUTO_HOSTS") {
+            Some(v) => hostspec::parse_hosts(&v)?,
+            None => {
+                return Err(Error::Config(
+                    "DISTCC_AUTO_HOSTS is not set: set it to the workers to use, e.g. \
+                     export DISTCC_AUTO_HOSTS=\"worker-1 worker-2:3632:3633 ssh://user@worker-3\""
+                        .into(),
+                ));
+            }
+        };
+        let jobs = |name: &str, default: u32| -> Result<u32, Error> {
+            match set(&get, name) {
+                None => Ok(default),
+                Some(v) => match whole(&v) {
+                    Some(n) if n <= u64::from(MAX_JOBS) => Ok(n as u32),
+                    _ => Err(bad(
+                        name,
+                        &v,
+                        &format!("a whole number from 0 to {MAX_JOBS}"),
+                    )),
+                },
+            }
+        };
+        let compiler_memory_mib = match set(&get, "DISTCC_AUTO_COMPILER_MEMORY") {
+            None => 1024,
+            Some(v) => whole(&v).ok_or_else(|| {
+                bad(
+                    "DISTCC_AUTO_COMPILER_MEMORY",
+                    &v,
+                    "a whole number of MiB (0 turns memory scaling off)",
+                )
+            })?,
+        };
+        let timeout = match set(&get, "DISTCC_AUTO_TIMEOUT") {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => seconds(&v).ok_or_else(|| {
+                bad(
+                    "DISTCC_AUTO_TIMEOUT",
+                    &v,
+                    &format!("a number of seconds from 0 to {MAX_TIMEOUT_SECS}, such as 2 or 0.5"),
+                )
+            })?,
+        };
+        let debug = set(&get, "DISTCC_AUTO_DEBUG").is_some_and(|v| v != "0");
+        Ok(Config {
+            hosts,
+            compiler_memory_mib,
+            early_local_jobs: jobs("DISTCC_AUTO_EARLY_LOCAL_JOBS", 0)?,
+            fallback_local_jobs: jobs("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", cpus)?,
+            preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
+            timeout,
+            debug,
+        })
+    }
+}
+
+/// A variable's value; set but empty counts as unset, as in the shell tool.
+fn set(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    get(name).filter(|v| !v.is_empty())
+}
+
+fn bad(name: &str, value: &str, want: &str) -> Error {
+    Error::Config(format!(
+        "{name}='{}' is not valid: expected {want}",
+        value.escape_debug()
+    ))
+}
+
+fn whole(v: &str) -> Option<u64> {
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        v.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn seconds(v: &str) -> Option<Duration> {
+    // Plain decimal only: no sign, exponent, "inf" or "nan".
+    if !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') || v.matches('.').count() > 1 || v == "."
+    {
+        return None;
+    }
+    let s: f64 = v.parse().ok()?;
+    (s <= MAX_TIMEOUT_SECS).then(|| Duration::from_secs_f64(s))
+}
+
+/// The environment as a lookup function; a value that is not UTF-8 is
+/// returned lossily so that the parsers reject it by name.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, Error> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(
+            |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            6,
+        )
+    }
+
+    #[test]
+    fn defaults_follow_the_reference() {
+        let c = cfg(&[("DISTCC_AUTO_HOSTS", "w1")]).unwrap();
+        assert_eq!(c.compiler_memory_mib, 1024);
+        assert_eq!(
+            (
+                c.early_local_jobs,
+                c.fallback_local_jobs,
+                c.preprocessor_jobs
+            ),
+            (0, 6, 6)
+        );
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert!(c.timeout <= Duration::from_secs(3));
+        assert!(!c.debug);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = cfg(&[
+            ("DISTCC_AUTO_HOSTS", "w1 w2"),
+            ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
+            ("DISTCC_AUTO_EARLY_LOCAL_JOBS", "2"),
+            ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "0"),
+            ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "3"),
+            ("DISTCC_AUTO_TIMEOUT", "0.25"),
+            ("DISTCC_AUTO_DEBUG", "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.hosts.specs.len(), 2);
+        assert_eq!(c.compiler_memory_mib, 0);
+        assert_eq!(
+            (
+                c.early_local_jobs,
+                c.fallback_local_jobs,
+                c.preprocessor_jobs
+            ),
+            (2, 0, 3)
+        );
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert!(c.debug);
+        // Empty means unset.
+        let c = cfg(&[
+            ("DISTCC_AUTO_HOSTS", "w1"),
+            ("DISTCC_AUTO_TIMEOUT", ""),
+            ("DISTCC_AUTO_DEBUG", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert!(!c.debug);
+        assert_eq!(
+            cfg(&[("DISTCC_AUTO_HOSTS", "w"), ("DISTCC_AUTO_TIMEOUT", "3")])
+                .unwrap()
+                .timeout,
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("DISTCC_AUTO_COMPILER_MEMORY", "-1"),
+            ("DISTCC_AUTO_COMPILER_MEMORY", "1G"),
+            ("DISTCC_AUTO_EARLY_LOCAL_JOBS", "two"),
+            ("DISTCC_AUTO_EARLY_LOCAL_JOBS", "1.5"),
+            ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "99999999999"),
+            ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "65537"),
+            ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", " 4"),
+            ("DISTCC_AUTO_TIMEOUT", "-1"),
+            ("DISTCC_AUTO_TIMEOUT", "nan"),
+            ("DISTCC_AUTO_TIMEOUT", "inf"),
+            ("DISTCC_AUTO_TIMEOUT", "1e3"),
+            ("DISTCC_AUTO_TIMEOUT", "1.2.3"),
+            ("DISTCC_AUTO_TIMEOUT", "."),
+            ("DISTCC_AUTO_TIMEOUT", "3601"),
+            ("DISTCC_AUTO_TIMEOUT", "$(reboot)"),
+        ] {
+            let e = cfg(&[("DISTCC_AUTO_HOSTS", "w1"), (name, value)]).unwrap_err();
+            assert_eq!(e.exit_code(), 96);
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!("{name}='{value}' is not valid")),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_are_required() {
+        let e = cfg(&[]).unwrap_err();
+        assert_eq!(e.exit_code(), 96);
+        assert!(e.to_string().contains("DISTCC_AUTO_HOSTS is not set"));
+        assert_eq!(
+            cfg(&[("DISTCC_AUTO_HOSTS", "w:0")])
+                .unwrap_err()
+                .exit_code(),
+            96
+        );
+    }
+}

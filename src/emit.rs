@@ -1,0 +1,297 @@
+//! Rendering a plan: shell code for `eval`, the one-line summary, the
+//! `hosts` table and its JSON form. This module is the only caller of
+//! `shell_escape`: everything `eval` reads is built here, in a fixed order.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use crate::plan::{Plan, Worker};
+
+fn quote(s: &str) -> Cow<'_, str> {
+    // The unix function directly: the top-level escape() follows the
+    // build target's shell, and `eval` is always a POSIX shell.
+    shell_escape::unix::escape(Cow::Borrowed(s))
+}
+
+/// The lines `eval "$(distcc-auto env)"` reads. Only values we built are
+/// emitted, each quoted; the variable names are fixed.
+pub fn env_script(plan: &Plan, tunnel_pids: &[u32]) -> String {
+    let pids: Vec<String> = tunnel_pids.iter().map(u32::to_string).collect();
+    let mut out = String::new();
+    for (name, value) in [
+        ("DISTCC_HOSTS", plan.distcc_hosts()),
+        ("DISTCC_AUTO_JOBS", plan.jobs().to_string()),
+        ("DISTCC_AUTO_TUNNEL_PIDS", pids.join(" ")),
+    ] {
+        let _ = writeln!(out, "export {name}={};", quote(&value));
+    }
+    out
+}
+
+/// One line for stderr: what -j is made of.
+pub fn summary(plan: &Plan) -> String {
+    let n = plan.up().count();
+    format!(
+        "-j {}: {} local, {} preprocessor, {} remote on {n} worker{}",
+        plan.jobs(),
+        plan.local_slots,
+        plan.preprocessor_slots,
+        plan.remote_slots(),
+        if n == 1 { "" } else { "s" },
+    )
+}
+
+/// Where a worker was asked, as a person wants to read it.
+fn address(w: &Worker) -> String {
+    match w.address {
+        Some(a) => a.to_string(),
+        None => format!("{}:{}", w.target.host, w.target.stats_port),
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn load(w: &Worker) -> Option<String> {
+    w.stats.as_ref()?.mean_load().map(|l| format!("{l:.2}"))
+}
+
+fn millis(w: &Worker) -> f64 {
+    (w.elapsed.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// The `hosts` table: a row per worker in priority order, then the totals.
+pub fn hosts_table(plan: &Plan) -> String {
+    let header = [
+        "ENTRY", "ADDRESS", "STATE", "KIDS", "LOAD", "FREE_MEM", "SLOTS", "TIME", "REASON",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for w in &plan.workers {
+        let s = w.stats.as_ref();
+        rows.push(vec![
+            w.spec.entry.clone(),
+            address(w),
+            if w.is_up() { "up" } else { "down" }.into(),
+            opt(s.map(|s| s.max_kids)),
+            opt(load(w)),
+            opt(s.and_then(|s| s.free_mem_mib).map(|m| format!("{m} MiB"))),
+            if w.is_up() {
+                w.slots.to_string()
+            } else {
+                "-".into()
+            },
+            format!("{} ms", millis(w)),
+            w.dropped.clone().unwrap_or_default(),
+        ]);
+    }
+    let cols = header.len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let numeric = |c: usize| matches!(c, 3 | 4 | 6 | 7);
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else if numeric(c) {
+                let _ = write!(line, "{}{cell}  ", " ".repeat(pad));
+            } else {
+                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "\nlocal slots: {}, preprocessor slots: {}, remote slots: {} on {} of {} workers, total: -j {}",
+        plan.local_slots,
+        plan.preprocessor_slots,
+        plan.remote_slots(),
+        plan.up().count(),
+        plan.workers.len(),
+        plan.jobs()
+    );
+    let _ = writeln!(out, "DISTCC_HOSTS={}", quote(&plan.distcc_hosts()));
+    if let Some(why) = &plan.nothing {
+        let _ = writeln!(out, "nothing to build on: {why}");
+    }
+    out
+}
+
+/// The same as one JSON document.
+pub fn hosts_json(plan: &Plan, timeout: std::time::Duration) -> String {
+    let mut workers = Vec::new();
+    for w in &plan.workers {
+        let s = w.stats.as_ref();
+        let load: Vec<String> = s.map_or(vec![], |s| s.load.iter().map(|l| num(*l)).collect());
+        workers.push(format!(
+            "{{\"entry\":{},\"transport\":{},\"address\":{},\"up\":{},\"reason\":{},\
+             \"max_kids\":{},\"load\":[{}],\"current_load\":{},\"free_mem_mib\":{},\"slots\":{},\
+             \"probe_ms\":{}}}",
+            string(&w.spec.entry),
+            string(if w.spec.is_ssh() { "ssh" } else { "tcp" }),
+            string(&address(w)),
+            w.is_up(),
+            w.dropped.as_deref().map_or("null".into(), string),
+            num(s.map(|s| s.max_kids)),
+            load.join(","),
+            num(s.and_then(|s| s.current_load)),
+            num(s.and_then(|s| s.free_mem_mib)),
+            w.slots,
+            millis(w),
+        ));
+    }
+    format!(
+        "{{\"workers\":[{}],\"local_slots\":{},\"preprocessor_slots\":{},\"remote_slots\":{},\
+         \"jobs\":{},\"distcc_hosts\":{},\"timeout_s\":{},\"nothing_to_build_on\":{}}}\n",
+        workers.join(","),
+        plan.local_slots,
+        plan.preprocessor_slots,
+        plan.remote_slots(),
+        plan.jobs(),
+        string(&plan.distcc_hosts()),
+        timeout.as_secs_f64(),
+        plan.nothing.as_deref().map_or("null".into(), string),
+    )
+}
+
+fn num<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".into(), |v| v.to_string())
+}
+
+/// A JSON string literal.
+fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hostspec::parse_entry;
+    use crate::plan::{Local, plan};
+    use crate::probe::{Outcome, Probe, Target};
+    use crate::stats::Stats;
+    use std::time::Duration;
+
+    fn sample_plan(fallback: &str) -> Plan {
+        let vars = [
+            ("DISTCC_AUTO_HOSTS", "w"),
+            ("DISTCC_AUTO_EARLY_LOCAL_JOBS", "2"),
+            ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", fallback),
+        ];
+        let config = Config::from_lookup(
+            |n| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            },
+            3,
+        )
+        .unwrap();
+        let mk = |entry: &str, outcome| {
+            let spec = parse_entry(entry).unwrap();
+            let target = Target {
+                host: spec.host.clone(),
+                distcc_port: spec.distcc_port,
+                stats_port: spec.stats_port,
+            };
+            (
+                spec,
+                target,
+                Probe {
+                    address: None,
+                    outcome,
+                    elapsed: Duration::from_micros(1234),
+                },
+            )
+        };
+        let stats = Stats {
+            max_kids: 16,
+            load: [Some(0.5); 3],
+            ..Stats::default()
+        };
+        plan(
+            &config,
+            Local {
+                cpus: 3,
+                mem_available_mib: None,
+            },
+            vec![
+                mk("w1", Outcome::Up { stats }),
+                mk(
+                    "[fd00::7]",
+                    Outcome::Down {
+                        reason: "timed out after 2 s (connecting to the stats port)".into(),
+                    },
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn env_is_quoted_shell_in_fixed_order() {
+        let p = sample_plan("0");
+        assert_eq!(
+            env_script(&p, &[]),
+            "export DISTCC_HOSTS='localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo';\n\
+             export DISTCC_AUTO_JOBS=21;\n\
+             export DISTCC_AUTO_TUNNEL_PIDS='';\n"
+        );
+        assert!(env_script(&p, &[41, 42]).ends_with("export DISTCC_AUTO_TUNNEL_PIDS='41 42';\n"));
+        assert_eq!(
+            summary(&p),
+            "-j 21: 2 local, 3 preprocessor, 16 remote on 1 worker"
+        );
+    }
+
+    #[test]
+    fn table_lists_every_worker_and_totals() {
+        let t = hosts_table(&sample_plan("0"));
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("ENTRY") && lines[0].ends_with("REASON"),
+            "{t}"
+        );
+        assert!(
+            lines[1].starts_with("w1 ") && lines[1].contains(" up ") && lines[1].contains("1.2 ms"),
+            "{t}"
+        );
+        assert!(
+            lines[2].starts_with("[fd00::7]")
+                && lines[2].contains("[fd00::7]:3633")
+                && lines[2].ends_with("timed out after 2 s (connecting to the stats port)"),
+            "{t}"
+        );
+        assert!(t.contains("local slots: 2, preprocessor slots: 3, remote slots: 16 on 1 of 2 workers, total: -j 21"), "{t}");
+    }
+
+    #[test]
+    fn json_is_one_document() {
+        let j = hosts_json(&sample_plan("0"), Duration::from_secs(2));
+        assert!(j.starts_with("{\"workers\":[{\"entry\":\"w1\",\"transport\":\"tcp\",\"address\":\"w1:3633\",\"up\":true,\"reason\":null,\"max_kids\":16,\"load\":[0.5,0.5,0.5]"), "{j}");
+        assert!(j.contains("\"jobs\":21,\"distcc_hosts\":\"localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo\""), "{j}");
+        assert_eq!(string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+}

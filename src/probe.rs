@@ -1,0 +1,301 @@
+//! Asking workers how they are: one thread per worker, blocking sockets,
+//! every wait bounded by one deadline for the whole phase.
+//!
+//! A worker is up when its stats port sends a usable `<distccstats>` reply
+//! AND its job port accepts a connection. The main thread waits for answers
+//! until the deadline and then stops waiting: a thread stuck in the
+//! resolver (which cannot be interrupted) is left behind and ends with the
+//! process.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::hostspec::Host;
+use crate::stats::{self, Stats};
+
+/// Where to ask: for a TCP worker its own address, for an ssh worker the
+/// local ends of its tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: Host,
+    pub distcc_port: u16,
+    pub stats_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Up { stats: Stats },
+    Down { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// The stats address last tried (the one that answered, when up).
+    pub address: Option<SocketAddr>,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+}
+
+// What a probe thread is doing, so that a timeout can say where it hung.
+const RESOLVING: u8 = 0;
+const CONNECTING: u8 = 1;
+const READING: u8 = 2;
+const JOB_PORT: u8 = 3;
+
+fn stage_name(s: u8) -> &'static str {
+    match s {
+        RESOLVING => "resolving the name",
+        CONNECTING => "connecting to the stats port",
+        READING => "waiting for the stats reply",
+        _ => "connecting to the job port",
+    }
+}
+
+/// Probe every target at once; the answer for each comes back in order.
+/// Returns by `deadline` whatever the workers do.
+pub fn probe_all(targets: &[Target], deadline: Instant, trace: bool) -> Vec<Probe> {
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel::<(usize, Probe)>();
+    let stages: Arc<Vec<AtomicU8>> =
+        Arc::new(targets.iter().map(|_| AtomicU8::new(RESOLVING)).collect());
+    let mut results: Vec<Option<Probe>> = vec![None; targets.len()];
+    for (i, target) in targets.iter().enumerate() {
+        let (tx, stages, target) = (tx.clone(), Arc::clone(&stages), target.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("probe-{i}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let probe = probe_one(&target, deadline, &stages[i]);
+                if trace {
+                    let what = match &probe.outcome {
+                        Outcome::Up { stats } => format!(
+                            "up, dcc_max_kids {}, load {:?}, free memory {:?} MiB{}",
+                            stats.max_kids,
+                            stats.load,
+                            stats.free_mem_mib,
+                            if stats.truncated {
+                                ", reply cut short (distccd 3.4 bug)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        Outcome::Down { reason } => format!("down: {reason}"),
+                    };
+                    crate::debug(&format!(
+                        "probe {}: {what} ({:.1?})",
+                        target_label(&target),
+                        probe.elapsed
+                    ));
+                }
+                let _ = tx.send((i, probe));
+            });
+        if let Err(e) = spawned {
+            results[i] = Some(down(
+                None,
+                format!("could not start a probe thread: {e}"),
+                start,
+            ));
+        }
+    }
+    drop(tx);
+    let mut missing = results.iter().filter(|r| r.is_none()).count();
+    while missing > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, p)) => {
+                results[i] = Some(p);
+                missing -= 1;
+            }
+            Err(_) => break,
+        }
+    }
+    let budget = deadline.saturating_duration_since(start);
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| Probe {
+                address: None,
+                outcome: Outcome::Down {
+                    reason: format!(
+                        "timed out after {} ({})",
+                        secs(budget),
+                        stage_name(stages[i].load(Ordering::Relaxed))
+                    ),
+                },
+                elapsed: start.elapsed(),
+            })
+        })
+        .collect()
+}
+
+fn target_label(t: &Target) -> String {
+    format!("{}:{}", t.host, t.stats_port)
+}
+
+fn down(address: Option<SocketAddr>, reason: String, start: Instant) -> Probe {
+    Probe {
+        address,
+        outcome: Outcome::Down { reason },
+        elapsed: start.elapsed(),
+    }
+}
+
+/// One worker, start to end, within the deadline.
+fn probe_one(t: &Target, deadline: Instant, stage: &AtomicU8) -> Probe {
+    let start = Instant::now();
+    let addrs: Vec<SocketAddr> = match &t.host {
+        Host::V4(a) => vec![SocketAddr::new((*a).into(), t.stats_port)],
+        Host::V6(a) => vec![SocketAddr::new((*a).into(), t.stats_port)],
+        Host::Name(n) => match (n.as_str(), t.stats_port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return down(
+                    None,
+                    format!("name did not resolve: {}", resolver_error(&e)),
+                    start,
+                );
+            }
+        },
+    };
+    if addrs.is_empty() {
+        return down(None, "name did not resolve: no address".into(), start);
+    }
+    let mut last = None;
+    for (n, addr) in addrs.iter().enumerate() {
+        // Share what is left between the addresses still to try, so that
+        // one blackholed address does not use up the others' time.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let share = left / (addrs.len() - n) as u32;
+        match ask(*addr, t.distcc_port, Instant::now() + share, stage) {
+            Ok(stats) => {
+                return Probe {
+                    address: Some(*addr),
+                    outcome: Outcome::Up { stats },
+                    elapsed: start.elapsed(),
+                };
+            }
+            Err(reason) => last = Some(down(Some(*addr), reason, start)),
+        }
+    }
+    let mut p = last.expect("at least one address");
+    p.elapsed = start.elapsed();
+    p
+}
+
+/// Read and parse the stats reply at `addr`, then check the job port.
+fn ask(
+    addr: SocketAddr,
+    job_port: u16,
+    deadline: Instant,
+    stage: &AtomicU8,
+) -> Result<Stats, String> {
+    stage.store(CONNECTING, Ordering::Relaxed);
+    let mut sock =
+        connect(addr, deadline).map_err(|e| format!("stats port {}: {e}", addr.port()))?;
+    stage.store(READING, Ordering::Relaxed);
+    let buf = read_reply(&mut sock, deadline)?;
+    drop(sock);
+    let stats = stats::parse(&buf)?;
+    stage.store(JOB_PORT, Ordering::Relaxed);
+    connect(SocketAddr::new(addr.ip(), job_port), deadline)
+        .map_err(|e| format!("job port {job_port} closed: {e}"))?;
+    Ok(stats)
+}
+
+fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err("timed out".into());
+    }
+    TcpStream::connect_timeout(&addr, left).map_err(|e| match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("timed out after {}", secs(left))
+        }
+        _ => e.to_string(),
+    })
+}
+
+/// Read until the closing tag, the end of the stream, or the size cap,
+/// re-arming the read timeout so that a trickle cannot pass the deadline.
+fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "no complete stats reply in time ({} bytes read)",
+                buf.len()
+            ));
+        }
+        sock.set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        match sock.read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => {
+                let room = stats::MAX_REPLY_BYTES - buf.len();
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+                if stats::is_complete(&buf) {
+                    return Ok(buf);
+                }
+                if buf.len() >= stats::MAX_REPLY_BYTES {
+                    return Err(format!(
+                        "stats reply larger than {} KiB without </distccstats>",
+                        stats::MAX_REPLY_BYTES / 1024
+                    ));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!(
+                    "no complete stats reply in time ({} bytes read)",
+                    buf.len()
+                ));
+            }
+            Err(e) => return Err(format!("reading the stats reply: {e}")),
+        }
+    }
+}
+
+fn resolver_error(e: &io::Error) -> String {
+    // std wraps getaddrinfo's message as "failed to lookup address
+    // information: Name or service not known"; keep the resolver's part.
+    let s = e.to_string();
+    s.rsplit_once(": ")
+        .map_or(s.clone(), |(_, tail)| tail.to_string())
+}
+
+/// A duration as a person reads it: "2 s", "0.5 s".
+pub fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if (s - s.round()).abs() < 0.0005 {
+        format!("{} s", s.round())
+    } else {
+        format!("{} s", (s * 1000.0).round() / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_for_people() {
+        assert_eq!(secs(Duration::from_secs(2)), "2 s");
+        assert_eq!(secs(Duration::from_millis(500)), "0.5 s");
+        assert_eq!(secs(Duration::from_millis(1250)), "1.25 s");
+        assert_eq!(secs(Duration::ZERO), "0 s");
+    }
+}

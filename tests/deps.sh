@@ -1,0 +1,39 @@
+#!/bin/sh
+# Install the Debian packages that `make demo` and `make test` need.
+# As root it installs what is missing; otherwise it prints the exact
+# command to run and fails. Used by the Makefile and by .ci/run.
+set -eu
+
+# distcc: the real distccd and client; zsh, dash: the shells we test;
+# openssh-*: the real sshd and client for ssh:// workers; iproute2,
+# iptables: test-made network namespaces; shellcheck, mandoc: `make lint`;
+# make, gcc, libc6-dev: building C; procps (ps, pkill), util-linux (script),
+# tmux: process and terminal checks; lsdistcc ships with distcc.
+PACKAGES="distcc zsh dash openssh-server openssh-client iproute2 iptables \
+shellcheck mandoc make gcc libc6-dev procps util-linux tmux"
+
+missing=
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "distcc-auto: missing Debian packages:$missing" >&2
+        echo "distcc-auto: install them with:" >&2
+        echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends$missing" >&2
+        exit 1
+    fi
+    echo "distcc-auto: installing:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086 # a list of package names
+    apt-get install -y -q --no-install-recommends $missing
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "distcc-auto: cargo not found: install a Rust toolchain (https://rustup.rs or Debian's cargo)" >&2
+    exit 1
+fi

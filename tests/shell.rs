@@ -1,0 +1,280 @@
+//! `distcc_build` in real bash and real zsh, building demo/ with real make
+//! through a real distccd.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::*;
+
+const SHELLS: [&str; 2] = ["bash", "zsh"];
+
+fn shell_file(sh: &str) -> String {
+    root()
+        .join(if sh == "bash" {
+            "shell/distcc.sh"
+        } else {
+            "shell/distcc.zsh"
+        })
+        .display()
+        .to_string()
+}
+
+/// Run `script` in `sh` (no rc files, `set -u`) after sourcing our file,
+/// with the test binary first on PATH.
+fn in_shell(sh: &str, dir: &Path, vars: &[(&str, &str)], script: &str) -> Run {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let mut c = Command::new(sh);
+    if sh == "bash" {
+        c.args(["--noprofile", "--norc", "-u", "-c"]);
+    } else {
+        c.args(["-f", "-u", "-c"]);
+    }
+    c.arg(format!(". '{}'\n{script}", shell_file(sh)));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DISTCC") {
+            c.env_remove(k);
+        }
+    }
+    c.env(
+        "PATH",
+        format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+    );
+    let distcc_dir = dir.join(".distcc");
+    std::fs::create_dir_all(&distcc_dir).unwrap();
+    c.env("DISTCC_DIR", &distcc_dir);
+    c.current_dir(dir);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    run_cmd(c)
+}
+
+fn demo_copy(tag: &str) -> TempDir {
+    let t = TempDir::new(tag);
+    for f in std::fs::read_dir(root().join("demo")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, t.path().join(f.file_name().unwrap())).unwrap();
+    }
+    t
+}
+
+#[test]
+fn builds_across_a_real_worker_in_bash_and_zsh() {
+    let d = Distccd::start(3);
+    let hosts = d.entry();
+    for sh in SHELLS {
+        let src = demo_copy(sh);
+        let before = d.stat("dcc_compile_ok");
+        let r = in_shell(
+            sh,
+            src.path(),
+            &[
+                ("DISTCC_AUTO_HOSTS", &hosts),
+                ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
+            ],
+            "distcc_build make",
+        );
+        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        // make got -j (3 remote + 2 preprocessor) and the daemon compiled
+        // every one of the four files.
+        let flags = std::fs::read_to_string(src.path().join("makeflags.txt")).unwrap();
+        assert!(
+            flags.split_whitespace().any(|f| f == "-j5"),
+            "{sh}: MAKEFLAGS {flags:?}\n{}",
+            r.show()
+        );
+        assert_eq!(d.stat("dcc_compile_ok") - before, 4, "{sh}: {}", r.show());
+        assert!(
+            r.stderr
+                .contains("distcc-auto: -j 5: 0 local, 2 preprocessor, 3 remote on 1 worker"),
+            "{sh}: {}",
+            r.show()
+        );
+        let out = Command::new(src.path().join("hello")).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from distcc-auto: sum_to(100)=5050 fib(30)=832040\n"
+        );
+    }
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    let d = Distccd::start(1);
+    let hosts = d.entry();
+    for sh in SHELLS {
+        let t = TempDir::new(sh);
+        let vars = [("DISTCC_AUTO_HOSTS", hosts.as_str())];
+        let r = in_shell(
+            sh,
+            t.path(),
+            &vars,
+            "distcc_build sh -c 'exit 7' sh; echo \"rc=$?\"",
+        );
+        assert!(r.stdout.ends_with("rc=7\n"), "{sh}: {}", r.show());
+        let r = in_shell(sh, t.path(), &vars, "distcc_build; echo \"rc=$?\"");
+        assert!(
+            r.stdout.ends_with("rc=96\n") && r.stderr.contains("usage: distcc_build BUILD-COMMAND"),
+            "{sh}: {}",
+            r.show()
+        );
+        let r = in_shell(
+            sh,
+            t.path(),
+            &[("DISTCC_AUTO_HOSTS", "bad;host")],
+            "distcc_build true; echo \"rc=$?\"",
+        );
+        assert!(
+            r.stdout.ends_with("rc=96\n") && r.stderr.contains("bad entry 'bad;host'"),
+            "{sh}: {}",
+            r.show()
+        );
+        let dead = format!("127.0.0.1:{0}:{0}", closed_port());
+        let vars = [
+            ("DISTCC_AUTO_HOSTS", dead.as_str()),
+            ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "0"),
+        ];
+        let r = in_shell(sh, t.path(), &vars, "distcc_build true; echo \"rc=$?\"");
+        assert!(r.stdout.ends_with("rc=97\n"), "{sh}: {}", r.show());
+    }
+}
+
+#[test]
+fn arguments_and_environment_reach_the_command_untouched() {
+    let d = Distccd::start(2);
+    let hosts = d.entry();
+    for sh in SHELLS {
+        let t = TempDir::new(sh);
+        let vars = [
+            ("DISTCC_AUTO_HOSTS", hosts.as_str()),
+            ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1"),
+            ("DISTCC_AUTO_TIMEOUT", "1.5"),
+        ];
+        // A file named like a glob result must not appear in the arguments.
+        std::fs::write(t.path().join("glob-bait"), "").unwrap();
+        let r = in_shell(
+            sh,
+            t.path(),
+            &vars,
+            "distcc_build printf '[%s]' 'two words' '*' '$HOME' ''",
+        );
+        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        assert_eq!(
+            r.stdout,
+            "[two words][*][$HOME][][-j][3]",
+            "{sh}: {}",
+            r.show()
+        );
+
+        let r = in_shell(sh, t.path(), &vars, "distcc_build sh -c 'env' sh");
+        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        let env: Vec<&str> = r.stdout.lines().collect();
+        assert!(
+            env.contains(
+                &format!("DISTCC_HOSTS=--localslots_cpp=1 127.0.0.1:{}/2,lzo", d.port).as_str()
+            ),
+            "{sh}: {}",
+            r.show()
+        );
+        assert!(env.contains(&"CCACHE_PREFIX=distcc"), "{sh}: {}", r.show());
+        assert!(
+            !env.iter().any(|l| l.starts_with("DISTCC_AUTO_")),
+            "{sh}: {}",
+            r.show()
+        );
+
+        let r = in_shell(
+            sh,
+            t.path(),
+            &[
+                ("DISTCC_AUTO_HOSTS", hosts.as_str()),
+                ("DISTCC_HOSTS", "old"),
+            ],
+            "distcc_build true",
+        );
+        assert!(
+            r.stderr
+                .contains("warning: DISTCC_HOSTS is set; distcc-auto replaces it"),
+            "{sh}: {}",
+            r.show()
+        );
+    }
+}
+
+#[test]
+fn sourcing_defines_only_distcc_build() {
+    let t = TempDir::new("source");
+    let bash = "a=$(compgen -A function; compgen -v | grep -v '^BASH_\\|^_$\\|^FUNCNAME$'); . shell/distcc.sh; \
+                b=$(compgen -A function; compgen -v | grep -v '^BASH_\\|^_$\\|^FUNCNAME$\\|^a$'); \
+                diff <(echo \"$a\") <(echo \"$b\") | grep '^[<>]'; true";
+    let zsh = "a=(${(k)functions} ${(k)parameters}); . shell/distcc.zsh; \
+               b=(${(k)functions} ${(k)parameters}); print -l ${b:|a}";
+    for (sh, script) in [("bash", bash), ("zsh", zsh)] {
+        let mut c = Command::new(sh);
+        c.args(if sh == "bash" {
+            vec!["--noprofile", "--norc", "-u", "-c", script]
+        } else {
+            vec!["-f", "-u", "-c", script]
+        });
+        c.current_dir(root());
+        let r = run_cmd(c);
+        let new: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| !l.is_empty() && *l != "a")
+            .collect();
+        let want: &[&str] = if sh == "bash" {
+            &["> distcc_build"]
+        } else {
+            &["distcc_build"]
+        };
+        assert_eq!(new, want, "{sh}: {}", r.show());
+        let _ = &t;
+    }
+}
+
+#[test]
+fn finds_the_installed_binary_beside_the_shell_file() {
+    // `make install` layout: PREFIX/bin/distcc-auto and
+    // PREFIX/share/distcc-auto/distcc.{sh,zsh}; no distcc-auto on PATH.
+    let d = Distccd::start(1);
+    let prefix = TempDir::new("prefix");
+    let r = run_cmd({
+        let mut c = Command::new("make");
+        c.args(["-s", "install-files"])
+            .arg(format!("DESTDIR={}", prefix.path().display()))
+            .arg("PREFIX=/usr")
+            .arg(format!("BIN={BIN}"));
+        c.current_dir(root());
+        c
+    });
+    assert_eq!(r.code, 0, "{}", r.show());
+    for sh in SHELLS {
+        let file = prefix.path().join(format!(
+            "usr/share/distcc-auto/{}",
+            if sh == "bash" {
+                "distcc.sh"
+            } else {
+                "distcc.zsh"
+            }
+        ));
+        let mut c = Command::new(sh);
+        c.args(if sh == "bash" {
+            vec!["--noprofile", "--norc", "-u", "-c"]
+        } else {
+            vec!["-f", "-u", "-c"]
+        });
+        c.arg(format!(
+            ". '{}'; distcc_build printf '%s ' ok",
+            file.display()
+        ));
+        c.env("PATH", "/usr/bin:/bin");
+        c.env("DISTCC_AUTO_HOSTS", d.entry());
+        c.env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0");
+        let r = run_cmd(c);
+        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        assert_eq!(r.stdout, "ok -j 1 ", "{sh}: {}", r.show());
+    }
+}
