@@ -27,6 +27,7 @@ pub struct Args {
 pub const USAGE: &str = "\
 Usage: distcc-auto [-v] env
        distcc-auto [-v] hosts [--json]
+       distcc-auto [-v] kill
        distcc-auto --help | --version
 
 Probe the distcc workers in DISTCC_AUTO_HOSTS and size DISTCC_HOSTS and -j.
@@ -35,7 +36,9 @@ Commands:
   env         probe, then print DISTCC_HOSTS, DISTCC_AUTO_JOBS and
               DISTCC_AUTO_TUNNEL_PIDS as shell code: eval \"$(distcc-auto env)\"
   hosts       probe, then show every worker, what it reported and why it
-              was used or dropped
+              was used or dropped; its ssh tunnels close before it exits
+  kill        stop the ssh tunnels in DISTCC_AUTO_TUNNEL_PIDS and print
+              unset lines: eval \"$(distcc-auto kill)\"
 
 Options:
   --json          with hosts: print one JSON document
@@ -51,10 +54,12 @@ Environment:
   DISTCC_AUTO_EARLY_LOCAL_JOBS              local jobs when a worker is up (0)
   DISTCC_AUTO_FALLBACK_LOCAL_JOBS           local jobs when no worker is up (CPUs)
   DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS  extra preprocessor jobs (CPUs)
+  DISTCC_AUTO_SSH_COMMAND                   ssh client and options for ssh:// workers (ssh)
+  DISTCC_AUTO_SSH_TIMEOUT                   seconds to set up and probe an ssh worker (5)
   DISTCC_AUTO_DEBUG                         1 traces like --verbose
 
 Exit status: 0 ok, 96 configuration error, 97 nothing to build on,
-2 bad command line.
+2 bad command line, 1 kill refused a PID, 128+N interrupted by signal N.
 See distcc-auto(1).
 ";
 

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::hostspec::{self, Parsed};
+use crate::tunnel::SshSettings;
 
 /// The default bound on the probing phase.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default bound on setting up and probing through an ssh tunnel.
+pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest accepted job count in any `*_JOBS` variable.
 pub const MAX_JOBS: u32 = 65536;
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
@@ -23,6 +26,7 @@ pub struct Config {
     pub preprocessor_jobs: u32,
     /// Bound on the whole probing phase.
     pub timeout: Duration,
+    pub ssh: SshSettings,
     pub debug: bool,
 }
 
@@ -63,15 +67,22 @@ impl Config {
                 )
             })?,
         };
-        let timeout = match set(&get, "DISTCC_AUTO_TIMEOUT") {
-            None => DEFAULT_TIMEOUT,
+        let secs = |name: &str, default: Duration| match set(&get, name) {
+            None => Ok(default),
             Some(v) => seconds(&v).ok_or_else(|| {
                 bad(
-                    "DISTCC_AUTO_TIMEOUT",
+                    name,
                     &v,
                     &format!("a number of seconds from 0 to {MAX_TIMEOUT_SECS}, such as 2 or 0.5"),
                 )
-            })?,
+            }),
+        };
+        let timeout = secs("DISTCC_AUTO_TIMEOUT", DEFAULT_TIMEOUT)?;
+        let ssh = SshSettings {
+            command: set(&get, "DISTCC_AUTO_SSH_COMMAND")
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| "ssh".into()),
+            timeout: secs("DISTCC_AUTO_SSH_TIMEOUT", DEFAULT_SSH_TIMEOUT)?,
         };
         let debug = set(&get, "DISTCC_AUTO_DEBUG").is_some_and(|v| v != "0");
         Ok(Config {
@@ -81,6 +92,7 @@ impl Config {
             fallback_local_jobs: jobs("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", cpus)?,
             preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
             timeout,
+            ssh,
             debug,
         })
     }
@@ -151,6 +163,13 @@ mod tests {
         );
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert!(c.timeout <= Duration::from_secs(3));
+        assert_eq!(
+            c.ssh,
+            SshSettings {
+                command: "ssh".into(),
+                timeout: DEFAULT_SSH_TIMEOUT
+            }
+        );
         assert!(!c.debug);
     }
 
@@ -164,8 +183,17 @@ mod tests {
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "3"),
             ("DISTCC_AUTO_TIMEOUT", "0.25"),
             ("DISTCC_AUTO_DEBUG", "1"),
+            ("DISTCC_AUTO_SSH_COMMAND", "ssh -F './my config'"),
+            ("DISTCC_AUTO_SSH_TIMEOUT", "12.5"),
         ])
         .unwrap();
+        assert_eq!(
+            c.ssh,
+            SshSettings {
+                command: "ssh -F './my config'".into(),
+                timeout: Duration::from_millis(12500)
+            }
+        );
         assert_eq!(c.hosts.specs.len(), 2);
         assert_eq!(c.compiler_memory_mib, 0);
         assert_eq!(
@@ -213,6 +241,7 @@ mod tests {
             ("DISTCC_AUTO_TIMEOUT", "."),
             ("DISTCC_AUTO_TIMEOUT", "3601"),
             ("DISTCC_AUTO_TIMEOUT", "$(reboot)"),
+            ("DISTCC_AUTO_SSH_TIMEOUT", "-5"),
         ] {
             let e = cfg(&[("DISTCC_AUTO_HOSTS", "w1"), (name, value)]).unwrap_err();
             assert_eq!(e.exit_code(), 96);

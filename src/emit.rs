@@ -28,6 +28,9 @@ pub fn env_script(plan: &Plan, tunnel_pids: &[u32]) -> String {
     out
 }
 
+/// What `eval "$(distcc-auto kill)"` reads.
+pub const UNSET_SCRIPT: &str = "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS;\n";
+
 /// One line for stderr: what -j is made of.
 pub fn summary(plan: &Plan) -> String {
     let n = plan.up().count();
@@ -41,11 +44,16 @@ pub fn summary(plan: &Plan) -> String {
     )
 }
 
-/// Where a worker was asked, as a person wants to read it.
+/// Where a worker was asked, as a person wants to read it: for an ssh
+/// worker, the destination and the tunnel's local job and stats ports.
 fn address(w: &Worker) -> String {
-    match w.address {
-        Some(a) => a.to_string(),
-        None => format!("{}:{}", w.target.host, w.target.stats_port),
+    match (&w.tunnel, w.address) {
+        (Some(t), _) => format!(
+            "{} via 127.0.0.1:{},{}",
+            t.destination, t.local_distcc_port, t.local_stats_port
+        ),
+        (None, Some(a)) => a.to_string(),
+        (None, None) => format!("{}:{}", w.target.host, w.target.stats_port),
     }
 }
 
@@ -132,7 +140,7 @@ pub fn hosts_json(plan: &Plan, timeout: std::time::Duration) -> String {
         workers.push(format!(
             "{{\"entry\":{},\"transport\":{},\"address\":{},\"up\":{},\"reason\":{},\
              \"max_kids\":{},\"load\":[{}],\"current_load\":{},\"free_mem_mib\":{},\"slots\":{},\
-             \"probe_ms\":{}}}",
+             \"probe_ms\":{},\"tunnel\":{}}}",
             string(&w.spec.entry),
             string(if w.spec.is_ssh() { "ssh" } else { "tcp" }),
             string(&address(w)),
@@ -144,6 +152,13 @@ pub fn hosts_json(plan: &Plan, timeout: std::time::Duration) -> String {
             num(s.and_then(|s| s.free_mem_mib)),
             w.slots,
             millis(w),
+            w.tunnel.as_ref().map_or("null".into(), |t| format!(
+                "{{\"pid\":{},\"destination\":{},\"local_distcc_port\":{},\"local_stats_port\":{}}}",
+                t.pid,
+                string(&t.destination),
+                t.local_distcc_port,
+                t.local_stats_port
+            )),
         ));
     }
     format!(
@@ -224,6 +239,7 @@ mod tests {
                     address: None,
                     outcome,
                     elapsed: Duration::from_micros(1234),
+                    tunnel: None,
                 },
             )
         };

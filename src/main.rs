@@ -12,6 +12,7 @@ mod hostspec;
 mod plan;
 mod probe;
 mod stats;
+mod tunnel;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ use cli::Command;
 use config::Config;
 use error::Error;
 use plan::{Local, Plan};
-use probe::{Outcome, Probe, Target};
+use probe::{Route, Target};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 
@@ -52,15 +53,26 @@ fn run() -> Result<(), Error> {
     match args.command {
         Command::Help => print(cli::USAGE),
         Command::Version => print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
-        Command::Kill => Err(Error::Other("kill: not implemented yet".into())),
+        Command::Kill => kill(),
         Command::Env => {
+            tunnel::registry::guard_signals();
             let (_, plan) = probe_and_plan(args.verbose, true)?;
-            plan.usable()?;
+            if let Err(e) = plan.usable() {
+                tunnel::registry::close(&[]);
+                return Err(e);
+            }
+            // Tunnels of used workers are handed to the shell; the rest stop.
+            let keep = plan.tunnel_pids();
             eprintln!("distcc-auto: {}", emit::summary(&plan));
-            print(&emit::env_script(&plan, &[]))
+            let printed = print(&emit::env_script(&plan, &keep));
+            tunnel::registry::close(if printed.is_ok() { &keep } else { &[] });
+            printed
         }
         Command::Hosts { json } => {
+            tunnel::registry::guard_signals();
             let (config, plan) = probe_and_plan(args.verbose, false)?;
+            // A person's look: every tunnel closes before we exit.
+            tunnel::registry::close(&[]);
             print(&if json {
                 emit::hosts_json(&plan, config.timeout)
             } else {
@@ -94,43 +106,45 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
         mem_available_mib: mem_available_mib(),
     };
     debug(&format!(
-        "{cpus} CPUs, MemAvailable {:?} MiB, deadline {}",
+        "{cpus} CPUs, MemAvailable {:?} MiB, deadline {}, ssh deadline {}",
         local.mem_available_mib,
-        probe::secs(config.timeout)
+        probe::secs(config.timeout),
+        probe::secs(config.timeout.max(config.ssh.timeout))
     ));
 
     let start = Instant::now();
-    let deadline = start + config.timeout;
     let specs = config.hosts.specs.clone();
-    let targets: Vec<Target> = specs
+    let routes: Vec<Route> = specs
         .iter()
-        .map(|s| Target {
-            host: s.host.clone(),
-            distcc_port: s.distcc_port,
-            stats_port: s.stats_port,
+        .map(|s| {
+            if s.is_ssh() {
+                Route::Ssh(s.clone())
+            } else {
+                Route::Direct(Target {
+                    host: s.host.clone(),
+                    distcc_port: s.distcc_port,
+                    stats_port: s.stats_port,
+                })
+            }
         })
         .collect();
-    let mut probes = probe::probe_all(&targets, deadline, DEBUG.load(Ordering::Relaxed));
-    for (s, p) in specs.iter().zip(probes.iter_mut()) {
-        if s.is_ssh() {
-            *p = Probe {
-                address: None,
-                outcome: Outcome::Down {
-                    reason: "ssh:// workers are not supported yet".into(),
-                },
-                elapsed: p.elapsed,
-            };
-        }
-    }
+    let deadline = start + config.timeout;
+    let ssh_deadline = start + config.timeout.max(config.ssh.timeout);
+    let probes = probe::probe_all(
+        &routes,
+        deadline,
+        &config.ssh,
+        ssh_deadline,
+        DEBUG.load(Ordering::Relaxed),
+    );
     debug(&format!("probing took {:.1?}", start.elapsed()));
     let plan = plan::plan(
         &config,
         local,
         specs
             .into_iter()
-            .zip(targets)
             .zip(probes)
-            .map(|((s, t), p)| (s, t, p))
+            .map(|(s, (t, p))| (s, t, p))
             .collect(),
     );
     for d in &plan.decisions {
@@ -153,6 +167,47 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
         }
     }
     Ok((config, plan))
+}
+
+/// `distcc-auto kill`: stop the tunnels named in DISTCC_AUTO_TUNNEL_PIDS
+/// (only processes that are still our ssh tunnels) and print `unset` lines.
+fn kill() -> Result<(), Error> {
+    let pids = config::process_env("DISTCC_AUTO_TUNNEL_PIDS").unwrap_or_default();
+    let mut refused = Vec::new();
+    for word in pids.split_whitespace() {
+        let pid = match word.parse::<u32>() {
+            // 0 and 1 would signal a process group or init: never.
+            Ok(p) if p > 1 && p <= i32::MAX as u32 => p,
+            _ => {
+                refused.push(format!("'{}' is not a process ID", word.escape_debug()));
+                continue;
+            }
+        };
+        if !tunnel::alive(pid) {
+            debug(&format!("tunnel {pid} already gone"));
+            continue;
+        }
+        match tunnel::is_our_tunnel(pid) {
+            None => refused.push(format!("process {pid} is not an ssh tunnel of distcc-auto")),
+            Some(dest) => {
+                if tunnel::terminate(pid, std::time::Duration::from_secs(2)) {
+                    eprintln!("distcc-auto: stopped ssh tunnel {pid} ({dest})");
+                } else {
+                    refused.push(format!("ssh tunnel {pid} ({dest}) did not stop"));
+                }
+            }
+        }
+    }
+    print(emit::UNSET_SCRIPT)?;
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "kill: {} (DISTCC_AUTO_TUNNEL_PIDS='{}')",
+            refused.join("; "),
+            pids.escape_debug()
+        )))
+    }
 }
 
 /// MemAvailable from /proc/meminfo, in MiB.

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::hostspec::HostSpec;
 use crate::probe::{Outcome, Probe, Target};
 use crate::stats::Stats;
+use crate::tunnel::TunnelInfo;
 
 /// Facts about the machine the build runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct Worker {
     pub dropped: Option<String>,
     pub slots: u32,
     pub elapsed: Duration,
+    /// The ssh tunnel it is reached through.
+    pub tunnel: Option<TunnelInfo>,
 }
 
 impl Worker {
@@ -97,6 +100,13 @@ impl Plan {
         parts.join(" ")
     }
 
+    /// The PIDs of the tunnels of the workers that are used.
+    pub fn tunnel_pids(&self) -> Vec<u32> {
+        self.up()
+            .filter_map(|w| w.tunnel.as_ref().map(|t| t.pid))
+            .collect()
+    }
+
     /// Ok when there is something to build on, else the exit-97 error.
     pub fn usable(&self) -> Result<(), Error> {
         match &self.nothing {
@@ -138,6 +148,7 @@ pub fn plan(config: &Config, local: Local, workers: Vec<(HostSpec, Target, Probe
                 dropped,
                 slots,
                 elapsed: probe.elapsed,
+                tunnel: probe.tunnel,
             }
         })
         .collect();
@@ -285,6 +296,7 @@ mod tests {
             address: None,
             outcome,
             elapsed: Duration::from_millis(1),
+            tunnel: None,
         };
         (spec, target, probe)
     }

@@ -15,8 +15,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::hostspec::Host;
+use crate::hostspec::{Host, HostSpec};
 use crate::stats::{self, Stats};
+use crate::tunnel::{self, SshSettings, TunnelInfo};
 
 /// Where to ask: for a TCP worker its own address, for an ssh worker the
 /// local ends of its tunnel.
@@ -39,6 +40,30 @@ pub struct Probe {
     pub address: Option<SocketAddr>,
     pub outcome: Outcome,
     pub elapsed: Duration,
+    /// The ssh tunnel the worker was reached through, while it runs.
+    pub tunnel: Option<TunnelInfo>,
+}
+
+/// How to reach a worker.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Direct(Target),
+    /// Through an ssh tunnel, set up and probed by `ssh_deadline`.
+    Ssh(HostSpec),
+}
+
+impl Route {
+    /// Where the worker is asked before any tunnel exists.
+    pub fn target(&self) -> Target {
+        match self {
+            Route::Direct(t) => t.clone(),
+            Route::Ssh(s) => Target {
+                host: s.host.clone(),
+                distcc_port: s.distcc_port,
+                stats_port: s.stats_port,
+            },
+        }
+    }
 }
 
 // What a probe thread is doing, so that a timeout can say where it hung.
@@ -46,31 +71,49 @@ const RESOLVING: u8 = 0;
 const CONNECTING: u8 = 1;
 const READING: u8 = 2;
 const JOB_PORT: u8 = 3;
+const TUNNEL: u8 = 4;
 
 fn stage_name(s: u8) -> &'static str {
     match s {
         RESOLVING => "resolving the name",
         CONNECTING => "connecting to the stats port",
         READING => "waiting for the stats reply",
-        _ => "connecting to the job port",
+        JOB_PORT => "connecting to the job port",
+        _ => "starting the ssh tunnel",
     }
 }
 
-/// Probe every target at once; the answer for each comes back in order.
-/// Returns by `deadline` whatever the workers do.
-pub fn probe_all(targets: &[Target], deadline: Instant, trace: bool) -> Vec<Probe> {
+/// Probe every worker at once; the answer for each comes back in order,
+/// with the target finally asked (for ssh workers, the tunnel's local end).
+/// Direct workers are bounded by `deadline`, ssh workers by `ssh_deadline`;
+/// this returns by the later of the two whatever the workers do.
+pub fn probe_all(
+    routes: &[Route],
+    deadline: Instant,
+    ssh: &SshSettings,
+    ssh_deadline: Instant,
+    trace: bool,
+) -> Vec<(Target, Probe)> {
     let start = Instant::now();
-    let (tx, rx) = mpsc::channel::<(usize, Probe)>();
+    let (tx, rx) = mpsc::channel::<(usize, Target, Probe)>();
     let stages: Arc<Vec<AtomicU8>> =
-        Arc::new(targets.iter().map(|_| AtomicU8::new(RESOLVING)).collect());
-    let mut results: Vec<Option<Probe>> = vec![None; targets.len()];
-    for (i, target) in targets.iter().enumerate() {
-        let (tx, stages, target) = (tx.clone(), Arc::clone(&stages), target.clone());
+        Arc::new(routes.iter().map(|_| AtomicU8::new(RESOLVING)).collect());
+    let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
+    let mut last = deadline;
+    for (i, route) in routes.iter().enumerate() {
+        let (tx, stages, route, ssh) =
+            (tx.clone(), Arc::clone(&stages), route.clone(), ssh.clone());
+        if matches!(route, Route::Ssh(_)) {
+            last = last.max(ssh_deadline);
+        }
         let spawned = thread::Builder::new()
             .name(format!("probe-{i}"))
             .stack_size(256 * 1024)
             .spawn(move || {
-                let probe = probe_one(&target, deadline, &stages[i]);
+                let (target, probe) = match &route {
+                    Route::Direct(t) => (t.clone(), probe_one(t, deadline, &stages[i])),
+                    Route::Ssh(spec) => through_tunnel(spec, &ssh, ssh_deadline, &stages[i]),
+                };
                 if trace {
                     let what = match &probe.outcome {
                         Outcome::Up { stats } => format!(
@@ -92,46 +135,77 @@ pub fn probe_all(targets: &[Target], deadline: Instant, trace: bool) -> Vec<Prob
                         probe.elapsed
                     ));
                 }
-                let _ = tx.send((i, probe));
+                let _ = tx.send((i, target, probe));
             });
         if let Err(e) = spawned {
-            results[i] = Some(down(
-                None,
-                format!("could not start a probe thread: {e}"),
-                start,
+            results[i] = Some((
+                routes[i].target(),
+                down(None, format!("could not start a probe thread: {e}"), start),
             ));
         }
     }
     drop(tx);
     let mut missing = results.iter().filter(|r| r.is_none()).count();
     while missing > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = last.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((i, p)) => {
-                results[i] = Some(p);
+            Ok((i, t, p)) => {
+                results[i] = Some((t, p));
                 missing -= 1;
             }
             Err(_) => break,
         }
     }
-    let budget = deadline.saturating_duration_since(start);
     results
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            r.unwrap_or_else(|| Probe {
-                address: None,
-                outcome: Outcome::Down {
-                    reason: format!(
-                        "timed out after {} ({})",
-                        secs(budget),
-                        stage_name(stages[i].load(Ordering::Relaxed))
-                    ),
-                },
-                elapsed: start.elapsed(),
+            r.unwrap_or_else(|| {
+                let budget = match routes[i] {
+                    Route::Direct(_) => deadline,
+                    Route::Ssh(_) => ssh_deadline,
+                }
+                .saturating_duration_since(start);
+                let stage = stage_name(stages[i].load(Ordering::Relaxed));
+                let reason = format!("timed out after {} ({stage})", secs(budget));
+                (routes[i].target(), down(None, reason, start))
             })
         })
         .collect()
+}
+
+/// Start a tunnel, then probe the worker through it like any other. A
+/// tunnel whose worker does not answer is stopped at once.
+fn through_tunnel(
+    spec: &HostSpec,
+    ssh: &SshSettings,
+    deadline: Instant,
+    stage: &AtomicU8,
+) -> (Target, Probe) {
+    let start = Instant::now();
+    stage.store(TUNNEL, Ordering::Relaxed);
+    let remote = Route::Ssh(spec.clone()).target();
+    let t = match tunnel::open(spec, ssh, deadline) {
+        Ok(t) => t,
+        Err(why) => return (remote, down(None, why, start)),
+    };
+    let target = Target {
+        host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
+        distcc_port: t.info.local_distcc_port,
+        stats_port: t.info.local_stats_port,
+    };
+    let mut probe = probe_one(&target, deadline, stage);
+    if let Outcome::Down { reason } = &mut probe.outcome {
+        t.stop();
+        reason.insert_str(0, "through the ssh tunnel: ");
+        let said = t.said();
+        if !said.is_empty() {
+            reason.push_str(&format!(" (ssh: {said})"));
+        }
+    }
+    probe.tunnel = Some(t.info.clone());
+    probe.elapsed = start.elapsed();
+    (target, probe)
 }
 
 fn target_label(t: &Target) -> String {
@@ -143,6 +217,7 @@ fn down(address: Option<SocketAddr>, reason: String, start: Instant) -> Probe {
         address,
         outcome: Outcome::Down { reason },
         elapsed: start.elapsed(),
+        tunnel: None,
     }
 }
 
@@ -178,6 +253,7 @@ fn probe_one(t: &Target, deadline: Instant, stage: &AtomicU8) -> Probe {
                     address: Some(*addr),
                     outcome: Outcome::Up { stats },
                     elapsed: start.elapsed(),
+                    tunnel: None,
                 };
             }
             Err(reason) => last = Some(down(Some(*addr), reason, start)),

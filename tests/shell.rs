@@ -10,37 +10,9 @@ use support::*;
 
 const SHELLS: [&str; 2] = ["bash", "zsh"];
 
-fn shell_file(sh: &str) -> String {
-    root()
-        .join(if sh == "bash" {
-            "shell/distcc.sh"
-        } else {
-            "shell/distcc.zsh"
-        })
-        .display()
-        .to_string()
-}
-
-/// Run `script` in `sh` (no rc files, `set -u`) after sourcing our file,
-/// with the test binary first on PATH.
+/// Run `script` in `sh` after sourcing our file, in `dir`, with `vars`.
 fn in_shell(sh: &str, dir: &Path, vars: &[(&str, &str)], script: &str) -> Run {
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let mut c = Command::new(sh);
-    if sh == "bash" {
-        c.args(["--noprofile", "--norc", "-u", "-c"]);
-    } else {
-        c.args(["-f", "-u", "-c"]);
-    }
-    c.arg(format!(". '{}'\n{script}", shell_file(sh)));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DISTCC") {
-            c.env_remove(k);
-        }
-    }
-    c.env(
-        "PATH",
-        format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-    );
+    let mut c = shell(sh, None, script);
     let distcc_dir = dir.join(".distcc");
     std::fs::create_dir_all(&distcc_dir).unwrap();
     c.env("DISTCC_DIR", &distcc_dir);
@@ -49,15 +21,6 @@ fn in_shell(sh: &str, dir: &Path, vars: &[(&str, &str)], script: &str) -> Run {
         c.env(k, v);
     }
     run_cmd(c)
-}
-
-fn demo_copy(tag: &str) -> TempDir {
-    let t = TempDir::new(tag);
-    for f in std::fs::read_dir(root().join("demo")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, t.path().join(f.file_name().unwrap())).unwrap();
-    }
-    t
 }
 
 #[test]

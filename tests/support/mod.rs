@@ -345,3 +345,410 @@ pub fn processes(needle: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// Run a command to completion; panic with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Why namespace tests cannot run here, if they cannot.
+pub fn netns_unavailable() -> Option<String> {
+    if !is_root() {
+        return Some("needs root to create network namespaces (ip netns add)".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("needs iproute2 (ip)".into());
+    }
+    None
+}
+
+/// Skip a test, saying why, when namespaces are not available.
+#[macro_export]
+macro_rules! need_netns {
+    ($name:expr) => {
+        if let Some(why) = support::netns_unavailable() {
+            eprintln!("SKIP {}: {why}", $name);
+            return;
+        }
+    };
+}
+
+/// A network namespace made by the test, with its loopback up; deleted on
+/// drop. Its name is unique to this process.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let name = format!("dauto-{}-{n}-{tag}", std::process::id());
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    /// A TCP listener inside the namespace that accepts and never speaks:
+    /// a socket keeps the namespace it was made in, so one thread enters
+    /// the namespace just to bind it.
+    pub fn listen(&self, addr: &str) -> TcpListener {
+        let path = format!("/var/run/netns/{}", self.name);
+        let addr = addr.to_string();
+        thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let ns = std::fs::File::open(&path).unwrap();
+            assert_eq!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+                0,
+                "setns {path}"
+            );
+            TcpListener::bind(addr).unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Two namespaces joined by a veth pair: `client` (10.231.0.1) and
+/// `worker` (10.231.0.2). The addresses exist only inside them.
+pub struct Lan {
+    pub client: Netns,
+    pub worker: Netns,
+}
+
+pub const CLIENT_IP: &str = "10.231.0.1";
+pub const WORKER_IP: &str = "10.231.0.2";
+
+impl Lan {
+    pub fn new() -> Lan {
+        let (client, worker) = (Netns::new("c"), Netns::new("w"));
+        // veth names are at most 15 characters and live in the root
+        // namespace for a moment, so make them unique.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let (a, b) = (
+            format!("dac{}x{n}", std::process::id() % 100000),
+            format!("daw{}x{n}", std::process::id() % 100000),
+        );
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &a,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b,
+            "netns",
+            &worker.name,
+        ]);
+        for (ns, dev, ip) in [(&client, &a, CLIENT_IP), (&worker, &b, WORKER_IP)] {
+            sh(&[
+                "ip",
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                dev,
+            ]);
+            sh(&["ip", "-n", &ns.name, "link", "set", dev, "up"]);
+        }
+        Lan { client, worker }
+    }
+}
+
+/// A child process killed (with its process group) and reaped on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Daemon {
+    pub fn spawn(mut c: Command, name: &str) -> Daemon {
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0);
+        Daemon {
+            child: c.spawn().unwrap_or_else(|e| panic!("{name}: {e}")),
+            name: name.into(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until `check` holds, for at most `secs` seconds.
+pub fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if check() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A worker in its own namespace: a real sshd on WORKER_IP:2222 and a real
+/// distccd with --stats listening only on the worker's 127.0.0.1 (reachable
+/// only through a tunnel), plus a second distccd on WORKER_IP:4632/4633 for
+/// plain TCP. The client side gets an ssh config (`ssh_command()`), a key,
+/// and a known_hosts file.
+pub struct SshWorker {
+    pub lan: Lan,
+    pub dir: TempDir,
+    _daemons: Vec<Daemon>,
+}
+
+pub const SSH_PORT: u16 = 2222;
+
+impl SshWorker {
+    pub fn start() -> SshWorker {
+        let lan = Lan::new();
+        let dir = TempDir::new("ssh");
+        let d = dir.path().display().to_string();
+        for key in ["hostkey", "userkey", "otherkey", "otherhostkey"] {
+            sh(&[
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                key,
+                "-f",
+                &format!("{d}/{key}"),
+            ]);
+        }
+        std::fs::copy(format!("{d}/userkey.pub"), format!("{d}/authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap(); // sshd's privilege separation directory
+        std::fs::write(
+            format!("{d}/sshd_config"),
+            format!(
+                "ListenAddress {WORKER_IP}:{SSH_PORT}\nHostKey {d}/hostkey\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UsePAM no\nStrictModes no\nAllowTcpForwarding yes\nPidFile none\nMaxStartups 100:30:200\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            format!("{d}/ssh_config"),
+            format!(
+                "Host worker\n  HostName {WORKER_IP}\n  Port {SSH_PORT}\n  User root\n  IdentityFile {d}/userkey\n\
+                 Host *\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n"
+            ),
+        )
+        .unwrap();
+        let mut daemons = Vec::new();
+        let mut c = lan.worker.cmd("/usr/sbin/sshd");
+        c.args(["-D", "-e", "-f", &format!("{d}/sshd_config")])
+            .stderr(std::fs::File::create(format!("{d}/sshd.log")).unwrap());
+        daemons.push(Daemon::spawn(c, "sshd"));
+        for (listen, port, stats) in [("127.0.0.1", 3632, 3633), (WORKER_IP, 4632, 4633)] {
+            let mut c = lan.worker.cmd("distccd");
+            c.args([
+                "--daemon",
+                "--no-detach",
+                "--log-stderr",
+                "--listen",
+                listen,
+                "--allow",
+                "127.0.0.1/32",
+                "--allow",
+                "10.231.0.0/24",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--stats",
+                "--stats-port",
+                &stats.to_string(),
+                "--jobs",
+                "3",
+            ])
+            .stderr(std::fs::File::create(format!("{d}/distccd-{port}.log")).unwrap());
+            daemons.push(Daemon::spawn(c, "distccd"));
+        }
+        let w = SshWorker {
+            lan,
+            dir,
+            _daemons: daemons,
+        };
+        wait_for(10, "sshd and distccd in the worker namespace", || {
+            w.stats(3633).contains("</distccstats>")
+                && w.stats(4633).contains("</distccstats>")
+                && w.ssh_port_open()
+        });
+        w
+    }
+
+    fn ssh_port_open(&self) -> bool {
+        self.lan
+            .worker
+            .cmd("bash")
+            .args(["-c", &format!("exec 3<>/dev/tcp/{WORKER_IP}/{SSH_PORT}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The worker's distccd stats, read inside its namespace.
+    pub fn stats(&self, port: u16) -> String {
+        let out = self
+            .lan
+            .worker
+            .cmd("timeout")
+            .args([
+                "2",
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && cat <&3"),
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        if s.is_empty() && port == 4633 {
+            // The TCP daemon listens on the veth address only.
+            let out = self
+                .lan
+                .worker
+                .cmd("timeout")
+                .args([
+                    "2",
+                    "bash",
+                    "-c",
+                    &format!("exec 3<>/dev/tcp/{WORKER_IP}/{port} && cat <&3"),
+                ])
+                .stderr(Stdio::null())
+                .output()
+                .unwrap();
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        s
+    }
+
+    pub fn compile_ok(&self, port: u16) -> u64 {
+        let s = self.stats(port);
+        s.lines()
+            .find_map(|l| l.strip_prefix("dcc_compile_ok "))
+            .unwrap_or_else(|| panic!("no stats: {s:?}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// DISTCC_AUTO_SSH_COMMAND for the client.
+    pub fn ssh_command(&self) -> String {
+        format!("ssh -F {}/ssh_config", self.dir.path().display())
+    }
+
+    /// Live ssh processes that use this worker's config: ours to clean up.
+    pub fn ssh_processes(&self) -> Vec<String> {
+        processes(&format!("{}/ssh_config", self.dir.path().display()))
+            .into_iter()
+            .filter(|l| !l.contains(" ps "))
+            .collect()
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).display().to_string()
+    }
+}
+
+/// Our shell file for `sh` ("bash" or "zsh").
+pub fn shell_file(sh: &str) -> String {
+    root()
+        .join(if sh == "bash" {
+            "shell/distcc.sh"
+        } else {
+            "shell/distcc.zsh"
+        })
+        .display()
+        .to_string()
+}
+
+/// `sh` (no rc files, `set -u`) that sources our shell file and then runs
+/// `script`, with the test binary first on PATH and no DISTCC_* variable
+/// from outside; inside `ns` when given.
+pub fn shell(sh: &str, ns: Option<&Netns>, script: &str) -> Command {
+    let mut c = match ns {
+        Some(ns) => ns.cmd(sh),
+        None => Command::new(sh),
+    };
+    c.args(
+        if sh == "bash" {
+            ["--noprofile", "--norc", "-u", "-c"]
+        } else {
+            ["-f", "-u", "-c", ""]
+        }
+        .iter()
+        .filter(|a| !a.is_empty()),
+    );
+    c.arg(format!(". '{}'\n{script}", shell_file(sh)));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DISTCC") {
+            c.env_remove(k);
+        }
+    }
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    c.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A copy of demo/ (the small C program) in a fresh directory.
+pub fn demo_copy(tag: &str) -> TempDir {
+    let t = TempDir::new(tag);
+    for f in std::fs::read_dir(root().join("demo")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, t.path().join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::create_dir_all(t.path().join(".distcc")).unwrap();
+    t
+}

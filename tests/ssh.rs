@@ -1,0 +1,324 @@
+//! ssh:// workers against a real OpenSSH server and real distccd in a
+//! test-made network namespace. The worker's distccd listens only on the
+//! worker's own 127.0.0.1, so it is reachable only through the tunnel.
+//! These tests need root (network namespaces) and skip elsewhere.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A client-side command in the client namespace with the ssh settings.
+fn client(w: &SshWorker, sh: &str, script: &str, hosts: &str) -> Command {
+    let mut c = shell(sh, Some(&w.lan.client), script);
+    c.env("DISTCC_AUTO_HOSTS", hosts)
+        .env("DISTCC_AUTO_SSH_COMMAND", w.ssh_command());
+    c.env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1");
+    c
+}
+
+fn assert_no_ssh_left(w: &SshWorker, what: &str) {
+    // ssh ends within moments of SIGTERM; allow for that, no more.
+    let until = Instant::now() + Duration::from_secs(3);
+    while !w.ssh_processes().is_empty() && Instant::now() < until {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        w.ssh_processes(),
+        Vec::<String>::new(),
+        "{what}: ssh processes left behind"
+    );
+}
+
+#[test]
+fn distcc_build_through_ssh_in_bash_and_zsh() {
+    need_netns!("distcc_build_through_ssh_in_bash_and_zsh");
+    let w = SshWorker::start();
+    for sh in ["bash", "zsh"] {
+        let src = demo_copy(sh);
+        let before = w.compile_ok(3633);
+        let mut c = client(&w, sh, "distcc_build make", "ssh://worker");
+        c.current_dir(src.path())
+            .env("DISTCC_DIR", src.path().join(".distcc"));
+        let r = run_cmd(c);
+        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        assert_eq!(
+            w.compile_ok(3633) - before,
+            4,
+            "{sh}: compiled through the tunnel\n{}",
+            r.show()
+        );
+        let flags = std::fs::read_to_string(src.path().join("makeflags.txt")).unwrap();
+        assert!(
+            flags.split_whitespace().any(|f| f == "-j4"),
+            "{sh}: 3 remote + 1 preprocessor: {flags}"
+        );
+        assert!(
+            r.stderr.contains("distcc-auto: stopped ssh tunnel"),
+            "{sh}: {}",
+            r.show()
+        );
+        assert_no_ssh_left(&w, sh);
+    }
+}
+
+#[test]
+fn failing_and_interrupted_builds_leave_no_ssh() {
+    need_netns!("failing_and_interrupted_builds_leave_no_ssh");
+    let w = SshWorker::start();
+    for sh in ["bash", "zsh"] {
+        let r = run_cmd(client(
+            &w,
+            sh,
+            "distcc_build sh -c 'exit 3' sh",
+            "ssh://worker",
+        ));
+        assert_eq!(r.code, 3, "{sh}: {}", r.show());
+        assert_no_ssh_left(&w, &format!("{sh}: failed build"));
+
+        // SIGINT to the whole process group, as a terminal's Ctrl-C does,
+        // while the build runs.
+        let t = TempDir::new("int");
+        let marker = t.path().join("started");
+        // The outer shell survives SIGINT, as an interactive one does.
+        let script = format!(
+            "trap : INT; distcc_build sh -c 'echo > {}; sleep 30' sh; echo \"rc=$?\"",
+            marker.display()
+        );
+        let mut c = client(&w, sh, &script, "ssh://worker");
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = c.spawn().unwrap();
+        wait_for(15, "the build to start", || marker.exists());
+        assert_eq!(
+            w.ssh_processes().len(),
+            1,
+            "{sh}: one tunnel while building"
+        );
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout,
+            "rc=130\n",
+            "{sh}: interrupted build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_no_ssh_left(&w, &format!("{sh}: interrupted build"));
+    }
+}
+
+#[test]
+fn eval_env_then_kill() {
+    need_netns!("eval_env_then_kill");
+    let w = SshWorker::start();
+    let script = r#"
+        eval "$(distcc-auto env)" || exit
+        echo "pids=$DISTCC_AUTO_TUNNEL_PIDS"
+        echo "hosts=$DISTCC_HOSTS"
+        eval "$(distcc-auto kill)" || exit
+        echo "after=${DISTCC_AUTO_TUNNEL_PIDS-unset}"
+    "#;
+    let r = run_cmd(client(
+        &w,
+        "bash",
+        script,
+        "ssh://worker ssh://root@worker:2222/3632/3633",
+    ));
+    assert_eq!(r.code, 0, "{}", r.show());
+    let pids: Vec<&str> = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids="))
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(pids.len(), 2, "two tunnels: {}", r.show());
+    let hosts = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("hosts="))
+        .unwrap();
+    assert!(
+        hosts.starts_with("--localslots_cpp=1 127.0.0.1:") && hosts.matches("/3,lzo").count() == 2,
+        "{}",
+        r.show()
+    );
+    assert!(r.stdout.contains("after=unset"), "{}", r.show());
+    assert_eq!(
+        r.stderr.matches("stopped ssh tunnel").count(),
+        2,
+        "{}",
+        r.show()
+    );
+    assert_no_ssh_left(&w, "env then kill");
+}
+
+#[test]
+fn kill_refuses_a_process_that_is_not_our_tunnel() {
+    // Needs no namespace: the refusal happens before any signal.
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = victim.id().to_string();
+    for pids in [pid.as_str(), "1", "0", "-1", "abc"] {
+        let r = run(&["kill"], &[("DISTCC_AUTO_TUNNEL_PIDS", pids)]);
+        assert_eq!(r.code, 1, "{}", r.show());
+        assert_eq!(
+            r.stdout,
+            "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS;\n"
+        );
+        assert!(
+            r.stderr.contains("not an ssh tunnel of distcc-auto")
+                || r.stderr.contains("is not a process ID"),
+            "{}",
+            r.show()
+        );
+    }
+    assert!(
+        victim.try_wait().unwrap().is_none(),
+        "the process was not touched"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let r = run(&["kill"], &[]);
+    assert_eq!(r.code, 0, "nothing to kill is fine: {}", r.show());
+}
+
+#[test]
+fn broken_tunnels_are_dropped_with_ssh_reason() {
+    need_netns!("broken_tunnels_are_dropped_with_ssh_reason");
+    let w = SshWorker::start();
+    // A known_hosts entry with another key for the worker: a changed host key.
+    let other = std::fs::read_to_string(w.path("otherhostkey.pub")).unwrap();
+    let fake_known = w.path("changed_known_hosts");
+    std::fs::write(&fake_known, format!("[{WORKER_IP}]:{SSH_PORT} {other}")).unwrap();
+    let cases = [
+        ("ssh://worker:2223", "Connection refused"),
+        ("ssh://nobody-has-this-key@worker", "Permission denied"),
+        ("ssh://worker/3632/3699", "through the ssh tunnel"),
+    ];
+    for (entry, want) in cases {
+        let start = Instant::now();
+        let mut c = client(&w, "bash", "distcc-auto hosts", entry);
+        if entry.contains("nobody") {
+            c.env(
+                "DISTCC_AUTO_SSH_COMMAND",
+                format!(
+                    "{} -i {} -o IdentityFile=none",
+                    w.ssh_command(),
+                    w.path("otherkey")
+                ),
+            );
+        }
+        let r = run_cmd(c);
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "{entry}: bounded by the ssh deadline: {:?}",
+            start.elapsed()
+        );
+        assert_eq!(r.code, 0, "{entry}: falls back to local jobs: {}", r.show());
+        let row = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(entry))
+            .unwrap_or_else(|| panic!("{}", r.show()));
+        assert!(
+            row.contains(" down ") && row.contains(want),
+            "{entry}: want {want:?}\n{}",
+            r.show()
+        );
+        assert_no_ssh_left(&w, entry);
+    }
+    let mut c = client(&w, "bash", "distcc-auto hosts", "ssh://worker");
+    c.env(
+        "DISTCC_AUTO_SSH_COMMAND",
+        format!(
+            "{} -o UserKnownHostsFile={fake_known} -o StrictHostKeyChecking=yes",
+            w.ssh_command()
+        ),
+    );
+    let r = run_cmd(c);
+    assert!(
+        r.stdout.contains("Host key verification failed"),
+        "changed host key: {}",
+        r.show()
+    );
+    assert_no_ssh_left(&w, "changed host key");
+}
+
+#[test]
+fn mixed_tcp_and_ssh_workers() {
+    need_netns!("mixed_tcp_and_ssh_workers");
+    let w = SshWorker::start();
+    let hosts = format!("{WORKER_IP}:4632:4633 ssh://worker");
+    let src = demo_copy("mixed");
+    let (tcp_before, ssh_before) = (w.compile_ok(4633), w.compile_ok(3633));
+    let mut c = client(&w, "bash", "distcc-auto hosts && distcc_build make", &hosts);
+    c.current_dir(src.path())
+        .env("DISTCC_DIR", src.path().join(".distcc"));
+    let r = run_cmd(c);
+    assert_eq!(r.code, 0, "{}", r.show());
+    let ssh_row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ssh://worker"))
+        .unwrap();
+    assert!(
+        ssh_row.contains("worker via 127.0.0.1:") && ssh_row.contains(" up "),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stderr
+            .contains("-j 7: 0 local, 1 preprocessor, 6 remote on 2 workers"),
+        "{}",
+        r.show()
+    );
+    let compiled = (w.compile_ok(4633) - tcp_before) + (w.compile_ok(3633) - ssh_before);
+    assert_eq!(compiled, 4, "every file compiled on a worker: {}", r.show());
+    assert_no_ssh_left(&w, "mixed");
+}
+
+#[test]
+fn interrupted_env_stops_the_tunnels_it_started() {
+    need_netns!("interrupted_env_stops_the_tunnels_it_started");
+    let w = SshWorker::start();
+    // One tunnel comes up at once; the other waits on a port that accepts
+    // TCP but never speaks SSH, so env is still probing when interrupted.
+    let _mute = w.lan.worker.listen(&format!("{WORKER_IP}:2299"));
+    let mut c = client(
+        &w,
+        "bash",
+        "exec distcc-auto env",
+        "ssh://worker ssh://worker:2299",
+    );
+    c.env("DISTCC_AUTO_SSH_TIMEOUT", "20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(10, "both ssh processes", || w.ssh_processes().len() == 2);
+    thread::sleep(Duration::from_millis(300));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing for eval");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("interrupted: stopped 2 ssh tunnels"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_ssh_left(&w, "interrupted env");
+}
