@@ -1,42 +1,19 @@
 //! distcc-auto: probe distcc workers and size DISTCC_HOSTS and -j.
 //!
 //! `main` wraps `run`; every failure is an `Error` whose category picks the
-//! exit code. I/O happens here and in `probe`; parsing, planning and
-//! rendering are pure.
-
-mod cli;
-mod config;
-mod emit;
-mod error;
-mod hostspec;
-mod plan;
-mod probe;
-mod stats;
-mod tunnel;
+//! exit code. I/O happens here and in `probe` and `tunnel`; parsing,
+//! planning and rendering are pure.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use cli::Command;
-use config::Config;
-use error::Error;
-use plan::{Local, Plan};
-use probe::{Route, Target};
-
-static DEBUG: AtomicBool = AtomicBool::new(false);
-
-/// A trace line on stderr, when -v or DISTCC_AUTO_DEBUG=1.
-pub fn debug(msg: &str) {
-    if DEBUG.load(Ordering::Relaxed) {
-        eprintln!("distcc-auto: debug: {msg}");
-    }
-}
-
-pub fn warn(msg: &str) {
-    eprintln!("distcc-auto: warning: {msg}");
-}
+use distcc_auto::cli::{self, Command};
+use distcc_auto::config::{self, Config};
+use distcc_auto::error::Error;
+use distcc_auto::plan::{self, Local, Plan};
+use distcc_auto::probe::{self, Route, Target};
+use distcc_auto::{debug, debugging, emit, set_debug, stats, tunnel, warn};
 
 fn main() -> ExitCode {
     match run() {
@@ -88,7 +65,7 @@ fn run() -> Result<(), Error> {
 fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), Error> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let config = Config::from_lookup(config::process_env, cpus)?;
-    DEBUG.store(verbose || config.debug, Ordering::Relaxed);
+    set_debug(verbose || config.debug);
     for d in &config.hosts.duplicates {
         warn(d);
     }
@@ -130,13 +107,7 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
         .collect();
     let deadline = start + config.timeout;
     let ssh_deadline = start + config.timeout.max(config.ssh.timeout);
-    let probes = probe::probe_all(
-        &routes,
-        deadline,
-        &config.ssh,
-        ssh_deadline,
-        DEBUG.load(Ordering::Relaxed),
-    );
+    let probes = probe::probe_all(&routes, deadline, &config.ssh, ssh_deadline, debugging());
     debug(&format!("probing took {:.1?}", start.elapsed()));
     let plan = plan::plan(
         &config,

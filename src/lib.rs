@@ -1,0 +1,39 @@
+//! distcc-auto: probe distcc workers and size DISTCC_HOSTS and -j.
+//!
+//! The library holds everything but `main`: the pure parts (`hostspec`,
+//! `stats`, `config`, `plan`, `emit`) and the I/O (`probe`, `tunnel`). It is
+//! a library so that the fuzz targets and property tests reach the parsers.
+
+pub mod cli;
+pub mod config;
+pub mod emit;
+pub mod error;
+pub mod hostspec;
+pub mod plan;
+pub mod probe;
+pub mod stats;
+pub mod tunnel;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Turn tracing on or off (-v, DISTCC_AUTO_DEBUG=1).
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, Ordering::Relaxed);
+}
+
+pub fn debugging() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+/// A trace line on stderr, when tracing is on.
+pub fn debug(msg: &str) {
+    if debugging() {
+        eprintln!("distcc-auto: debug: {msg}");
+    }
+}
+
+pub fn warn(msg: &str) {
+    eprintln!("distcc-auto: warning: {msg}");
+}
