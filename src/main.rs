@@ -108,7 +108,11 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
     let deadline = start + config.timeout;
     let ssh_deadline = start + config.timeout.max(config.ssh.timeout);
     let probes = probe::probe_all(&routes, deadline, &config.ssh, ssh_deadline, debugging());
-    debug(&format!("probing took {:.1?}", start.elapsed()));
+    debug(&format!(
+        "probing took {:.1?}, peak memory {} KiB",
+        start.elapsed(),
+        peak_memory_kib().unwrap_or(0)
+    ));
     let plan = plan::plan(
         &config,
         local,
@@ -179,6 +183,13 @@ fn kill() -> Result<(), Error> {
             pids.escape_debug()
         )))
     }
+}
+
+/// This process's peak resident memory (VmHWM), for the trace.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// MemAvailable from /proc/meminfo, in MiB.

@@ -100,6 +100,8 @@ pub fn probe_all(
         Arc::new(routes.iter().map(|_| AtomicU8::new(RESOLVING)).collect());
     let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
     let mut last = deadline;
+    let budget = deadline.saturating_duration_since(start);
+    let ssh_budget = ssh_deadline.saturating_duration_since(start);
     for (i, route) in routes.iter().enumerate() {
         let (tx, stages, route, ssh) =
             (tx.clone(), Arc::clone(&stages), route.clone(), ssh.clone());
@@ -111,8 +113,10 @@ pub fn probe_all(
             .stack_size(256 * 1024)
             .spawn(move || {
                 let (target, probe) = match &route {
-                    Route::Direct(t) => (t.clone(), probe_one(t, deadline, &stages[i])),
-                    Route::Ssh(spec) => through_tunnel(spec, &ssh, ssh_deadline, &stages[i]),
+                    Route::Direct(t) => (t.clone(), probe_one(t, deadline, budget, &stages[i])),
+                    Route::Ssh(spec) => {
+                        through_tunnel(spec, &ssh, ssh_deadline, ssh_budget, &stages[i])
+                    }
                 };
                 if trace {
                     let what = match &probe.outcome {
@@ -162,10 +166,9 @@ pub fn probe_all(
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
                 let budget = match routes[i] {
-                    Route::Direct(_) => deadline,
-                    Route::Ssh(_) => ssh_deadline,
-                }
-                .saturating_duration_since(start);
+                    Route::Direct(_) => budget,
+                    Route::Ssh(_) => ssh_budget,
+                };
                 let stage = stage_name(stages[i].load(Ordering::Relaxed));
                 let reason = format!("timed out after {} ({stage})", secs(budget));
                 (routes[i].target(), down(None, reason, start))
@@ -180,6 +183,7 @@ fn through_tunnel(
     spec: &HostSpec,
     ssh: &SshSettings,
     deadline: Instant,
+    budget: Duration,
     stage: &AtomicU8,
 ) -> (Target, Probe) {
     let start = Instant::now();
@@ -194,7 +198,7 @@ fn through_tunnel(
         distcc_port: t.info.local_distcc_port,
         stats_port: t.info.local_stats_port,
     };
-    let mut probe = probe_one(&target, deadline, stage);
+    let mut probe = probe_one(&target, deadline, budget, stage);
     if let Outcome::Down { reason } = &mut probe.outcome {
         t.stop();
         reason.insert_str(0, "through the ssh tunnel: ");
@@ -221,8 +225,22 @@ fn down(address: Option<SocketAddr>, reason: String, start: Instant) -> Probe {
     }
 }
 
-/// One worker, start to end, within the deadline.
-fn probe_one(t: &Target, deadline: Instant, stage: &AtomicU8) -> Probe {
+/// Why asking one address failed: a timeout (said the same way whichever
+/// side noticed it first) or anything else.
+enum Fail {
+    Timeout,
+    Other(String),
+}
+
+impl From<String> for Fail {
+    fn from(s: String) -> Fail {
+        Fail::Other(s)
+    }
+}
+
+/// One worker, start to end, within the deadline; `budget` is the whole
+/// phase's, for messages.
+fn probe_one(t: &Target, deadline: Instant, budget: Duration, stage: &AtomicU8) -> Probe {
     let start = Instant::now();
     let addrs: Vec<SocketAddr> = match &t.host {
         Host::V4(a) => vec![SocketAddr::new((*a).into(), t.stats_port)],
@@ -256,7 +274,15 @@ fn probe_one(t: &Target, deadline: Instant, stage: &AtomicU8) -> Probe {
                     tunnel: None,
                 };
             }
-            Err(reason) => last = Some(down(Some(*addr), reason, start)),
+            Err(Fail::Other(reason)) => last = Some(down(Some(*addr), reason, start)),
+            Err(Fail::Timeout) => {
+                let at = stage_name(stage.load(Ordering::Relaxed));
+                last = Some(down(
+                    Some(*addr),
+                    format!("timed out after {} ({at})", secs(budget)),
+                    start,
+                ));
+            }
         }
     }
     let mut p = last.expect("at least one address");
@@ -270,46 +296,50 @@ fn ask(
     job_port: u16,
     deadline: Instant,
     stage: &AtomicU8,
-) -> Result<Stats, String> {
+) -> Result<Stats, Fail> {
     stage.store(CONNECTING, Ordering::Relaxed);
     let mut sock =
-        connect(addr, deadline).map_err(|e| format!("stats port {}: {e}", addr.port()))?;
+        connect(addr, deadline).map_err(|e| e.context(&format!("stats port {}", addr.port())))?;
     stage.store(READING, Ordering::Relaxed);
     let buf = read_reply(&mut sock, deadline)?;
     drop(sock);
     let stats = stats::parse(&buf)?;
     stage.store(JOB_PORT, Ordering::Relaxed);
     connect(SocketAddr::new(addr.ip(), job_port), deadline)
-        .map_err(|e| format!("job port {job_port} closed: {e}"))?;
+        .map_err(|e| e.context(&format!("job port {job_port} closed")))?;
     Ok(stats)
 }
 
-fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, String> {
+impl Fail {
+    fn context(self, what: &str) -> Fail {
+        match self {
+            Fail::Other(e) => Fail::Other(format!("{what}: {e}")),
+            t => t,
+        }
+    }
+}
+
+fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fail> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err("timed out".into());
+        return Err(Fail::Timeout);
     }
     TcpStream::connect_timeout(&addr, left).map_err(|e| match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            format!("timed out after {}", secs(left))
-        }
-        _ => e.to_string(),
+        io::ErrorKind::ConnectionRefused => Fail::Other("connection refused".into()),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Fail::Timeout,
+        _ => Fail::Other(e.to_string()),
     })
 }
 
 /// Read until the closing tag, the end of the stream, or the size cap,
 /// re-arming the read timeout so that a trickle cannot pass the deadline.
-fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
+fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Fail> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "no complete stats reply in time ({} bytes read)",
-                buf.len()
-            ));
+            return Err(Fail::Timeout);
         }
         sock.set_read_timeout(Some(left))
             .map_err(|e| e.to_string())?;
@@ -322,10 +352,10 @@ fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String
                     return Ok(buf);
                 }
                 if buf.len() >= stats::MAX_REPLY_BYTES {
-                    return Err(format!(
+                    return Err(Fail::Other(format!(
                         "stats reply larger than {} KiB without </distccstats>",
                         stats::MAX_REPLY_BYTES / 1024
-                    ));
+                    )));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -335,12 +365,9 @@ fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(format!(
-                    "no complete stats reply in time ({} bytes read)",
-                    buf.len()
-                ));
+                return Err(Fail::Timeout);
             }
-            Err(e) => return Err(format!("reading the stats reply: {e}")),
+            Err(e) => return Err(Fail::Other(format!("reading the stats reply: {e}"))),
         }
     }
 }

@@ -198,7 +198,15 @@ fn stats_text(host: &str, port: u16) -> String {
 
 /// The binary with every DISTCC_* variable removed, plus `vars`.
 pub fn cmd(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(BIN);
+    cmd_in(None, args, vars)
+}
+
+/// The same, inside a network namespace when one is given.
+pub fn cmd_in(ns: Option<&Netns>, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut c = match ns {
+        Some(ns) => ns.cmd(BIN),
+        None => Command::new(BIN),
+    };
     c.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("DISTCC") {
@@ -398,24 +406,10 @@ impl Netns {
         Netns { name }
     }
 
-    /// A TCP listener inside the namespace that accepts and never speaks:
-    /// a socket keeps the namespace it was made in, so one thread enters
-    /// the namespace just to bind it.
+    /// A TCP listener inside the namespace that accepts and never speaks.
     pub fn listen(&self, addr: &str) -> TcpListener {
-        let path = format!("/var/run/netns/{}", self.name);
         let addr = addr.to_string();
-        thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let ns = std::fs::File::open(&path).unwrap();
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0,
-                "setns {path}"
-            );
-            TcpListener::bind(addr).unwrap()
-        })
-        .join()
-        .unwrap()
+        self.inside(move || TcpListener::bind(addr).unwrap())
     }
 
     /// A command that runs inside the namespace.
@@ -426,11 +420,47 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// A file that `ip netns exec` puts over /etc/FILE inside this
+    /// namespace only (resolv.conf, hosts, nsswitch.conf).
+    pub fn etc(&self, file: &str, text: &str) {
+        let dir = format!("/etc/netns/{}", self.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{file}"), text).unwrap();
+    }
+
+    /// A UDP socket inside the namespace that reads and never answers: a
+    /// resolver that hangs.
+    pub fn mute_udp(&self, addr: &str) -> std::net::UdpSocket {
+        let addr = addr.to_string();
+        self.inside(move || std::net::UdpSocket::bind(addr).unwrap())
+    }
+
+    /// Run `f` in a thread that has entered the namespace: a socket keeps
+    /// the namespace it was made in.
+    pub fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let ns = std::fs::File::open(&path).unwrap();
+            assert_eq!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+                0,
+                "setns {path}"
+            );
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
     }
 }
 
