@@ -80,38 +80,44 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
         assert_eq!(r.code, 3, "{sh}: {}", r.show());
         assert_no_ssh_left(&w, &format!("{sh}: failed build"));
 
-        // SIGINT to the whole process group, as a terminal's Ctrl-C does,
-        // while the build runs.
-        let t = TempDir::new("int");
-        let marker = t.path().join("started");
-        // The outer shell survives SIGINT, as an interactive one does.
-        let script = format!(
-            "trap : INT; distcc_build sh -c 'echo > {}; sleep 30' sh; echo \"rc=$?\"",
-            marker.display()
-        );
-        let mut c = client(&w, sh, &script, "ssh://worker");
-        c.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let child = c.spawn().unwrap();
-        wait_for(15, "the build to start", || marker.exists());
-        assert_eq!(
-            w.ssh_processes().len(),
-            1,
-            "{sh}: one tunnel while building"
-        );
-        unsafe {
-            libc::kill(-(child.id() as i32), libc::SIGINT);
+        // A signal to the whole process group, as a terminal's Ctrl-C
+        // (SIGINT) does, or SIGTERM/SIGHUP, while the build runs.
+        for (sig, code) in [
+            (libc::SIGINT, 130),
+            (libc::SIGTERM, 143),
+            (libc::SIGHUP, 129),
+        ] {
+            let t = TempDir::new("int");
+            let marker = t.path().join("started");
+            // The outer shell survives the signal, as an interactive one does.
+            let script = format!(
+                "trap : INT TERM HUP; distcc_build sh -c 'echo > {}; sleep 30' sh; echo \"rc=$?\"",
+                marker.display()
+            );
+            let mut c = client(&w, sh, &script, "ssh://worker");
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0);
+            let child = c.spawn().unwrap();
+            wait_for(15, "the build to start", || marker.exists());
+            assert_eq!(
+                w.ssh_processes().len(),
+                1,
+                "{sh}: one tunnel while building"
+            );
+            unsafe {
+                libc::kill(-(child.id() as i32), sig);
+            }
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                stdout,
+                format!("rc={code}\n"),
+                "{sh}: signal {sig}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_no_ssh_left(&w, &format!("{sh}: build interrupted by signal {sig}"));
         }
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            stdout,
-            "rc=130\n",
-            "{sh}: interrupted build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_no_ssh_left(&w, &format!("{sh}: interrupted build"));
     }
 }
 
@@ -292,33 +298,132 @@ fn interrupted_env_stops_the_tunnels_it_started() {
     // One tunnel comes up at once; the other waits on a port that accepts
     // TCP but never speaks SSH, so env is still probing when interrupted.
     let _mute = w.lan.worker.listen(&format!("{WORKER_IP}:2299"));
-    let mut c = client(
-        &w,
-        "bash",
-        "exec distcc-auto env",
-        "ssh://worker ssh://worker:2299",
-    );
-    c.env("DISTCC_AUTO_SSH_TIMEOUT", "20")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    wait_for(10, "both ssh processes", || w.ssh_processes().len() == 2);
-    thread::sleep(Duration::from_millis(300));
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+    for (sig, code) in [
+        (libc::SIGINT, 130),
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+    ] {
+        let mut c = client(
+            &w,
+            "bash",
+            "exec distcc-auto env",
+            "ssh://worker ssh://worker:2299",
+        );
+        c.env("DISTCC_AUTO_SSH_TIMEOUT", "20")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        wait_for(10, "both ssh processes", || w.ssh_processes().len() == 2);
+        thread::sleep(Duration::from_millis(300));
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "signal {sig}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing for eval");
+        assert!(err.contains("interrupted: stopped 2 ssh tunnels"), "{err}");
+        assert_no_ssh_left(&w, &format!("env interrupted by signal {sig}"));
     }
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn closing_the_terminal_stops_the_build_and_its_tunnels() {
+    need_netns!("closing_the_terminal_stops_the_build_and_its_tunnels");
+    let w = SshWorker::start();
+    let t = TempDir::new("tty");
+    let marker = t.path().join("started");
+    // A real interactive bash on a real terminal (tmux), running a build
+    // through an ssh worker; then the terminal goes away.
+    let session = format!("dauto{}", std::process::id());
+    let rc = t.path().join("rc");
+    std::fs::write(
+        &rc,
+        format!(
+            ". '{}'\nexport DISTCC_AUTO_HOSTS=ssh://worker DISTCC_AUTO_SSH_COMMAND='{}' PATH='{}':$PATH\n",
+            shell_file("bash"),
+            w.ssh_command(),
+            std::path::Path::new(BIN).parent().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let inner = format!(
+        "ip netns exec {} bash --rcfile {} -i",
+        w.lan.client.name,
+        rc.display()
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing for eval");
+    let r = run_cmd({
+        let mut c = Command::new("tmux");
+        c.args([
+            "-L",
+            &session,
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "30",
+            &inner,
+        ]);
+        c
+    });
+    assert_eq!(r.code, 0, "{}", r.show());
+    let keys = format!(
+        "distcc_build sh -c 'echo > {}; sleep 60' sh",
+        marker.display()
+    );
+    sh(&[
+        "tmux",
+        "-L",
+        &session,
+        "send-keys",
+        "-t",
+        &session,
+        &keys,
+        "Enter",
+    ]);
+    wait_for(20, "the build to start in the terminal", || marker.exists());
+    assert_eq!(w.ssh_processes().len(), 1, "one tunnel while building");
+    sh(&["tmux", "-L", &session, "kill-server"]);
+    assert_no_ssh_left(&w, "terminal closed");
+}
+
+#[test]
+fn sixteen_concurrent_builds_through_ssh() {
+    need_netns!("sixteen_concurrent_builds_through_ssh");
+    let w = SshWorker::start();
+    let dirs: Vec<TempDir> = (0..16).map(|i| demo_copy(&format!("c{i}"))).collect();
+    let before = w.compile_ok(3633);
+    let children: Vec<_> = dirs
+        .iter()
+        .map(|d| {
+            let mut c = client(&w, "bash", "distcc_build make", "ssh://worker");
+            c.current_dir(d.path())
+                .env("DISTCC_DIR", d.path().join(".distcc"));
+            c.env("DISTCC_AUTO_SSH_TIMEOUT", "20");
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "build {i}: {err}");
+        assert!(
+            err.contains("3 remote on 1 worker"),
+            "build {i} used its own tunnel: {err}"
+        );
+    }
+    for d in &dirs {
+        assert!(d.path().join("hello").exists());
+    }
+    // Each build had its own tunnel; distcc falls back to local compiles
+    // when the worker's 3 slots are busy, so only some went remote.
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("interrupted: stopped 2 ssh tunnels"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        w.compile_ok(3633) > before,
+        "compiles went through the tunnels"
     );
-    assert_no_ssh_left(&w, "interrupted env");
+    assert_no_ssh_left(&w, "16 concurrent builds");
 }
