@@ -27,7 +27,7 @@ demo:
 	bash tests/demo.sh
 
 bench: deps
-	bash tests/bench.sh
+	$(CARGO) bench --bench bench
 
 install: all install-files
 

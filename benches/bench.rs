@@ -1,0 +1,571 @@
+//! `make bench`: what distcc-auto costs, measured, in one Markdown table
+//! (printed, and written to target/bench.md). Every figure comes from this
+//! run; a row that cannot run here says "not run" and why.
+//!
+//! Everything happens on this machine: the bench enters a network namespace
+//! of its own (so that 127.0.x.y addresses, firewall rules and listeners
+//! on 0.0.0.0 are private to it), plus the two namespaces of the ssh worker
+//! from the test support code.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const RUNS: usize = 21;
+
+/// Median, min and max of repeated measurements.
+struct Spread {
+    median: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+fn spread(mut v: Vec<Duration>) -> Spread {
+    v.sort();
+    Spread {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+    }
+}
+
+fn repeat(runs: usize, mut f: impl FnMut() -> Duration) -> Spread {
+    f(); // warm-up: page cache, ARP, known_hosts
+    spread((0..runs).map(|_| f()).collect())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+struct Table {
+    rows: String,
+}
+
+impl Table {
+    fn row(&mut self, what: &str, n: &str, s: &Spread, goal: &str, verdict: &str) {
+        let _ = writeln!(
+            self.rows,
+            "| {what} | {n} | {} | {} | {} | {goal} | {verdict} |",
+            ms(s.median),
+            ms(s.min),
+            ms(s.max)
+        );
+        eprintln!("bench: {what}, N={n}: median {} ms", ms(s.median));
+    }
+
+    fn not_run(&mut self, what: &str, why: &str) {
+        let _ = writeln!(self.rows, "| {what} | - | not run | - | - | - | {why} |");
+    }
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+/// Time one `distcc-auto env` with `hosts`; fails loudly when it fails.
+fn time_env(hosts: &str, vars: &[(&str, &str)]) -> Duration {
+    let mut all = vec![("DISTCC_AUTO_HOSTS", hosts)];
+    all.extend_from_slice(vars);
+    let mut c = cmd(&["env"], &all);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let start = Instant::now();
+    let status = c.status().unwrap();
+    let took = start.elapsed();
+    assert!(
+        status.success(),
+        "distcc-auto env failed for {} workers",
+        hosts.split(' ').count()
+    );
+    took
+}
+
+/// Peak RSS of one run, from the binary's own trace (VmHWM).
+fn peak_kib(hosts: &str) -> u64 {
+    let r = run(&["-v", "env"], &[("DISTCC_AUTO_HOSTS", hosts)]);
+    r.stderr
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in trace: {}", r.show()))
+}
+
+/// A listener with a backlog large enough for 1024 simultaneous connects
+/// (std's is 128).
+fn big_listener(addr: std::net::SocketAddrV4) -> TcpListener {
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const _ as *const libc::c_void,
+            4,
+        );
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        assert_eq!(
+            libc::bind(
+                fd,
+                &sa as *const _ as *const libc::sockaddr,
+                std::mem::size_of_val(&sa) as u32
+            ),
+            0
+        );
+        assert_eq!(libc::listen(fd, 4096), 0);
+        TcpListener::from_raw_fd(fd)
+    }
+}
+
+/// FAKE: many workers for the scaling rows. One stats listener and one job
+/// listener on 0.0.0.0 inside the bench namespace answer for every
+/// 127.0.x.y; the stats reply is the real distccd 3.4 reply captured in
+/// tests/data. Real daemons serve the N=1 row and the end-to-end build.
+fn fake_cluster(stats_port: u16, job_port: u16) {
+    let reply = std::fs::read(root().join("tests/data/stats/distccd-3.4-debian.txt")).unwrap();
+    let stats = big_listener(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        stats_port,
+    ));
+    let jobs = big_listener(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        job_port,
+    ));
+    for _ in 0..4 {
+        let (stats, reply) = (stats.try_clone().unwrap(), reply.clone());
+        thread::spawn(move || {
+            for mut c in stats.incoming().flatten() {
+                let _ = c.write_all(&reply);
+            }
+        });
+        let jobs = jobs.try_clone().unwrap();
+        thread::spawn(move || for _c in jobs.incoming() {});
+    }
+}
+
+fn hosts(n: usize, first_octet3: usize, ports: &str) -> String {
+    (0..n)
+        .map(|i| format!("127.0.{}.{}{ports}", first_octet3 + i / 250, 1 + i % 250))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let mut t = Table {
+        rows: String::new(),
+    };
+    let started = Instant::now();
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or("?".into(), |k| {
+            format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0)
+        });
+
+    let ns = if let Some(why) = netns_unavailable() {
+        eprintln!("bench: rows that need a namespace are not run: {why}");
+        None
+    } else {
+        let ns = Netns::new("bench");
+        // The bench itself moves into its namespace, so that what it runs
+        // needs no `ip netns exec` (which would add its own start-up time).
+        let f = std::fs::File::open(format!("/var/run/netns/{}", ns.name)).unwrap();
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        Some((ns, ()))
+    };
+
+    // Row 1 and 2: probe latency and scaling, and lsdistcc beside it.
+    let d = Distccd::start(4);
+    let one = repeat(RUNS, || time_env(&d.entry(), &[]));
+    t.row(
+        "1. `distcc-auto env`, live real distccd",
+        "1",
+        &one,
+        "-",
+        "",
+    );
+    let lsd_one = repeat(RUNS, || {
+        time_cmd(Command::new("lsdistcc").args([
+            "-c1000",
+            "-k0",
+            &format!("-r{}", d.port),
+            "127.0.0.1",
+        ]))
+    });
+    t.row(
+        "2. `lsdistcc` (connect only), same worker",
+        "1",
+        &lsd_one,
+        "-",
+        &format!("{:.2}× distcc-auto", ratio(&lsd_one, &one)),
+    );
+    if ns.is_some() {
+        fake_cluster(5633, 5632);
+        for (n, goal) in [(16usize, 5.0), (256, 0.0), (1024, 150.0)] {
+            let h = hosts(n, 1, ":5632:5633");
+            let s = repeat(RUNS, || time_env(&h, &[]));
+            let (goal_s, verdict) = match goal {
+                g if g > 0.0 => (
+                    format!("≤ {g} ms"),
+                    met(s.median.as_secs_f64() * 1000.0 <= g).to_string(),
+                ),
+                _ => ("-".into(), String::new()),
+            };
+            let kib = peak_kib(&h);
+            let verdict = if n == 1024 {
+                format!(
+                    "{verdict}; peak RSS {:.1} MiB ({})",
+                    kib as f64 / 1024.0,
+                    met(kib <= 16 * 1024)
+                )
+            } else {
+                format!("{verdict}; peak RSS {:.1} MiB", kib as f64 / 1024.0)
+            };
+            t.row(
+                "1. `distcc-auto env`, live workers (fake stats server)",
+                &n.to_string(),
+                &s,
+                &goal_s,
+                &verdict,
+            );
+            let ips: Vec<String> = h
+                .split(' ')
+                .map(|e| e.split(':').next().unwrap().to_string())
+                .collect();
+            let lsd = repeat(5, || {
+                time_cmd(
+                    Command::new("lsdistcc")
+                        .args(["-c1000", "-k0", "-r5632"])
+                        .args(&ips),
+                )
+            });
+            let listed = Command::new("lsdistcc")
+                .args(["-c1000", "-k0", "-r5632"])
+                .args(&ips)
+                .output()
+                .unwrap();
+            let listed = String::from_utf8_lossy(&listed.stdout).lines().count();
+            let note = if listed == n {
+                String::new()
+            } else {
+                format!("; listed only {listed} of {n}")
+            };
+            t.row(
+                "2. `lsdistcc` (connect only), same workers",
+                &n.to_string(),
+                &lsd,
+                "-",
+                &format!("{:.2}× distcc-auto{note}", ratio(&lsd, &s)),
+            );
+        }
+    } else {
+        t.not_run(
+            "1. `distcc-auto env`, 16/256/1024 workers",
+            "needs root for a network namespace",
+        );
+        t.not_run(
+            "2. `lsdistcc`, 16/256/1024 workers",
+            "needs root for a network namespace",
+        );
+    }
+
+    // Row 3: blackholed workers cost one deadline.
+    if ns.is_some() {
+        let r = run_cmd({
+            let mut c = Command::new("iptables");
+            c.args([
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "-d",
+                "127.0.9.0/24",
+                "-j",
+                "DROP",
+            ]);
+            c
+        });
+        assert_eq!(r.code, 0, "{}", r.show());
+        for n in [1usize, 8, 64] {
+            let h = format!("{} {}", d.entry(), hosts(n, 9, ""));
+            let s = repeat(5, || time_env(&h, &[("DISTCC_AUTO_TIMEOUT", "1")]));
+            let ok = s.max <= Duration::from_millis(1200);
+            t.row(
+                "3. 1 live + N blackholed workers, deadline 1 s",
+                &n.to_string(),
+                &s,
+                "≤ 1200 ms",
+                met(ok),
+            );
+        }
+    } else {
+        t.not_run(
+            "3. blackholed workers",
+            "needs root for a network namespace and iptables",
+        );
+    }
+
+    // Row 4: ssh tunnels against a real sshd in a namespace.
+    if ns.is_some() {
+        let w = SshWorker::start();
+        let mut extra = String::new();
+        for i in 1..=16 {
+            let _ = write!(
+                extra,
+                "Host w{i}\n  HostName {WORKER_IP}\n  Port {SSH_PORT}\n  User root\n  IdentityFile {}\n",
+                w.path("userkey")
+            );
+        }
+        let cfg = std::fs::read_to_string(w.path("ssh_config")).unwrap();
+        std::fs::write(w.path("ssh_config"), format!("{extra}{cfg}")).unwrap();
+        let mut base = None;
+        for n in [1usize, 4, 16] {
+            let h = (1..=n)
+                .map(|i| format!("ssh://w{i}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let s = repeat(5, || time_tunnels(&w, &h, n));
+            let verdict = match base {
+                None => {
+                    base = Some(s.median);
+                    String::new()
+                }
+                Some(b) => {
+                    let x = s.median.as_secs_f64() / b.as_secs_f64();
+                    if n == 16 {
+                        format!("{x:.2}× one tunnel ({})", met(x <= 2.0))
+                    } else {
+                        format!("{x:.2}× one tunnel")
+                    }
+                }
+            };
+            t.row(
+                "4. `env` with N `ssh://` workers (real sshd), incl. `ip netns exec`",
+                &n.to_string(),
+                &s,
+                if n == 16 { "≤ 2× one tunnel" } else { "-" },
+                &verdict,
+            );
+        }
+    } else {
+        t.not_run("4. ssh tunnels", "needs root for network namespaces");
+    }
+
+    // Row 5: a real build, end to end.
+    end_to_end(&mut t, &d, cpus);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measurement | N | median ms | min ms | max ms | goal | result |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    out.push_str(&t.rows);
+    let _ = writeln!(
+        out,
+        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1 and for row 5, interleaved), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
+        uname(),
+        started.elapsed().as_secs_f64()
+    );
+    print!("{out}");
+    std::fs::create_dir_all(root().join("target")).unwrap();
+    std::fs::write(root().join("target/bench.md"), &out).unwrap();
+    drop(ns);
+}
+
+fn ratio(a: &Spread, b: &Spread) -> f64 {
+    a.median.as_secs_f64() / b.median.as_secs_f64()
+}
+
+fn time_cmd(c: &mut Command) -> Duration {
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let start = Instant::now();
+    c.status().unwrap();
+    start.elapsed()
+}
+
+/// `env` with ssh workers in the client namespace; its tunnels are then
+/// stopped (outside the timing) so that runs do not pile up.
+fn time_tunnels(w: &SshWorker, hosts: &str, n: usize) -> Duration {
+    let mut c = cmd_in(
+        Some(&w.lan.client),
+        &["env"],
+        &[
+            ("DISTCC_AUTO_HOSTS", hosts),
+            ("DISTCC_AUTO_SSH_COMMAND", &w.ssh_command()),
+        ],
+    );
+    c.stderr(Stdio::null());
+    let start = Instant::now();
+    let out = c.output().unwrap();
+    let took = start.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pids = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export DISTCC_AUTO_TUNNEL_PIDS="))
+        .unwrap_or("")
+        .trim_end_matches(';')
+        .trim_matches('\'');
+    assert_eq!(
+        pids.split(' ').filter(|p| !p.is_empty()).count(),
+        n,
+        "{text}"
+    );
+    let r = run(&["kill"], &[("DISTCC_AUTO_TUNNEL_PIDS", pids)]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    took
+}
+
+fn uname() -> String {
+    Command::new("uname")
+        .args(["-srm"])
+        .output()
+        .map_or("?".into(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        })
+}
+
+/// A generated C project: FILES translation units, each heavy enough to
+/// take a noticeable fraction of a second at -O2.
+const FILES: usize = 48;
+
+fn generate_project(dir: &std::path::Path) {
+    let mut objs = Vec::new();
+    for i in 0..FILES {
+        let mut src =
+            format!("/* generated for the distcc-auto benchmark */\n#include <stddef.h>\n");
+        for j in 0..12 {
+            let _ = write!(
+                src,
+                "static long f{j}(long x) {{ long s = 0; for (int k = 0; k < 64; k++) {{ s += (x * {a} + k) ^ (s >> 3); if (s % {b} == 0) s += f{p}(x - 1); }} return s; }}\n",
+                a = i * 7 + j + 3,
+                b = j + 5,
+                p = if j == 0 { 0 } else { j - 1 }
+            );
+        }
+        let _ = writeln!(src, "long unit{i}(long x) {{ return f11(x) + f6(x + 1); }}");
+        std::fs::write(dir.join(format!("u{i}.c")), src).unwrap();
+        objs.push(format!("u{i}.o"));
+    }
+    let main: String = (0..FILES)
+        .map(|i| format!("long unit{i}(long);\n"))
+        .collect::<String>()
+        + "int main(void) { long s = 0;\n"
+        + &(0..FILES)
+            .map(|i| format!("s += unit{i}(3);\n"))
+            .collect::<String>()
+        + "return (int)(s & 1); }\n";
+    std::fs::write(dir.join("main.c"), main).unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        format!(
+            "CC = distcc cc\nCFLAGS = -O2\nOBJS = main.o {}\nprog: $(OBJS)\n\tcc -o $@ $(OBJS)\n%.o: %.c\n\t$(CC) $(CFLAGS) -c -o $@ $<\nclean:\n\trm -f prog $(OBJS)\n",
+            objs.join(" ")
+        ),
+    )
+    .unwrap();
+}
+
+fn end_to_end(t: &mut Table, d: &Distccd, cpus: usize) {
+    let dir = TempDir::new("e2e");
+    generate_project(dir.path());
+    std::fs::create_dir_all(dir.path().join(".distcc")).unwrap();
+    let hosts = d.entry();
+    // What distcc-auto decides, so that the hand-written run uses the same.
+    let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
+    let get = |name: &str| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .trim_end_matches(';')
+            .trim_matches('\'')
+            .to_string()
+    };
+    let (distcc_hosts, jobs) = (get("DISTCC_HOSTS"), get("DISTCC_AUTO_JOBS"));
+    let build = |c: &mut Command| {
+        let clean = Command::new("make")
+            .args(["-s", "clean"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(clean.success());
+        c.current_dir(dir.path())
+            .env("DISTCC_DIR", dir.path().join(".distcc"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let start = Instant::now();
+        let ok = c.status().unwrap().success();
+        assert!(ok, "build failed: {c:?}");
+        start.elapsed()
+    };
+    // Interleaved, so that drift on the machine hits all three alike.
+    let runs = 5;
+    let (mut auto, mut hand, mut local) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=runs {
+        let a = build(shell("bash", None, "distcc_build make -s").env("DISTCC_AUTO_HOSTS", &hosts));
+        let h = build(
+            Command::new("make")
+                .args(["-s", "-j", &jobs])
+                .env("DISTCC_HOSTS", &distcc_hosts),
+        );
+        let l = build(Command::new("make").args(["-s", "-j", &cpus.to_string(), "CC=cc"]));
+        if i > 0 {
+            // the first round is a warm-up
+            auto.push(a);
+            hand.push(h);
+            local.push(l);
+        }
+    }
+    let (auto, hand, local) = (spread(auto), spread(hand), spread(local));
+    let what = format!(
+        "5. build of a generated C project ({FILES} + 1 files) through one real distccd on loopback"
+    );
+    let over = (auto.median.as_secs_f64() / hand.median.as_secs_f64() - 1.0) * 100.0;
+    t.row(
+        &format!("{what}: `distcc_build make`"),
+        "1",
+        &auto,
+        "≤ 1% over hand-written",
+        &format!("{over:+.1}% ({})", met(over <= 1.0)),
+    );
+    t.row(
+        &format!("{what}: hand-written DISTCC_HOSTS, `make -j {jobs}`"),
+        "1",
+        &hand,
+        "-",
+        &format!("DISTCC_HOSTS='{distcc_hosts}'"),
+    );
+    t.row(
+        &format!("{what}: plain local `make -j {cpus}`"),
+        "-",
+        &local,
+        "-",
+        "no distcc",
+    );
+}
