@@ -458,11 +458,11 @@ fn generate_project(dir: &std::path::Path) {
     let mut objs = Vec::new();
     for i in 0..FILES {
         let mut src =
-            format!("/* generated for the distcc-auto benchmark */\n#include <stddef.h>\n");
+            "/* generated for the distcc-auto benchmark */\n#include <stddef.h>\n".to_string();
         for j in 0..12 {
-            let _ = write!(
+            let _ = writeln!(
                 src,
-                "static long f{j}(long x) {{ long s = 0; for (int k = 0; k < 64; k++) {{ s += (x * {a} + k) ^ (s >> 3); if (s % {b} == 0) s += f{p}(x - 1); }} return s; }}\n",
+                "static long f{j}(long x) {{ long s = 0; for (int k = 0; k < 64; k++) {{ s += (x * {a} + k) ^ (s >> 3); if (s % {b} == 0) s += f{p}(x - 1); }} return s; }}",
                 a = i * 7 + j + 3,
                 b = j + 5,
                 p = if j == 0 { 0 } else { j - 1 }

@@ -1,5 +1,7 @@
 //! The command line, parsed with lexopt into a value; nothing here exits.
 
+use std::time::Duration;
+
 use lexopt::prelude::*;
 
 use crate::error::Error;
@@ -8,9 +10,12 @@ use crate::error::Error;
 pub enum Command {
     /// Probe and print shell code for `eval`.
     Env,
-    /// Probe and print a table (or JSON) for a person.
+    /// Probe and print a table (or JSON) for a person; with `watch`, again
+    /// and again at that interval.
     Hosts {
         json: bool,
+        check: bool,
+        watch: Option<Duration>,
     },
     /// Kill the tunnels in DISTCC_AUTO_TUNNEL_PIDS and print `unset` lines.
     Kill,
@@ -26,7 +31,7 @@ pub struct Args {
 
 pub const USAGE: &str = "\
 Usage: distcc-auto [-v] env
-       distcc-auto [-v] hosts [--json]
+       distcc-auto [-v] hosts [--json] [--check] [--watch [SECONDS]]
        distcc-auto [-v] kill
        distcc-auto --help | --version
 
@@ -42,6 +47,10 @@ Commands:
 
 Options:
   --json          with hosts: print one JSON document
+  --check         with hosts: also compile a test file on each worker
+                  (as DISTCC_AUTO_CHECK=compile)
+  --watch [SECS]  with hosts: redraw every SECS seconds (at least and by
+                  default 2) until Ctrl-C
   -v, --verbose   trace every step on stderr (also DISTCC_AUTO_DEBUG=1)
   -h, --help      print this help
   -V, --version   print the version
@@ -56,6 +65,10 @@ Environment:
   DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS  extra preprocessor jobs (CPUs)
   DISTCC_AUTO_SSH_COMMAND                   ssh client and options for ssh:// workers (ssh)
   DISTCC_AUTO_SSH_TIMEOUT                   seconds to set up and probe an ssh worker (5)
+  DISTCC_AUTO_CHECK                         compile: drop workers that cannot compile (none)
+  DISTCC_AUTO_CHECK_COMPILER                compiler for the check, as distcc names it (cc)
+  DISTCC_AUTO_CHECK_TIMEOUT                 seconds for the compile check (5)
+  DISTCC_AUTO_LOAD_AWARE                    1: take slots a busy worker cannot spare (0)
   DISTCC_AUTO_DEBUG                         1 traces like --verbose
 
 Exit status: 0 ok, 96 configuration error, 97 nothing to build on,
@@ -68,16 +81,41 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     let mut command = None;
     let mut verbose = false;
     let mut json = false;
+    let mut check = false;
+    let mut watch = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => command = Some(Command::Help),
             Short('V') | Long("version") => command = Some(Command::Version),
             Short('v') | Long("verbose") => verbose = true,
             Long("json") => json = true,
+            Long("check") => check = true,
+            Long("watch") => {
+                // `--watch`, `--watch=N` or `--watch N`.
+                let value = match parser.optional_value() {
+                    Some(v) => Some(v),
+                    None => {
+                        let mut raw = parser.raw_args()?;
+                        let numeric = raw
+                            .peek()
+                            .and_then(|a| a.to_str())
+                            .is_some_and(|a| a.parse::<f64>().is_ok());
+                        if numeric { raw.next() } else { None }
+                    }
+                };
+                watch = Some(match value {
+                    None => MIN_WATCH,
+                    Some(v) => watch_interval(&v.to_string_lossy())?,
+                });
+            }
             Value(v) if command.is_none() => {
                 command = Some(match v.to_str() {
                     Some("env") => Command::Env,
-                    Some("hosts") => Command::Hosts { json: false },
+                    Some("hosts") => Command::Hosts {
+                        json: false,
+                        check: false,
+                        watch: None,
+                    },
                     Some("kill") => Command::Kill,
                     Some("help") => Command::Help,
                     _ => return Err(usage(format!("unknown command '{}'", v.to_string_lossy()))),
@@ -87,11 +125,18 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         }
     }
     let command = match command {
-        Some(Command::Hosts { .. }) => Command::Hosts { json },
+        Some(Command::Hosts { .. }) => Command::Hosts { json, check, watch },
         Some(c @ (Command::Help | Command::Version)) => c,
-        Some(c) if json => {
+        Some(c) if json || check || watch.is_some() => {
+            let opt = if json {
+                "--json"
+            } else if check {
+                "--check"
+            } else {
+                "--watch"
+            };
             return Err(usage(format!(
-                "--json goes with 'hosts', not '{}'",
+                "{opt} goes with 'hosts', not '{}'",
                 name(&c)
             )));
         }
@@ -111,6 +156,23 @@ fn name(c: &Command) -> &'static str {
     }
 }
 
+/// The shortest `--watch` interval, and its default: distccd answers
+/// stats in its main loop, and polling it faster is known to stall it.
+pub const MIN_WATCH: Duration = Duration::from_secs(2);
+
+fn watch_interval(v: &str) -> Result<Duration, Error> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= MIN_WATCH.as_secs_f64() && s <= 86400.0 => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        _ => Err(usage(format!(
+            "--watch '{v}': the interval must be a number of seconds from {} to 86400 \
+             (polling distccd's stats faster can stall it)",
+            MIN_WATCH.as_secs()
+        ))),
+    }
+}
+
 fn usage(msg: String) -> Error {
     Error::Usage(format!(
         "{msg}\nTry 'distcc-auto --help' for more information."
@@ -127,6 +189,7 @@ mod tests {
 
     #[test]
     fn commands_and_options() {
+        let hosts = |json, check, watch| Command::Hosts { json, check, watch };
         assert_eq!(
             p(&["env"]).unwrap(),
             Args {
@@ -144,13 +207,30 @@ mod tests {
         assert_eq!(
             p(&["hosts", "--json", "--verbose"]).unwrap(),
             Args {
-                command: Command::Hosts { json: true },
+                command: hosts(true, false, None),
                 verbose: true
             }
         );
+        assert_eq!(p(&["hosts"]).unwrap().command, hosts(false, false, None));
         assert_eq!(
-            p(&["hosts"]).unwrap().command,
-            Command::Hosts { json: false }
+            p(&["hosts", "--check"]).unwrap().command,
+            hosts(false, true, None)
+        );
+        assert_eq!(
+            p(&["hosts", "--watch"]).unwrap().command,
+            hosts(false, false, Some(MIN_WATCH))
+        );
+        assert_eq!(
+            p(&["hosts", "--watch", "5"]).unwrap().command,
+            hosts(false, false, Some(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            p(&["hosts", "--watch=2.5", "-v"]).unwrap().command,
+            hosts(false, false, Some(Duration::from_millis(2500)))
+        );
+        assert_eq!(
+            p(&["--watch", "hosts"]).unwrap().command,
+            hosts(false, false, Some(MIN_WATCH))
         );
         assert_eq!(p(&["kill"]).unwrap().command, Command::Kill);
         assert_eq!(p(&["--help"]).unwrap().command, Command::Help);
@@ -164,6 +244,12 @@ mod tests {
             (&[][..], "no command given"),
             (&["frobnicate"][..], "unknown command 'frobnicate'"),
             (&["env", "--json"][..], "--json goes with 'hosts'"),
+            (&["env", "--check"][..], "--check goes with 'hosts'"),
+            (
+                &["hosts", "--watch", "1"][..],
+                "--watch '1': the interval must be",
+            ),
+            (&["hosts", "--watch=x"][..], "--watch 'x'"),
             (&["env", "extra"][..], "unexpected argument"),
             (&["--bogus"][..], "invalid option '--bogus'"),
         ] {

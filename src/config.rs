@@ -10,6 +10,8 @@ use crate::tunnel::SshSettings;
 
 /// The default bound on the probing phase.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default bound on the compile check.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default bound on setting up and probing through an ssh tunnel.
 pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest accepted job count in any `*_JOBS` variable.
@@ -27,7 +29,18 @@ pub struct Config {
     /// Bound on the whole probing phase.
     pub timeout: Duration,
     pub ssh: SshSettings,
+    /// Compile check: the compiler to ask for, and its bound.
+    pub check: Option<Check>,
+    /// Reduce slots by how busy a worker already is.
+    pub load_aware: bool,
     pub debug: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The compiler's name as distcc sends it (its base name).
+    pub compiler: String,
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -85,6 +98,15 @@ impl Config {
             timeout: secs("DISTCC_AUTO_SSH_TIMEOUT", DEFAULT_SSH_TIMEOUT)?,
         };
         let debug = set(&get, "DISTCC_AUTO_DEBUG").is_some_and(|v| v != "0");
+        let load_aware = flag(&get, "DISTCC_AUTO_LOAD_AWARE")?;
+        let check = match set(&get, "DISTCC_AUTO_CHECK").as_deref() {
+            None | Some("none") => None,
+            Some("compile") => Some(Check {
+                compiler: check_compiler(set(&get, "DISTCC_AUTO_CHECK_COMPILER"))?,
+                timeout: secs("DISTCC_AUTO_CHECK_TIMEOUT", DEFAULT_CHECK_TIMEOUT)?,
+            }),
+            Some(v) => return Err(bad("DISTCC_AUTO_CHECK", v, "'compile' or 'none'")),
+        };
         Ok(Config {
             hosts,
             compiler_memory_mib,
@@ -93,8 +115,40 @@ impl Config {
             preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
             timeout,
             ssh,
+            check,
+            load_aware,
             debug,
         })
+    }
+}
+
+/// A yes/no variable: 1 or 0.
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, Error> {
+    match set(get, name).as_deref() {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(v) => Err(bad(name, v, "1 or 0")),
+    }
+}
+
+/// The compiler for the compile check, as distcc sends it when
+/// masquerading: the base name, which distccd looks up in /usr/lib/distcc.
+fn check_compiler(v: Option<String>) -> Result<String, Error> {
+    let raw = v.unwrap_or_else(|| "cc".into());
+    let base = raw.rsplit('/').next().unwrap_or_default();
+    let ok = !base.is_empty()
+        && !base.starts_with('-')
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(base.to_string())
+    } else {
+        Err(bad(
+            "DISTCC_AUTO_CHECK_COMPILER",
+            &raw,
+            "a compiler name such as cc, gcc-12 or g++",
+        ))
     }
 }
 
@@ -249,6 +303,48 @@ mod tests {
             assert!(
                 msg.starts_with(&format!("{name}='{value}' is not valid")),
                 "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_and_load_aware() {
+        let c = cfg(&[("DISTCC_AUTO_HOSTS", "w")]).unwrap();
+        assert_eq!((c.check, c.load_aware), (None, false));
+        let c = cfg(&[
+            ("DISTCC_AUTO_HOSTS", "w"),
+            ("DISTCC_AUTO_CHECK", "compile"),
+            ("DISTCC_AUTO_CHECK_COMPILER", "/usr/lib/distcc/g++"),
+            ("DISTCC_AUTO_LOAD_AWARE", "1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.check,
+            Some(Check {
+                compiler: "g++".into(),
+                timeout: DEFAULT_CHECK_TIMEOUT
+            })
+        );
+        assert!(c.load_aware);
+        let c = cfg(&[("DISTCC_AUTO_HOSTS", "w"), ("DISTCC_AUTO_CHECK", "compile")]).unwrap();
+        assert_eq!(c.check.unwrap().compiler, "cc");
+        for (name, value) in [
+            ("DISTCC_AUTO_CHECK", "yes"),
+            ("DISTCC_AUTO_LOAD_AWARE", "true"),
+            ("DISTCC_AUTO_CHECK_COMPILER", "cc;rm"),
+            ("DISTCC_AUTO_CHECK_COMPILER", "-v"),
+            ("DISTCC_AUTO_CHECK_TIMEOUT", "x"),
+        ] {
+            // The first value given for a name wins in `cfg`.
+            let e = cfg(&[
+                (name, value),
+                ("DISTCC_AUTO_HOSTS", "w"),
+                ("DISTCC_AUTO_CHECK", "compile"),
+            ])
+            .unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("{name}='{value}'")),
+                "{e}"
             );
         }
     }

@@ -3,6 +3,7 @@
 //! `shell_escape`: everything `eval` reads is built here, in a fixed order.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::plan::{Plan, Worker};
@@ -70,64 +71,136 @@ fn millis(w: &Worker) -> f64 {
 }
 
 /// The `hosts` table: a row per worker in priority order, then the totals.
+/// KIDS is what a worker advertises (dcc_max_kids), SLOTS what it was
+/// granted.
 pub fn hosts_table(plan: &Plan) -> String {
     let header = [
         "ENTRY", "ADDRESS", "STATE", "KIDS", "LOAD", "FREE_MEM", "SLOTS", "TIME", "REASON",
     ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for w in &plan.workers {
+    let rows = plan.workers.iter().map(|w| {
         let s = w.stats.as_ref();
-        rows.push(vec![
+        vec![
             w.spec.entry.clone(),
             address(w),
-            if w.is_up() { "up" } else { "down" }.into(),
+            state(w),
             opt(s.map(|s| s.max_kids)),
             opt(load(w)),
             opt(s.and_then(|s| s.free_mem_mib).map(|m| format!("{m} MiB"))),
-            if w.is_up() {
-                w.slots.to_string()
-            } else {
-                "-".into()
-            },
+            slots(w),
             format!("{} ms", millis(w)),
             w.dropped.clone().unwrap_or_default(),
-        ]);
+        ]
+    });
+    let mut out = columns(&header, rows, &[3, 4, 6, 7]);
+    let _ = writeln!(out, "\n{}", totals(plan));
+    let _ = writeln!(out, "DISTCC_HOSTS={}", quote(&plan.distcc_hosts()));
+    if let Some(why) = &plan.nothing {
+        let _ = writeln!(out, "nothing to build on: {why}");
     }
-    let cols = header.len();
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let numeric = |c: usize| matches!(c, 3 | 4 | 6 | 7);
-    let mut out = String::new();
-    for r in &rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
-            if c + 1 == cols {
-                line.push_str(cell);
-            } else if numeric(c) {
-                let _ = write!(line, "{}{cell}  ", " ".repeat(pad));
-            } else {
-                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
+    out
+}
+
+fn state(w: &Worker) -> String {
+    if w.is_up() { "up" } else { "down" }.into()
+}
+
+fn slots(w: &Worker) -> String {
+    if w.is_up() {
+        w.slots.to_string()
+    } else {
+        "-".into()
     }
-    let _ = writeln!(
-        out,
-        "\nlocal slots: {}, preprocessor slots: {}, remote slots: {} on {} of {} workers, total: -j {}",
+}
+
+fn totals(plan: &Plan) -> String {
+    format!(
+        "local slots: {}, preprocessor slots: {}, remote slots: {} on {} of {} workers, total: -j {}",
         plan.local_slots,
         plan.preprocessor_slots,
         plan.remote_slots(),
         plan.up().count(),
         plan.workers.len(),
         plan.jobs()
-    );
-    let _ = writeln!(out, "DISTCC_HOSTS={}", quote(&plan.distcc_hosts()));
-    if let Some(why) = &plan.nothing {
-        let _ = writeln!(out, "nothing to build on: {why}");
+    )
+}
+
+/// Aligned columns: `numeric` ones to the right, the last one ragged.
+fn columns(header: &[&str], rows: impl Iterator<Item = Vec<String>>, numeric: &[usize]) -> String {
+    let mut rows: Vec<Vec<String>> =
+        std::iter::once(header.iter().map(|s| s.to_string()).collect())
+            .chain(rows)
+            .collect();
+    let cols = header.len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &mut rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let pad = " ".repeat(widths[c] - cell.chars().count());
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else if numeric.contains(&c) {
+                let _ = write!(line, "{pad}{cell}  ");
+            } else {
+                let _ = write!(line, "{cell}{pad}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
+    out
+}
+
+/// Compiles a worker had done when last seen: (ok, failed), by entry.
+pub type Counters = HashMap<String, (u64, u64)>;
+
+pub fn counters(plan: &Plan) -> Counters {
+    plan.workers
+        .iter()
+        .filter_map(|w| {
+            let s = w.stats.as_ref()?;
+            Some((
+                w.spec.entry.clone(),
+                (s.compile_ok?, s.compile_error.unwrap_or(0)),
+            ))
+        })
+        .collect()
+}
+
+/// One `hosts --watch` round: per worker its state, slots, distccd's
+/// current load figure, load average, free memory, the compiles that
+/// succeeded and failed since the previous round, and the probe time.
+pub fn watch_table(plan: &Plan, previous: &Counters) -> String {
+    let header = [
+        "ENTRY", "STATE", "SLOTS", "CUR_LOAD", "LOAD", "FREE_MEM", "+OK", "+FAILED", "TIME",
+        "REASON",
+    ];
+    let rows = plan.workers.iter().map(|w| {
+        let s = w.stats.as_ref();
+        let now = s.and_then(|s| Some((s.compile_ok?, s.compile_error.unwrap_or(0))));
+        // A restarted daemon counts from 0 again: show its total then.
+        let delta = |pick: fn((u64, u64)) -> u64| match (now, previous.get(&w.spec.entry)) {
+            (Some(n), Some(p)) if pick(n) >= pick(*p) => (pick(n) - pick(*p)).to_string(),
+            (Some(n), _) => pick(n).to_string(),
+            (None, _) => "-".into(),
+        };
+        vec![
+            w.spec.entry.clone(),
+            state(w),
+            slots(w),
+            opt(s.and_then(|s| s.current_load)),
+            opt(load(w)),
+            opt(s.and_then(|s| s.free_mem_mib).map(|m| format!("{m} MiB"))),
+            delta(|c| c.0),
+            delta(|c| c.1),
+            format!("{} ms", millis(w)),
+            w.dropped.clone().unwrap_or_default(),
+        ]
+    });
+    let mut out = columns(&header, rows, &[2, 3, 4, 6, 7, 8]);
+    let _ = writeln!(out, "\n{}", totals(plan));
     out
 }
 
@@ -301,6 +374,32 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("local slots: 2, preprocessor slots: 3, remote slots: 16 on 1 of 2 workers, total: -j 21"), "{t}");
+    }
+
+    #[test]
+    fn watch_table_shows_compiles_since_the_last_round() {
+        let mut p = sample_plan("0");
+        if let Some(s) = p.workers[0].stats.as_mut() {
+            s.compile_ok = Some(40);
+            s.compile_error = Some(2);
+            s.current_load = Some(3);
+        }
+        let first = watch_table(&p, &Counters::new());
+        let row: Vec<&str> = first.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            ["w1", "up", "16", "3", "0.50", "-", "40", "2", "1.2", "ms"],
+            "{first}"
+        );
+        let mut before = counters(&p);
+        before.insert("w1".into(), (35, 2));
+        let next = watch_table(&p, &before);
+        let row: Vec<&str> = next.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(&row[6..8], ["5", "0"], "{next}");
+        assert!(
+            next.lines().nth(2).unwrap().starts_with("[fd00::7]  down"),
+            "{next}"
+        );
     }
 
     #[test]

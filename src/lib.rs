@@ -4,6 +4,7 @@
 //! `stats`, `config`, `plan`, `emit`) and the I/O (`probe`, `tunnel`). It is
 //! a library so that the fuzz targets and property tests reach the parsers.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod emit;

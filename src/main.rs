@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use distcc_auto::cli::{self, Command};
 use distcc_auto::config::{self, Config};
@@ -33,7 +33,8 @@ fn run() -> Result<(), Error> {
         Command::Kill => kill(),
         Command::Env => {
             tunnel::registry::guard_signals();
-            let (_, plan) = probe_and_plan(args.verbose, true)?;
+            let config = configure(args.verbose, false)?;
+            let plan = probe_and_plan(&config, true);
             if let Err(e) = plan.usable() {
                 tunnel::registry::close(&[]);
                 return Err(e);
@@ -45,9 +46,14 @@ fn run() -> Result<(), Error> {
             tunnel::registry::close(if printed.is_ok() { &keep } else { &[] });
             printed
         }
-        Command::Hosts { json } => {
+        Command::Hosts {
+            json,
+            check,
+            watch: None,
+        } => {
             tunnel::registry::guard_signals();
-            let (config, plan) = probe_and_plan(args.verbose, false)?;
+            let config = configure(args.verbose, check)?;
+            let plan = probe_and_plan(&config, false);
             // A person's look: every tunnel closes before we exit.
             tunnel::registry::close(&[]);
             print(&if json {
@@ -57,14 +63,66 @@ fn run() -> Result<(), Error> {
             })?;
             plan.usable()
         }
+        Command::Hosts {
+            json,
+            check,
+            watch: Some(every),
+        } => {
+            tunnel::registry::watching();
+            tunnel::registry::guard_signals();
+            let config = configure(args.verbose, check)?;
+            watch(&config, every, json)
+        }
     }
 }
 
-/// Read the configuration, probe every worker, decide the slots. `hosts`
-/// shows dropped workers in its table; `env` warns about them.
-fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), Error> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let config = Config::from_lookup(config::process_env, cpus)?;
+/// `hosts --watch`: probe, draw, wait, forever; Ctrl-C ends it (exit 0)
+/// after closing the tunnels of the current round. On a terminal each
+/// round redraws the screen; otherwise rounds are appended.
+fn watch(config: &Config, every: Duration, json: bool) -> Result<(), Error> {
+    let tty = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
+    let mut previous = emit::Counters::new();
+    for round in 1.. {
+        let started = Instant::now();
+        let plan = probe_and_plan(config, false);
+        // Each round opens and closes its own tunnels.
+        tunnel::registry::stop_all();
+        let body = if json {
+            emit::hosts_json(&plan, config.timeout)
+        } else {
+            let header = format!(
+                "distcc-auto hosts --watch: every {}, round {round}, {} of {} workers up\n\n",
+                probe::secs(every),
+                plan.up().count(),
+                plan.workers.len()
+            );
+            header + &emit::watch_table(&plan, &previous)
+        };
+        previous = emit::counters(&plan);
+        // Clear and home only on a terminal; a pipe gets plain blocks.
+        print(&if tty && !json {
+            format!("\x1b[H\x1b[2J{body}")
+        } else {
+            format!("{body}\n")
+        })?;
+        std::thread::sleep(every.saturating_sub(started.elapsed()));
+    }
+    Ok(())
+}
+
+/// Read the configuration; `check` turns the compile check on (hosts
+/// --check) when DISTCC_AUTO_CHECK did not.
+fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
+    let mut config = Config::from_lookup(config::process_env, cpus())?;
+    if check && config.check.is_none() {
+        config = Config::from_lookup(
+            |name| match name {
+                "DISTCC_AUTO_CHECK" => Some("compile".into()),
+                _ => config::process_env(name),
+            },
+            cpus(),
+        )?;
+    }
     set_debug(verbose || config.debug);
     for d in &config.hosts.duplicates {
         warn(d);
@@ -78,6 +136,17 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
             s.entry, s.host, s.distcc_port, s.stats_port
         ));
     }
+    Ok(config)
+}
+
+fn cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Probe every worker, decide the slots. `hosts` shows dropped workers in
+/// its table; `env` warns about them.
+fn probe_and_plan(config: &Config, warn_dropped: bool) -> Plan {
+    let cpus = cpus();
     let local = Local {
         cpus,
         mem_available_mib: mem_available_mib(),
@@ -105,16 +174,23 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
             }
         })
         .collect();
-    let deadline = start + config.timeout;
-    let ssh_deadline = start + config.timeout.max(config.ssh.timeout);
-    let probes = probe::probe_all(&routes, deadline, &config.ssh, ssh_deadline, debugging());
+    let bounds = probe::Bounds {
+        start,
+        deadline: start + config.timeout,
+        ssh_deadline: start + config.timeout.max(config.ssh.timeout),
+        check: config
+            .check
+            .as_ref()
+            .map(|c| (c.compiler.clone(), start + config.timeout.max(c.timeout))),
+    };
+    let probes = probe::probe_all(&routes, &bounds, &config.ssh, debugging());
     debug(&format!(
         "probing took {:.1?}, peak memory {} KiB",
         start.elapsed(),
         peak_memory_kib().unwrap_or(0)
     ));
     let plan = plan::plan(
-        &config,
+        config,
         local,
         specs
             .into_iter()
@@ -141,7 +217,7 @@ fn probe_and_plan(verbose: bool, warn_dropped: bool) -> Result<(Config, Plan), E
             warn(&format!("worker '{}' dropped: {why}", w.spec.entry));
         }
     }
-    Ok((config, plan))
+    plan
 }
 
 /// `distcc-auto kill`: stop the tunnels named in DISTCC_AUTO_TUNNEL_PIDS

@@ -5,6 +5,8 @@
 //! 1. With memory scaling on and a reported `dcc_free_mem`, a worker gets
 //!    min(dcc_max_kids, free_mem / COMPILER_MEMORY) slots; 0 drops it.
 //!    Without a report it gets dcc_max_kids.
+//!    With DISTCC_AUTO_LOAD_AWARE=1, those slots are reduced by how busy the
+//!    worker already is (see `busy`), never below 1.
 //! 2. Workers are ordered by slots (most first), mean load (lowest first),
 //!    free memory (most first, unknown last), then configuration order.
 //! 3. Local slots are EARLY_LOCAL_JOBS when a worker is up, else
@@ -137,6 +139,17 @@ pub fn plan(config: &Config, local: Local, workers: Vec<(HostSpec, Target, Probe
                         _ => format!("{slots} slots = dcc_max_kids"),
                     };
                     decisions.push(format!("{}: {why}", spec.entry));
+                    let slots = match (config.load_aware, busy(&stats)) {
+                        (true, Some(busy)) if dropped.is_none() => {
+                            let granted = load_aware_slots(slots, busy);
+                            decisions.push(format!(
+                                "{}: load-aware: {granted} slots = max(1, {slots} - {busy} busy)",
+                                spec.entry
+                            ));
+                            granted
+                        }
+                        _ => slots,
+                    };
                     (Some(stats), dropped, slots)
                 }
             };
@@ -224,6 +237,25 @@ fn worker_slots(stats: &Stats, compiler_memory_mib: u64) -> (u32, Option<String>
         }
         _ => (stats.max_kids, None),
     }
+}
+
+/// How many compilers' worth of work a worker is already doing, for
+/// load-aware slots: its one-minute load average or distccd's own average
+/// of busy compilers over the last minute, whichever is larger, rounded
+/// down. `None` when it reports neither.
+fn busy(stats: &Stats) -> Option<u32> {
+    let b = match (stats.load[0], stats.avg_kids1) {
+        (Some(l), Some(k)) => l.max(k),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => return None,
+    };
+    Some(b.min(f64::from(u32::MAX)) as u32)
+}
+
+/// Rule 1b, with DISTCC_AUTO_LOAD_AWARE=1: a shared worker grants what it
+/// has left, and never less than one slot.
+pub fn load_aware_slots(slots: u32, busy: u32) -> u32 {
+    slots.saturating_sub(busy).max(1)
 }
 
 /// Rule 2: the better worker sorts first.
@@ -338,6 +370,52 @@ mod tests {
             vec![up("a", 16, 0.0, Some(10)), up("d", 8, 0.0, Some(0))],
         );
         assert_eq!(off.remote_slots(), 24, "scaling off ignores free memory");
+    }
+
+    #[test]
+    fn rule1b_load_aware() {
+        assert_eq!(load_aware_slots(16, 4), 12);
+        assert_eq!(load_aware_slots(16, 16), 1);
+        assert_eq!(load_aware_slots(16, 99), 1);
+        assert_eq!(load_aware_slots(16, 0), 16);
+        let on = config(&[
+            ("DISTCC_AUTO_LOAD_AWARE", "1"),
+            ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
+        ]);
+        let mut busy_kids = up("kids", 16, 2.0, None);
+        if let Outcome::Up { stats } = &mut busy_kids.2.outcome {
+            stats.avg_kids1 = Some(6.0); // distccd's own count beats the load
+        }
+        let mut quiet = up("quiet", 8, 0.0, None);
+        if let Outcome::Up { stats } = &mut quiet.2.outcome {
+            stats.load = [None; 3]; // nothing reported: nothing taken off
+        }
+        let p = plan(
+            &on,
+            LOCAL,
+            vec![
+                up("a", 16, 4.7, None),
+                up("b", 8, 30.0, None),
+                busy_kids,
+                quiet,
+            ],
+        );
+        let slots: Vec<(&str, u32)> = p
+            .workers
+            .iter()
+            .map(|w| (w.spec.entry.as_str(), w.slots))
+            .collect();
+        assert_eq!(slots, [("a", 12), ("kids", 10), ("quiet", 8), ("b", 1)]);
+        assert!(
+            p.decisions
+                .iter()
+                .any(|d| d == "a: load-aware: 12 slots = max(1, 16 - 4 busy)"),
+            "{:?}",
+            p.decisions
+        );
+        // Off by default: the advertised slots.
+        let off = plan(&config(&[]), LOCAL, vec![up("a", 16, 4.7, None)]);
+        assert_eq!(off.workers[0].slots, 16);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::check;
 use crate::hostspec::{Host, HostSpec};
 use crate::stats::{self, Stats};
 use crate::tunnel::{self, SshSettings, TunnelInfo};
@@ -72,6 +73,7 @@ const CONNECTING: u8 = 1;
 const READING: u8 = 2;
 const JOB_PORT: u8 = 3;
 const TUNNEL: u8 = 4;
+const CHECKING: u8 = 5;
 
 fn stage_name(s: u8) -> &'static str {
     match s {
@@ -79,44 +81,82 @@ fn stage_name(s: u8) -> &'static str {
         CONNECTING => "connecting to the stats port",
         READING => "waiting for the stats reply",
         JOB_PORT => "connecting to the job port",
-        _ => "starting the ssh tunnel",
+        TUNNEL => "starting the ssh tunnel",
+        _ => "compiling the check file",
+    }
+}
+
+/// The deadlines of one probing phase.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    pub start: Instant,
+    /// Direct workers answer by this.
+    pub deadline: Instant,
+    /// ssh workers set up their tunnel and answer by this.
+    pub ssh_deadline: Instant,
+    /// With the compile check: the compiler, and when the check must end.
+    pub check: Option<(String, Instant)>,
+}
+
+impl Bounds {
+    /// The time a worker had, for a timeout message: by its route, or the
+    /// check's when it was compiling.
+    fn budget(&self, ssh: bool, stage: u8) -> Duration {
+        let end = match (&self.check, stage, ssh) {
+            (Some((_, end)), CHECKING, _) => *end,
+            (_, _, true) => self.ssh_deadline,
+            _ => self.deadline,
+        };
+        end.saturating_duration_since(self.start)
+    }
+
+    /// When the last worker must have answered.
+    fn last(&self, any_ssh: bool) -> Instant {
+        let mut last = self.deadline;
+        if any_ssh {
+            last = last.max(self.ssh_deadline);
+        }
+        if let Some((_, end)) = &self.check {
+            last = last.max(*end);
+        }
+        last
     }
 }
 
 /// Probe every worker at once; the answer for each comes back in order,
 /// with the target finally asked (for ssh workers, the tunnel's local end).
-/// Direct workers are bounded by `deadline`, ssh workers by `ssh_deadline`;
-/// this returns by the later of the two whatever the workers do.
+/// This returns by the last of the bounds, whatever the workers do.
 pub fn probe_all(
     routes: &[Route],
-    deadline: Instant,
+    bounds: &Bounds,
     ssh: &SshSettings,
-    ssh_deadline: Instant,
     trace: bool,
 ) -> Vec<(Target, Probe)> {
-    let start = Instant::now();
+    let start = bounds.start;
     let (tx, rx) = mpsc::channel::<(usize, Target, Probe)>();
     let stages: Arc<Vec<AtomicU8>> =
         Arc::new(routes.iter().map(|_| AtomicU8::new(RESOLVING)).collect());
     let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
-    let mut last = deadline;
-    let budget = deadline.saturating_duration_since(start);
-    let ssh_budget = ssh_deadline.saturating_duration_since(start);
+    let is_ssh = |r: &Route| matches!(r, Route::Ssh(_));
+    let last = bounds.last(routes.iter().any(is_ssh));
     for (i, route) in routes.iter().enumerate() {
-        let (tx, stages, route, ssh) =
-            (tx.clone(), Arc::clone(&stages), route.clone(), ssh.clone());
-        if matches!(route, Route::Ssh(_)) {
-            last = last.max(ssh_deadline);
-        }
+        let (tx, stages, route, ssh, bounds) = (
+            tx.clone(),
+            Arc::clone(&stages),
+            route.clone(),
+            ssh.clone(),
+            bounds.clone(),
+        );
         let spawned = thread::Builder::new()
             .name(format!("probe-{i}"))
             .stack_size(256 * 1024)
             .spawn(move || {
                 let (target, probe) = match &route {
-                    Route::Direct(t) => (t.clone(), probe_one(t, deadline, budget, &stages[i])),
-                    Route::Ssh(spec) => {
-                        through_tunnel(spec, &ssh, ssh_deadline, ssh_budget, &stages[i])
-                    }
+                    Route::Direct(t) => (
+                        t.clone(),
+                        probe_one(t, bounds.deadline, &bounds, false, &stages[i]),
+                    ),
+                    Route::Ssh(spec) => through_tunnel(spec, &ssh, &bounds, &stages[i]),
                 };
                 if trace {
                     let what = match &probe.outcome {
@@ -165,12 +205,9 @@ pub fn probe_all(
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
-                let budget = match routes[i] {
-                    Route::Direct(_) => budget,
-                    Route::Ssh(_) => ssh_budget,
-                };
-                let stage = stage_name(stages[i].load(Ordering::Relaxed));
-                let reason = format!("timed out after {} ({stage})", secs(budget));
+                let stage = stages[i].load(Ordering::Relaxed);
+                let budget = bounds.budget(is_ssh(&routes[i]), stage);
+                let reason = format!("timed out after {} ({})", secs(budget), stage_name(stage));
                 (routes[i].target(), down(None, reason, start))
             })
         })
@@ -182,14 +219,13 @@ pub fn probe_all(
 fn through_tunnel(
     spec: &HostSpec,
     ssh: &SshSettings,
-    deadline: Instant,
-    budget: Duration,
+    bounds: &Bounds,
     stage: &AtomicU8,
 ) -> (Target, Probe) {
     let start = Instant::now();
     stage.store(TUNNEL, Ordering::Relaxed);
     let remote = Route::Ssh(spec.clone()).target();
-    let t = match tunnel::open(spec, ssh, deadline) {
+    let t = match tunnel::open(spec, ssh, bounds.ssh_deadline) {
         Ok(t) => t,
         Err(why) => return (remote, down(None, why, start)),
     };
@@ -198,7 +234,7 @@ fn through_tunnel(
         distcc_port: t.info.local_distcc_port,
         stats_port: t.info.local_stats_port,
     };
-    let mut probe = probe_one(&target, deadline, budget, stage);
+    let mut probe = probe_one(&target, bounds.ssh_deadline, bounds, true, stage);
     if let Outcome::Down { reason } = &mut probe.outcome {
         t.stop();
         reason.insert_str(0, "through the ssh tunnel: ");
@@ -238,9 +274,9 @@ impl From<String> for Fail {
     }
 }
 
-/// One worker, start to end, within the deadline; `budget` is the whole
-/// phase's, for messages.
-fn probe_one(t: &Target, deadline: Instant, budget: Duration, stage: &AtomicU8) -> Probe {
+/// One worker, start to end: its stats by `deadline`, the compile check
+/// (when asked for) by the check's own deadline.
+fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &AtomicU8) -> Probe {
     let start = Instant::now();
     let addrs: Vec<SocketAddr> = match &t.host {
         Host::V4(a) => vec![SocketAddr::new((*a).into(), t.stats_port)],
@@ -265,7 +301,13 @@ fn probe_one(t: &Target, deadline: Instant, budget: Duration, stage: &AtomicU8) 
         // one blackholed address does not use up the others' time.
         let left = deadline.saturating_duration_since(Instant::now());
         let share = left / (addrs.len() - n) as u32;
-        match ask(*addr, t.distcc_port, Instant::now() + share, stage) {
+        match ask(
+            *addr,
+            t.distcc_port,
+            Instant::now() + share,
+            &bounds.check,
+            stage,
+        ) {
             Ok(stats) => {
                 return Probe {
                     address: Some(*addr),
@@ -276,12 +318,13 @@ fn probe_one(t: &Target, deadline: Instant, budget: Duration, stage: &AtomicU8) 
             }
             Err(Fail::Other(reason)) => last = Some(down(Some(*addr), reason, start)),
             Err(Fail::Timeout) => {
-                let at = stage_name(stage.load(Ordering::Relaxed));
-                last = Some(down(
-                    Some(*addr),
-                    format!("timed out after {} ({at})", secs(budget)),
-                    start,
-                ));
+                let at = stage.load(Ordering::Relaxed);
+                let reason = format!(
+                    "timed out after {} ({})",
+                    secs(bounds.budget(ssh, at)),
+                    stage_name(at)
+                );
+                last = Some(down(Some(*addr), reason, start));
             }
         }
     }
@@ -290,11 +333,13 @@ fn probe_one(t: &Target, deadline: Instant, budget: Duration, stage: &AtomicU8) 
     p
 }
 
-/// Read and parse the stats reply at `addr`, then check the job port.
+/// Read and parse the stats reply at `addr`, then check the job port, and
+/// with `check`, compile through it.
 fn ask(
     addr: SocketAddr,
     job_port: u16,
     deadline: Instant,
+    check: &Option<(String, Instant)>,
     stage: &AtomicU8,
 ) -> Result<Stats, Fail> {
     stage.store(CONNECTING, Ordering::Relaxed);
@@ -305,8 +350,18 @@ fn ask(
     drop(sock);
     let stats = stats::parse(&buf)?;
     stage.store(JOB_PORT, Ordering::Relaxed);
-    connect(SocketAddr::new(addr.ip(), job_port), deadline)
+    let mut job = connect(SocketAddr::new(addr.ip(), job_port), deadline)
         .map_err(|e| e.context(&format!("job port {job_port} closed")))?;
+    if let Some((compiler, end)) = check {
+        stage.store(CHECKING, Ordering::Relaxed);
+        check::run(&mut job, compiler, *end).map_err(|e| {
+            if e == check::TIMED_OUT {
+                Fail::Timeout
+            } else {
+                Fail::Other(e)
+            }
+        })?;
+    }
     Ok(stats)
 }
 

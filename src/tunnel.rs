@@ -426,6 +426,23 @@ pub mod registry {
         killed
     }
 
+    static WATCHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// For `hosts --watch`, where Ctrl-C is the normal way out: SIGINT
+    /// exits 0 (after stopping the tunnels).
+    pub fn watching() {
+        WATCHING.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// End every registered tunnel and keep accepting new ones: the end of
+    /// one `hosts --watch` round.
+    pub fn stop_all() {
+        let mut r = lock();
+        for pid in std::mem::take(&mut r.pids) {
+            end(pid);
+        }
+    }
+
     /// Block SIGINT, SIGTERM and SIGHUP in this thread and every thread it
     /// starts afterwards, and handle them in one thread of their own: kill
     /// every registered tunnel, then exit with 128 + the signal.
@@ -451,7 +468,12 @@ pub mod registry {
                                 if n == 1 { "" } else { "s" }
                             );
                         }
-                        std::process::exit(128 + sig);
+                        let watching = WATCHING.load(std::sync::atomic::Ordering::Relaxed);
+                        std::process::exit(if watching && sig == libc::SIGINT {
+                            0
+                        } else {
+                            128 + sig
+                        });
                     }
                 });
         }
