@@ -2,6 +2,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
+SHELL = /bin/bash
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 SHAREDIR = $(DESTDIR)$(PREFIX)/share/distcc-auto
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
@@ -13,8 +14,11 @@ all:
 deps:
 	sh tests/deps.sh
 
+# The last line sums up every test binary: "N passed, N failed".
 test: deps lint
-	$(CARGO) test
+	@mkdir -p target; set -o pipefail; $(CARGO) test 2>&1 | tee target/test.log; rc=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$rc
 
 lint: deps
 	$(CARGO) fmt --check

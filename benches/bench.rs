@@ -376,8 +376,9 @@ fn main() {
         t.not_run("4. ssh tunnels", "needs root for network namespaces");
     }
 
-    // Row 5: a real build, end to end.
+    // Row 5: a real build, end to end; row 6: two at once on one worker.
     end_to_end(&mut t, &d, cpus);
+    shared_worker(&mut t);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -448,6 +449,77 @@ fn uname() -> String {
         .map_or("?".into(), |o| {
             String::from_utf8_lossy(&o.stdout).trim().to_string()
         })
+}
+
+/// Row 6: two `distcc_build make` at once against the same real worker,
+/// without and with DISTCC_AUTO_LOAD_AWARE, the second starting one second
+/// after the first: wall time until both end, and the daemon's
+/// dcc_rej_overload and compile counters.
+fn shared_worker(t: &mut Table) {
+    let d = Distccd::start(4);
+    let dirs = [TempDir::new("shared-a"), TempDir::new("shared-b")];
+    for dir in &dirs {
+        generate_project(dir.path());
+        std::fs::create_dir_all(dir.path().join(".distcc")).unwrap();
+    }
+    let mut results: Vec<(&str, Vec<Duration>, u64, u64)> =
+        vec![("0", vec![], 0, 0), ("1", vec![], 0, 0)];
+    for round in 0..4 {
+        for r in results.iter_mut() {
+            let (rej, ok) = (d.stat("dcc_rej_overload"), d.stat("dcc_compile_ok"));
+            let start = Instant::now();
+            let children: Vec<_> = dirs
+                .iter()
+                .enumerate()
+                .map(|(i, dir)| {
+                    if i > 0 {
+                        thread::sleep(Duration::from_secs(1));
+                    }
+                    let clean = Command::new("make")
+                        .args(["-s", "clean"])
+                        .current_dir(dir.path())
+                        .status()
+                        .unwrap();
+                    assert!(clean.success());
+                    let mut c = shell("bash", None, "distcc_build make -s");
+                    c.env("DISTCC_AUTO_HOSTS", d.entry())
+                        .env("DISTCC_AUTO_LOAD_AWARE", r.0);
+                    c.env("DISTCC_AUTO_COMPILER_MEMORY", "0")
+                        .env("DISTCC_DIR", dir.path().join(".distcc"));
+                    c.current_dir(dir.path())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    c.spawn().unwrap()
+                })
+                .collect();
+            for mut c in children {
+                assert!(c.wait().unwrap().success());
+            }
+            if round > 0 {
+                // the first round is a warm-up
+                r.1.push(start.elapsed());
+                r.2 += d.stat("dcc_rej_overload") - rej;
+                r.3 += d.stat("dcc_compile_ok") - ok;
+            }
+        }
+    }
+    for (aware, times, rej, ok) in results {
+        let what = if aware == "1" {
+            "with DISTCC_AUTO_LOAD_AWARE=1"
+        } else {
+            "without load-aware slots"
+        };
+        t.row(
+            &format!("6. two `distcc_build make` at once on one real distccd (4 slots), {what}"),
+            "1",
+            &spread(times),
+            "-",
+            &format!(
+                "dcc_rej_overload +{rej}, remote compiles {ok} of {} over 3 rounds",
+                3 * 2 * (FILES + 1)
+            ),
+        );
+    }
 }
 
 /// A generated C project: FILES translation units, each heavy enough to
