@@ -143,13 +143,7 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
         r.show()
     );
     let r = go(&["hosts"], "1");
-    let row: Vec<&str> = r
-        .stdout
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let row = r.cells(1);
     assert_eq!(
         (row[3], row[6]),
         ("8", "3"),

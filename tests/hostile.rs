@@ -220,13 +220,7 @@ fn hostile_stats_values_are_never_trusted() {
             &format!("127.0.0.1:{}:{}", job.port, fake.port),
         )],
     );
-    let row: Vec<&str> = r
-        .stdout
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let row = r.cells(1);
     assert_eq!(
         &row[2..7],
         &["up", "4096", "-", "-", "4096"],
@@ -392,25 +386,7 @@ fn blackholed_workers_cost_one_deadline_not_one_each() {
         let r = run_cmd(c);
         assert_eq!(r.code, 0, "iptables: {}", r.show());
     }
-    let mut c = ns.cmd("distccd");
-    c.args([
-        "--daemon",
-        "--no-detach",
-        "--log-stderr",
-        "--listen",
-        "127.0.0.1",
-        "--allow",
-        "127.0.0.1/32",
-        "--port",
-        "3632",
-        "--stats",
-        "--stats-port",
-        "3633",
-        "--jobs",
-        "2",
-    ])
-    .stderr(Stdio::null());
-    let _d = Daemon::spawn(c, "distccd");
+    let _d = ns.distccd("127.0.0.1", 3632, 3633, 2, Stdio::null());
     wait_for(10, "distccd", || {
         let r = run_cmd(cmd_in(
             Some(&ns),
@@ -469,25 +445,7 @@ fn names_that_fail_or_hang_in_the_resolver() {
         "resolv.conf",
         "nameserver 127.0.0.53\noptions timeout:5 attempts:2\n",
     );
-    let mut c = d_ns.cmd("distccd");
-    c.args([
-        "--daemon",
-        "--no-detach",
-        "--log-stderr",
-        "--listen",
-        "127.0.0.1",
-        "--allow",
-        "127.0.0.1/32",
-        "--port",
-        "3632",
-        "--stats",
-        "--stats-port",
-        "3633",
-        "--jobs",
-        "3",
-    ])
-    .stderr(Stdio::null());
-    let _d = Daemon::spawn(c, "distccd");
+    let _d = d_ns.distccd("127.0.0.1", 3632, 3633, 3, Stdio::null());
     let vars = |hosts: &'static str| [("DISTCC_AUTO_HOSTS", hosts), ("DISTCC_AUTO_TIMEOUT", "1")];
     wait_for(10, "distccd", || {
         run_cmd(cmd_in(Some(&d_ns), &["env"], &vars("worker-a.test")))

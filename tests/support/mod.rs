@@ -230,6 +230,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// The cells of line `n` of stdout (0 is a table's header).
+    pub fn cells(&self, n: usize) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .nth(n)
+            .unwrap_or_else(|| panic!("no line {n}: {}", self.show()))
+            .split_whitespace()
+            .collect()
+    }
+
     /// A failure message that shows everything.
     pub fn show(&self) -> String {
         format!(
@@ -410,6 +420,29 @@ impl Netns {
     pub fn listen(&self, addr: &str) -> TcpListener {
         let addr = addr.to_string();
         self.inside(move || TcpListener::bind(addr).unwrap())
+    }
+
+    /// The real distccd inside the namespace, with --stats.
+    pub fn distccd(&self, listen: &str, port: u16, stats: u16, jobs: u32, log: Stdio) -> Daemon {
+        let mut c = self.cmd("distccd");
+        c.args([
+            "--daemon",
+            "--no-detach",
+            "--log-stderr",
+            "--listen",
+            listen,
+        ])
+        .args(["--allow", "127.0.0.1/32", "--allow", "10.231.0.0/24"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--stats",
+            "--stats-port",
+            &stats.to_string(),
+        ])
+        .args(["--jobs", &jobs.to_string()])
+        .stderr(log);
+        Daemon::spawn(c, "distccd")
     }
 
     /// A command that runs inside the namespace.
@@ -613,29 +646,8 @@ impl SshWorker {
             .stderr(std::fs::File::create(format!("{d}/sshd.log")).unwrap());
         daemons.push(Daemon::spawn(c, "sshd"));
         for (listen, port, stats) in [("127.0.0.1", 3632, 3633), (WORKER_IP, 4632, 4633)] {
-            let mut c = lan.worker.cmd("distccd");
-            c.args([
-                "--daemon",
-                "--no-detach",
-                "--log-stderr",
-                "--listen",
-                listen,
-                "--allow",
-                "127.0.0.1/32",
-                "--allow",
-                "10.231.0.0/24",
-            ])
-            .args([
-                "--port",
-                &port.to_string(),
-                "--stats",
-                "--stats-port",
-                &stats.to_string(),
-                "--jobs",
-                "3",
-            ])
-            .stderr(std::fs::File::create(format!("{d}/distccd-{port}.log")).unwrap());
-            daemons.push(Daemon::spawn(c, "distccd"));
+            let log = std::fs::File::create(format!("{d}/distccd-{port}.log")).unwrap();
+            daemons.push(lan.worker.distccd(listen, port, stats, 3, log.into()));
         }
         let w = SshWorker {
             lan,
@@ -660,40 +672,20 @@ impl SshWorker {
             .is_ok_and(|s| s.success())
     }
 
-    /// The worker's distccd stats, read inside its namespace.
+    /// The worker's distccd stats, read inside its namespace: 3633 on its
+    /// loopback, 4633 (the TCP daemon) on its veth address.
     pub fn stats(&self, port: u16) -> String {
+        let host = if port == 4633 { WORKER_IP } else { "127.0.0.1" };
+        let script = format!("exec 3<>/dev/tcp/{host}/{port} && cat <&3");
         let out = self
             .lan
             .worker
             .cmd("timeout")
-            .args([
-                "2",
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && cat <&3"),
-            ])
+            .args(["2", "bash", "-c", &script])
             .stderr(Stdio::null())
             .output()
             .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        if s.is_empty() && port == 4633 {
-            // The TCP daemon listens on the veth address only.
-            let out = self
-                .lan
-                .worker
-                .cmd("timeout")
-                .args([
-                    "2",
-                    "bash",
-                    "-c",
-                    &format!("exec 3<>/dev/tcp/{WORKER_IP}/{port} && cat <&3"),
-                ])
-                .stderr(Stdio::null())
-                .output()
-                .unwrap();
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        s
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn compile_ok(&self, port: u16) -> u64 {
