@@ -13,7 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -164,11 +164,19 @@ enum Ready {
 }
 
 fn wait_ready(child: &mut Child, t: &Tunnel, deadline: Instant) -> Result<(), Ready> {
-    let stats = SocketAddr::from((Ipv4Addr::LOCALHOST, t.info.local_stats_port));
+    let ports = [t.info.local_distcc_port, t.info.local_stats_port];
     loop {
         if let Some(status) = registry::try_wait(child) {
             let said = t.said();
-            if said.contains("Address already in use") {
+            // Another process took a port between our pick and ssh's bind.
+            if [
+                "Address already in use",
+                "cannot listen to port",
+                "Could not request local forwarding",
+            ]
+            .iter()
+            .any(|m| said.contains(m))
+            {
                 return Err(Ready::PortTaken(said));
             }
             let said = if said.is_empty() {
@@ -193,12 +201,58 @@ fn wait_ready(child: &mut Child, t: &Tunnel, deadline: Instant) -> Result<(), Re
             };
             return Err(Ready::Failed(format!("ssh tunnel not up in time{tail}")));
         }
-        // ssh listens on the forwards only once it is logged in.
-        if TcpStream::connect_timeout(&stats, left.min(Duration::from_millis(200))).is_ok() {
+        // ssh listens on its forwards only once it is logged in. Both ports
+        // must be listened on by this ssh process itself: a port picked
+        // free a moment ago may have been taken by someone else since.
+        if listened_by(child.id(), &ports) {
             return Ok(());
         }
-        thread::sleep(Duration::from_millis(10).min(left));
+        thread::sleep(Duration::from_millis(5).min(left));
     }
+}
+
+/// Whether process `pid` holds listening TCP sockets on 127.0.0.1 at every
+/// one of `ports` (from /proc/net/tcp and /proc/PID/fd).
+fn listened_by(pid: u32, ports: &[u16]) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let listeners = listening_inodes(&table);
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let owned: Vec<u64> = fds
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ports.iter().all(|p| {
+        listeners
+            .iter()
+            .any(|(port, inode)| port == p && owned.contains(inode))
+    })
+}
+
+/// (port, inode) of every socket listening on 127.0.0.1 in a
+/// /proc/net/tcp table.
+fn listening_inodes(table: &str) -> Vec<(u16, u64)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (addr, port) = f.get(1)?.split_once(':')?;
+            // State 0A is LISTEN; 0100007F is 127.0.0.1 in host byte order.
+            (addr == "0100007F" && *f.get(3)? == "0A").then_some(())?;
+            Some((u16::from_str_radix(port, 16).ok()?, f.get(9)?.parse().ok()?))
+        })
+        .collect()
 }
 
 fn two_free_ports() -> std::io::Result<(u16, u16)> {
@@ -509,6 +563,22 @@ mod tests {
             Duration::from_millis(300),
         );
         assert!(plain.join(" ").ends_with("-o ConnectTimeout=1 -o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o LogLevel=ERROR -L 127.0.0.1:1:localhost:3632 -L 127.0.0.1:2:localhost:3633 -- w3"));
+    }
+
+    #[test]
+    fn listening_sockets_from_proc_net_tcp() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:0E30 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 00000000:0E31 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:0E32 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4444 1 0000000000000000 20 4 30 10 -1
+";
+        assert_eq!(listening_inodes(table), [(3632, 4242)]);
+        // A listener of our own is found; a port nobody holds is not.
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listened_by(std::process::id(), &[port]));
+        drop(l);
+        assert!(!listened_by(std::process::id(), &[port]));
     }
 
     #[test]
