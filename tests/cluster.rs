@@ -121,17 +121,15 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
         "dcc_max_kids 8\ndcc_avg_kids1 2\ndcc_load1 5.30\ndcc_load2 1\ndcc_load3 1\n",
     ));
     let hosts = format!("127.0.0.1:{}:{}", job.port, fake.port);
-    let vars = |aware: &'static str| {
-        vec![
-            ("DISTCC_AUTO_HOSTS", hosts.clone()),
-            ("DISTCC_AUTO_LOAD_AWARE", aware.into()),
-            ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0".into()),
-        ]
-    };
     let go = |args: &[&str], aware| {
-        let v = vars(aware);
-        let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        run(args, &v)
+        run(
+            args,
+            &[
+                ("DISTCC_AUTO_HOSTS", &hosts),
+                ("DISTCC_AUTO_LOAD_AWARE", aware),
+                ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
+            ],
+        )
     };
     let r = go(&["env"], "1");
     assert!(

@@ -150,17 +150,15 @@ fn memory_scaling_on_and_off() {
         "dcc_max_kids 16\ndcc_load1 0.1\ndcc_free_mem 3000 MB\n",
     ));
     let hosts = format!("127.0.0.1:{}:{}", job.port, fake.port);
-    let vars = |mem: &'static str| {
-        vec![
-            ("DISTCC_AUTO_HOSTS", hosts.clone()),
-            ("DISTCC_AUTO_COMPILER_MEMORY", mem.to_string()),
-            ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0".into()),
-        ]
-    };
     let go = |mem| {
-        let v = vars(mem);
-        let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        run(&["env"], &v)
+        run(
+            &["env"],
+            &[
+                ("DISTCC_AUTO_HOSTS", &hosts),
+                ("DISTCC_AUTO_COMPILER_MEMORY", mem),
+                ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
+            ],
+        )
     };
     let on = go("1024");
     assert_eq!(

@@ -427,3 +427,31 @@ fn sixteen_concurrent_builds_through_ssh() {
     );
     assert_no_ssh_left(&w, "16 concurrent builds");
 }
+
+#[test]
+fn watch_closes_its_tunnels_on_ctrl_c() {
+    need_netns!("watch_closes_its_tunnels_on_ctrl_c");
+    let w = SshWorker::start();
+    let mut c = client(
+        &w,
+        "bash",
+        "exec distcc-auto hosts --watch 2",
+        "ssh://worker",
+    );
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    // Each round opens a tunnel and closes it; interrupt while one is open
+    // or between rounds: either way none may remain.
+    wait_for(10, "a tunnel of the watch", || w.ssh_processes().len() == 1);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_ssh_left(&w, "watch interrupted");
+}
