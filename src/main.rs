@@ -42,9 +42,11 @@ fn run() -> Result<(), Error> {
             // Tunnels of used workers are handed to the shell; the rest stop.
             let keep = plan.tunnel_pids();
             eprintln!("distcc-auto: {}", emit::summary(&plan));
-            let printed = print(&emit::env_script(&plan, &keep));
+            // Tunnels are handed over only if their PIDs were delivered: a
+            // closed pipe means nobody will ever stop them.
+            let printed = write_stdout(&emit::env_script(&plan, &keep));
             tunnel::registry::close(if printed.is_ok() { &keep } else { &[] });
-            printed
+            printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
         }
         Command::Hosts {
             json,
@@ -278,11 +280,15 @@ fn mem_available_mib() -> Option<u64> {
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
 fn print(s: &str) -> Result<(), Error> {
-    let mut out = io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+    match write_stdout(s) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             Err(Error::Other(format!("writing to stdout: {e}")))
         }
         _ => Ok(()),
     }
+}
+
+fn write_stdout(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes()).and_then(|()| out.flush())
 }

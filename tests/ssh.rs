@@ -455,3 +455,20 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
     );
     assert_no_ssh_left(&w, "watch interrupted");
 }
+
+#[test]
+fn env_whose_output_nobody_reads_stops_its_tunnels() {
+    need_netns!("env_whose_output_nobody_reads_stops_its_tunnels");
+    let w = SshWorker::start();
+    // `distcc-auto env | true`: the PIDs cannot reach anyone who would stop
+    // the tunnels, so they must not be left running.
+    let mut c = client(&w, "bash", "exec distcc-auto env", "ssh://worker");
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("writing to stdout"), "{err}");
+    assert_no_ssh_left(&w, "unread env");
+}
