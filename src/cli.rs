@@ -72,7 +72,8 @@ Environment:
   DISTCC_AUTO_DEBUG                         1 traces like --verbose
 
 Exit status: 0 ok, 96 configuration error, 97 nothing to build on,
-2 bad command line, 1 kill refused a PID, 128+N interrupted by signal N.
+2 bad command line, 1 kill refused a PID or env could not write,
+128+N interrupted by signal N.
 See distcc-auto(1).
 ";
 
