@@ -300,11 +300,7 @@ mod tests {
         .unwrap();
         let mk = |entry: &str, outcome| {
             let spec = parse_entry(entry).unwrap();
-            let target = Target {
-                host: spec.host.clone(),
-                distcc_port: spec.distcc_port,
-                stats_port: spec.stats_port,
-            };
+            let target = Target::of(&spec);
             (
                 spec,
                 target,

@@ -12,7 +12,7 @@ use distcc_auto::cli::{self, Command};
 use distcc_auto::config::{self, Config};
 use distcc_auto::error::Error;
 use distcc_auto::plan::{self, Local, Plan};
-use distcc_auto::probe::{self, Route, Target};
+use distcc_auto::probe::{self, Route};
 use distcc_auto::{debug, debugging, emit, set_debug, stats, tunnel, warn};
 
 fn main() -> ExitCode {
@@ -162,20 +162,7 @@ fn probe_and_plan(config: &Config, warn_dropped: bool) -> Plan {
 
     let start = Instant::now();
     let specs = config.hosts.specs.clone();
-    let routes: Vec<Route> = specs
-        .iter()
-        .map(|s| {
-            if s.is_ssh() {
-                Route::Ssh(s.clone())
-            } else {
-                Route::Direct(Target {
-                    host: s.host.clone(),
-                    distcc_port: s.distcc_port,
-                    stats_port: s.stats_port,
-                })
-            }
-        })
-        .collect();
+    let routes: Vec<Route> = specs.iter().map(Route::of).collect();
     let bounds = probe::Bounds {
         start,
         deadline: start + config.timeout,

@@ -319,11 +319,7 @@ mod tests {
 
     fn with(entry: &str, outcome: Outcome) -> (HostSpec, Target, Probe) {
         let spec = parse_entry(entry).unwrap();
-        let target = Target {
-            host: spec.host.clone(),
-            distcc_port: spec.distcc_port,
-            stats_port: spec.stats_port,
-        };
+        let target = Target::of(&spec);
         let probe = Probe {
             address: None,
             outcome,

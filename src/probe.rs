@@ -29,6 +29,17 @@ pub struct Target {
     pub stats_port: u16,
 }
 
+impl Target {
+    /// The worker's own address and ports, as configured.
+    pub fn of(spec: &HostSpec) -> Target {
+        Target {
+            host: spec.host.clone(),
+            distcc_port: spec.distcc_port,
+            stats_port: spec.stats_port,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Up { stats: Stats },
@@ -54,15 +65,19 @@ pub enum Route {
 }
 
 impl Route {
+    pub fn of(spec: &HostSpec) -> Route {
+        if spec.is_ssh() {
+            Route::Ssh(spec.clone())
+        } else {
+            Route::Direct(Target::of(spec))
+        }
+    }
+
     /// Where the worker is asked before any tunnel exists.
     pub fn target(&self) -> Target {
         match self {
             Route::Direct(t) => t.clone(),
-            Route::Ssh(s) => Target {
-                host: s.host.clone(),
-                distcc_port: s.distcc_port,
-                stats_port: s.stats_port,
-            },
+            Route::Ssh(s) => Target::of(s),
         }
     }
 }
