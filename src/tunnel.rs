@@ -101,8 +101,8 @@ pub fn ssh_args(spec: &HostSpec, distcc: u16, stats: u16, timeout: Duration) -> 
     args
 }
 
-/// Start a tunnel for `spec` and wait until its stats forward accepts
-/// connections, ssh exits, or `deadline` passes.
+/// Start a tunnel for `spec` and wait until this ssh process listens on
+/// both forwards (it does once logged in), ssh exits, or `deadline` passes.
 pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Result<Tunnel, String> {
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
