@@ -32,8 +32,8 @@ fn run() -> Result<(), Error> {
         Command::Version => print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Kill => kill(),
         Command::Env => {
-            tunnel::registry::guard_signals();
             let config = configure(args.verbose, false)?;
+            guard_tunnels(&config);
             let plan = probe_and_plan(&config, true);
             if let Err(e) = plan.usable() {
                 tunnel::registry::close(&[]);
@@ -53,8 +53,8 @@ fn run() -> Result<(), Error> {
             check,
             watch: None,
         } => {
-            tunnel::registry::guard_signals();
             let config = configure(args.verbose, check)?;
+            guard_tunnels(&config);
             let plan = probe_and_plan(&config, false);
             // A person's look: every tunnel closes before we exit.
             tunnel::registry::close(&[]);
@@ -75,6 +75,14 @@ fn run() -> Result<(), Error> {
             let config = configure(args.verbose, check)?;
             watch(&config, every, json)
         }
+    }
+}
+
+/// With ssh workers, a signal must stop the tunnels before we exit; this
+/// must run before any probe thread starts (they inherit the signal mask).
+fn guard_tunnels(config: &Config) {
+    if config.hosts.specs.iter().any(|s| s.is_ssh()) {
+        tunnel::registry::guard_signals();
     }
 }
 
