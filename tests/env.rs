@@ -128,7 +128,7 @@ fn job_port_closed_means_no_jobs() {
 #[test]
 fn ipv6_worker() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("SKIP ipv6_worker: no IPv6 loopback on this machine");
+        skip("ipv6_worker", "no IPv6 loopback on this machine");
         return;
     }
     let d = Distccd::start_on("::1", 2);

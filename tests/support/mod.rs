@@ -389,12 +389,18 @@ pub fn netns_unavailable() -> Option<String> {
     None
 }
 
+/// Say that a test is skipped and why, on the real stderr: the test
+/// harness captures `eprintln!`, but not a direct write.
+pub fn skip(test: &str, why: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIP {test}: {why}\n").as_bytes());
+}
+
 /// Skip a test, saying why, when namespaces are not available.
 #[macro_export]
 macro_rules! need_netns {
     ($name:expr) => {
         if let Some(why) = support::netns_unavailable() {
-            eprintln!("SKIP {}: {why}", $name);
+            support::skip($name, &why);
             return;
         }
     };
