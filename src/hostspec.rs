@@ -101,6 +101,8 @@ pub struct Parsed {
 pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
     let mut specs: Vec<HostSpec> = Vec::new();
     let mut duplicates = Vec::new();
+    // Identity of each kept worker -> its index in `specs`.
+    let mut seen: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
     for entry in value.split_whitespace() {
         let spec = parse_entry(entry).map_err(|why| {
             Error::Config(format!(
@@ -108,12 +110,15 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
                 entry.escape_debug()
             ))
         })?;
-        match specs.iter().find(|s| s.identity() == spec.identity()) {
-            Some(first) => duplicates.push(format!(
+        match seen.get(&spec.identity()) {
+            Some(&first) => duplicates.push(format!(
                 "DISTCC_AUTO_HOSTS: entry '{}' names the same worker as '{}'; counted once",
-                spec.entry, first.entry
+                spec.entry, specs[first].entry
             )),
-            None => specs.push(spec),
+            None => {
+                seen.insert(spec.identity(), specs.len());
+                specs.push(spec);
+            }
         }
     }
     if specs.is_empty() {
