@@ -116,11 +116,10 @@ fn compile_check_against_garbage_and_silence() {
 fn load_aware_slots_take_what_a_busy_worker_can_spare() {
     // FAKE: a worker that reports a load of 5.3 on 8 slots; a real idle
     // daemon cannot be made to report a chosen load.
-    let job = OpenPort::new();
     let fake = FakeStats::replying(stats_reply(
         "dcc_max_kids 8\ndcc_avg_kids1 2\ndcc_load1 5.30\ndcc_load2 1\ndcc_load3 1\n",
     ));
-    let hosts = format!("127.0.0.1:{}:{}", job.port, fake.port);
+    let hosts = fake.entry();
     let go = |args: &[&str], aware| {
         run(
             args,
@@ -135,7 +134,7 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
     assert!(
         r.stdout.contains(&format!(
             "export DISTCC_HOSTS='127.0.0.1:{}/3,lzo';",
-            job.port
+            fake.job_port
         )),
         "8 - 5 busy: {}",
         r.show()
@@ -150,7 +149,8 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
     );
     let r = go(&["env"], "0");
     assert!(
-        r.stdout.contains(&format!("127.0.0.1:{}/8,lzo", job.port)),
+        r.stdout
+            .contains(&format!("127.0.0.1:{}/8,lzo", fake.job_port)),
         "{}",
         r.show()
     );

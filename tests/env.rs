@@ -145,11 +145,10 @@ fn ipv6_worker() {
 #[test]
 fn memory_scaling_on_and_off() {
     // FAKE: Debian's distccd 3.4 never sends dcc_free_mem; newer daemons do.
-    let job = OpenPort::new();
     let fake = FakeStats::replying(stats_reply(
         "dcc_max_kids 16\ndcc_load1 0.1\ndcc_free_mem 3000 MB\n",
     ));
-    let hosts = format!("127.0.0.1:{}:{}", job.port, fake.port);
+    let hosts = fake.entry();
     let go = |mem| {
         run(
             &["env"],
@@ -163,14 +162,14 @@ fn memory_scaling_on_and_off() {
     let on = go("1024");
     assert_eq!(
         var(&on, "DISTCC_HOSTS"),
-        format!("127.0.0.1:{}/2,lzo", job.port),
+        format!("127.0.0.1:{}/2,lzo", fake.job_port),
         "{}",
         on.show()
     );
     let off = go("0");
     assert_eq!(
         var(&off, "DISTCC_HOSTS"),
-        format!("127.0.0.1:{}/16,lzo", job.port),
+        format!("127.0.0.1:{}/16,lzo", fake.job_port),
         "{}",
         off.show()
     );
@@ -418,13 +417,9 @@ fn stalled_and_oversized_replies_are_bounded() {
         let _ = c.shutdown(Shutdown::Both);
     });
     let good = FakeStats::replying(stats_reply("dcc_max_kids 5\n"));
-    // One job port each: entries sharing a job port would be one daemon.
-    let jobs: Vec<OpenPort> = (0..5).map(|_| OpenPort::new()).collect();
-    let entries: Vec<String> = [silent.port, trickle.port, flood.port, half.port, good.port]
-        .iter()
-        .zip(&jobs)
-        .map(|(s, j)| format!("127.0.0.1:{}:{s}", j.port))
-        .collect();
+    // Each fake has its own job port: entries sharing one would be one daemon.
+    let fakes = [&silent, &trickle, &flood, &half, &good];
+    let entries: Vec<String> = fakes.iter().map(|f| f.entry()).collect();
     let r = run(
         &["hosts"],
         &[
@@ -471,7 +466,7 @@ fn stalled_and_oversized_replies_are_bounded() {
     assert!(
         row(4).contains(" up ")
             && r.stdout
-                .contains(&format!("127.0.0.1:{}/5,lzo", jobs[4].port)),
+                .contains(&format!("127.0.0.1:{}/5,lzo", good.job_port)),
         "{}",
         r.show()
     );

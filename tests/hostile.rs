@@ -171,9 +171,8 @@ fn hostile_stats_values_are_never_trusted() {
         ("dcc_max_kids 99999999999999999999\ndcc_load1 NaN\ndcc_load2 -4\ndcc_load3 inf\ndcc_free_mem 12 GB\n".into(), ""),
     ];
     for (fields, why) in &cases {
-        let job = OpenPort::new();
         let fake = FakeStats::replying(stats_reply(fields));
-        let hosts = format!("127.0.0.1:{}:{}", job.port, fake.port);
+        let hosts = fake.entry();
         for sh in SHELLS {
             let r = eval_in(
                 sh,
@@ -190,7 +189,7 @@ fn hostile_stats_values_are_never_trusted() {
                 // and memory count as not reported.
                 assert!(
                     r.stdout
-                        .ends_with(&format!("127.0.0.1:{}/4096,lzo", job.port)),
+                        .ends_with(&format!("127.0.0.1:{}/4096,lzo", fake.job_port)),
                     "{sh}: {}",
                     r.show()
                 );
@@ -211,15 +210,8 @@ fn hostile_stats_values_are_never_trusted() {
         }
     }
     // The table shows the odd values as not reported.
-    let job = OpenPort::new();
     let fake = FakeStats::replying(stats_reply(&cases[6].0));
-    let r = run(
-        &["hosts"],
-        &[(
-            "DISTCC_AUTO_HOSTS",
-            &format!("127.0.0.1:{}:{}", job.port, fake.port),
-        )],
-    );
+    let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &fake.entry())]);
     let row = r.cells(1);
     assert_eq!(
         &row[2..7],
@@ -242,15 +234,11 @@ fn distccd_34_truncated_reply_is_still_used() {
     .into_bytes();
     reply.truncate(2048);
     reply.extend_from_slice(&[0, 0, 0x7f, 0xfe, b'\n', b'x']);
-    let job = OpenPort::new();
     let fake = FakeStats::replying(reply);
     let r = run(
         &["-v", "env"],
         &[
-            (
-                "DISTCC_AUTO_HOSTS",
-                &format!("127.0.0.1:{}:{}", job.port, fake.port),
-            ),
+            ("DISTCC_AUTO_HOSTS", &fake.entry()),
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
         ],
     );
@@ -259,7 +247,7 @@ fn distccd_34_truncated_reply_is_still_used() {
     assert!(
         r.stdout.contains(&format!(
             "export DISTCC_HOSTS='127.0.0.1:{}/6,lzo';",
-            job.port
+            fake.job_port
         )),
         "{}",
         r.show()
@@ -280,14 +268,10 @@ fn distccd_34_truncated_reply_is_still_used() {
         );
         thread::sleep(Duration::from_secs(20));
     });
-    let job = OpenPort::new();
     let r = run(
         &["hosts"],
         &[
-            (
-                "DISTCC_AUTO_HOSTS",
-                &format!("127.0.0.1:{}:{}", job.port, stall.port),
-            ),
+            ("DISTCC_AUTO_HOSTS", &stall.entry()),
             ("DISTCC_AUTO_TIMEOUT", "0.5"),
         ],
     );
@@ -316,12 +300,7 @@ fn memory_stays_small_whatever_workers_send() {
         })
     };
     let floods: Vec<FakeStats> = (0..16).map(|_| flood()).collect();
-    let jobs: Vec<OpenPort> = (0..16).map(|_| OpenPort::new()).collect();
-    let hosts: Vec<String> = floods
-        .iter()
-        .zip(&jobs)
-        .map(|(f, j)| format!("127.0.0.1:{}:{}", j.port, f.port))
-        .collect();
+    let hosts: Vec<String> = floods.iter().map(FakeStats::entry).collect();
     // The binary's own high-water mark (VmHWM), from its trace: a parent's
     // wait4 rusage would count the test process it was forked from.
     let r = run(

@@ -279,6 +279,9 @@ pub type Behaviour = Arc<dyn Fn(TcpStream) + Send + Sync>;
 /// Each test that uses it says why. It stops when dropped.
 pub struct FakeStats {
     pub port: u16,
+    /// A job port that accepts and never answers, to pair with it.
+    pub job_port: u16,
+    _job: TcpListener,
     stop: Arc<AtomicBool>,
 }
 
@@ -302,7 +305,19 @@ impl FakeStats {
                 }
             }
         });
-        FakeStats { port, stop }
+        let job = TcpListener::bind("127.0.0.1:0").unwrap();
+        let job_port = job.local_addr().unwrap().port();
+        FakeStats {
+            port,
+            job_port,
+            _job: job,
+            stop,
+        }
+    }
+
+    /// The DISTCC_AUTO_HOSTS entry of this fake worker.
+    pub fn entry(&self) -> String {
+        format!("127.0.0.1:{}:{}", self.job_port, self.port)
     }
 
     /// A server that sends `reply` and closes.
@@ -326,23 +341,6 @@ pub fn stats_reply(fields: &str) -> String {
     format!(
         "HTTP/1.0 200 OK\nContent-Type: text/plain\nConnection: close\n\nargv /distccd\n<distccstats>\ndcc_tcp_accept 0\n{fields}</distccstats>\n"
     )
-}
-
-/// A listener that accepts connections and never answers: a job port that
-/// is open, for pairing with a fake stats port.
-pub struct OpenPort {
-    pub port: u16,
-    _l: TcpListener,
-}
-
-impl OpenPort {
-    pub fn new() -> OpenPort {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        OpenPort {
-            port: l.local_addr().unwrap().port(),
-            _l: l,
-        }
-    }
 }
 
 /// Lines of `ps` for live processes (zombies excluded) whose command line
