@@ -54,6 +54,10 @@ fn address(w: &Worker) -> String {
             t.destination, t.local_distcc_port, t.local_stats_port
         ),
         (None, Some(a)) => a.to_string(),
+        // An ssh worker whose tunnel never came up.
+        (None, None) if w.spec.is_ssh() => {
+            format!("{} via ssh", w.spec.ssh_destination().unwrap_or_default())
+        }
         (None, None) => format!("{}:{}", w.target.host, w.target.stats_port),
     }
 }

@@ -179,6 +179,12 @@ fn wait_ready(child: &mut Child, t: &Tunnel, deadline: Instant) -> Result<(), Re
             {
                 return Err(Ready::PortTaken(said));
             }
+            // sh names itself by its $0 when it cannot run the command.
+            if let Some(why) = said.strip_prefix("distcc-auto-ssh: 1: ") {
+                return Err(Ready::Failed(format!(
+                    "cannot run DISTCC_AUTO_SSH_COMMAND: {why}"
+                )));
+            }
             let said = if said.is_empty() {
                 format!("ssh exited ({status}) without a message")
             } else {

@@ -472,3 +472,27 @@ fn env_whose_output_nobody_reads_stops_its_tunnels() {
     assert!(err.contains("writing to stdout"), "{err}");
     assert_no_ssh_left(&w, "unread env");
 }
+
+#[test]
+fn a_missing_ssh_client_is_named() {
+    // Needs no namespace: the client cannot even start.
+    let r = run(
+        &["hosts"],
+        &[
+            ("DISTCC_AUTO_HOSTS", "ssh://ci@w1"),
+            ("DISTCC_AUTO_SSH_COMMAND", "no-such-ssh-client -v"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.show());
+    let row = r.stdout.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("ssh://ci@w1  ci@w1 via ssh  down"),
+        "{}",
+        r.show()
+    );
+    assert!(
+        row.ends_with("cannot run DISTCC_AUTO_SSH_COMMAND: exec: no-such-ssh-client: not found"),
+        "{}",
+        r.show()
+    );
+}
