@@ -400,7 +400,7 @@ fn stalled_and_oversized_replies_are_bounded() {
             if c.write_all(&[b]).is_err() {
                 return;
             }
-            thread::sleep(Duration::from_millis(200));
+            thread::sleep(Duration::from_secs(1)); // one byte a second
         }
     });
     let flood = FakeStats::new(|mut c| {
