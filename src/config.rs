@@ -34,6 +34,8 @@ pub struct Config {
     /// Reduce slots by how busy a worker already is.
     pub load_aware: bool,
     pub debug: bool,
+    /// This machine's CPUs, the default for two job counts.
+    pub cpus: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +120,7 @@ impl Config {
             check,
             load_aware,
             debug,
+            cpus,
         })
     }
 }

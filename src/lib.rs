@@ -35,6 +35,17 @@ pub fn debug(msg: &str) {
     }
 }
 
+/// `trace!(...)`: like `debug(&format!(...))`, but the message is only
+/// built when tracing is on (1024 workers make 1024 messages).
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if $crate::debugging() {
+            $crate::debug(&format!($($arg)*));
+        }
+    };
+}
+
 pub fn warn(msg: &str) {
     eprintln!("distcc-auto: warning: {msg}");
 }

@@ -13,7 +13,7 @@ use distcc_auto::config::{self, Config};
 use distcc_auto::error::Error;
 use distcc_auto::plan::{self, Local, Plan};
 use distcc_auto::probe::{self, Route};
-use distcc_auto::{debug, debugging, emit, set_debug, stats, tunnel, warn};
+use distcc_auto::{debug, debugging, emit, set_debug, stats, trace, tunnel, warn};
 
 fn main() -> ExitCode {
     match run() {
@@ -123,28 +123,31 @@ fn watch(config: &Config, every: Duration, json: bool) -> Result<(), Error> {
 /// Read the configuration; `check` turns the compile check on (hosts
 /// --check) when DISTCC_AUTO_CHECK did not.
 fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
-    let mut config = Config::from_lookup(config::process_env, cpus())?;
+    let cpus = cpus();
+    let mut config = Config::from_lookup(config::process_env, cpus)?;
     if check && config.check.is_none() {
         config = Config::from_lookup(
             |name| match name {
                 "DISTCC_AUTO_CHECK" => Some("compile".into()),
                 _ => config::process_env(name),
             },
-            cpus(),
+            cpus,
         )?;
     }
     set_debug(verbose || config.debug);
     for d in &config.hosts.duplicates {
         warn(d);
     }
-    for s in &config.hosts.specs {
-        let via = s
-            .ssh_destination()
-            .map_or(String::new(), |d| format!(" via ssh to {d}"));
-        debug(&format!(
-            "entry '{}': host {} job port {} stats port {}{via}",
-            s.entry, s.host, s.distcc_port, s.stats_port
-        ));
+    if debugging() {
+        for s in &config.hosts.specs {
+            let via = s
+                .ssh_destination()
+                .map_or(String::new(), |d| format!(" via ssh to {d}"));
+            debug(&format!(
+                "entry '{}': host {} job port {} stats port {}{via}",
+                s.entry, s.host, s.distcc_port, s.stats_port
+            ));
+        }
     }
     Ok(config)
 }
@@ -156,17 +159,17 @@ fn cpus() -> u32 {
 /// Probe every worker, decide the slots. `hosts` shows dropped workers in
 /// its table; `env` warns about them.
 fn probe_and_plan(config: &Config, warn_dropped: bool) -> Plan {
-    let cpus = cpus();
+    let cpus = config.cpus;
     let local = Local {
         cpus,
         mem_available_mib: mem_available_mib(),
     };
-    debug(&format!(
+    trace!(
         "{cpus} CPUs, MemAvailable {:?} MiB, deadline {}, ssh deadline {}",
         local.mem_available_mib,
         probe::secs(config.timeout),
         probe::secs(config.timeout.max(config.ssh.timeout))
-    ));
+    );
 
     let start = Instant::now();
     let specs = config.hosts.specs.clone();
@@ -181,11 +184,11 @@ fn probe_and_plan(config: &Config, warn_dropped: bool) -> Plan {
             .map(|c| (c.compiler.clone(), start + config.timeout.max(c.timeout))),
     };
     let probes = probe::probe_all(&routes, &bounds, &config.ssh, debugging());
-    debug(&format!(
+    trace!(
         "probing took {:.1?}, peak memory {} KiB",
         start.elapsed(),
         peak_memory_kib().unwrap_or(0)
-    ));
+    );
     let plan = plan::plan(
         config,
         local,
@@ -232,7 +235,7 @@ fn kill() -> Result<(), Error> {
             }
         };
         if !tunnel::alive(pid) {
-            debug(&format!("tunnel {pid} already gone"));
+            trace!("tunnel {pid} already gone");
             continue;
         }
         match tunnel::is_our_tunnel(pid) {

@@ -188,11 +188,11 @@ pub fn probe_all(
                         ),
                         Outcome::Down { reason } => format!("down: {reason}"),
                     };
-                    crate::debug(&format!(
+                    crate::trace!(
                         "probe {}: {what} ({:.1?})",
                         target_label(&target),
                         probe.elapsed
-                    ));
+                    );
                 }
                 let _ = tx.send((i, target, probe));
             });
