@@ -720,6 +720,24 @@ impl SshWorker {
     }
 }
 
+impl Drop for SshWorker {
+    /// A safety net for a test or bench that panicked half-way: no ssh
+    /// client of this worker outlives it. Passing tests have none left.
+    fn drop(&mut self) {
+        for line in self.ssh_processes() {
+            if let Some(pid) = line
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+            {
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+}
+
 /// Our shell file for `sh` ("bash" or "zsh").
 pub fn shell_file(sh: &str) -> String {
     root()
