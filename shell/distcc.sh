@@ -43,6 +43,9 @@ distcc_build() {
         __distcc_auto_pids=
         # shellcheck disable=SC2317 # called by the EXIT trap
         __distcc_auto_stop() {
+            # Cleanup runs to the end: a second Ctrl-C or the hangup of a
+            # closing terminal must not cut it short.
+            trap '' HUP INT TERM
             if [ -n "$__distcc_auto_pids" ]; then
                 DISTCC_AUTO_TUNNEL_PIDS=$__distcc_auto_pids "$__distcc_auto_bin" kill >/dev/null
                 __distcc_auto_pids=

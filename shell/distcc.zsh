@@ -39,7 +39,9 @@ distcc_build() {
         # Stop our tunnels however the subshell ends; a signal becomes an
         # exit with the conventional status so that the EXIT trap runs.
         local pids= out njobs var
-        trap 'if [[ -n $pids ]]; then DISTCC_AUTO_TUNNEL_PIDS=$pids $bin kill >/dev/null; pids=; fi' EXIT
+        # Cleanup runs to the end: a second Ctrl-C or the hangup of a
+        # closing terminal must not cut it short.
+        trap 'trap "" HUP INT TERM; if [[ -n $pids ]]; then DISTCC_AUTO_TUNNEL_PIDS=$pids $bin kill >/dev/null; pids=; fi' EXIT
         trap 'exit 129' HUP
         trap 'exit 130' INT
         trap 'exit 143' TERM

@@ -28,10 +28,17 @@ pub fn debugging() -> bool {
     DEBUG.load(Ordering::Relaxed)
 }
 
+/// A line on stderr. Unlike `eprintln!`, a stderr that is gone (a closed
+/// terminal) is no reason to stop: the cleanup that follows matters more.
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "distcc-auto: {msg}");
+}
+
 /// A trace line on stderr, when tracing is on.
 pub fn debug(msg: &str) {
     if debugging() {
-        eprintln!("distcc-auto: debug: {msg}");
+        say(&format!("debug: {msg}"));
     }
 }
 
@@ -47,5 +54,5 @@ macro_rules! trace {
 }
 
 pub fn warn(msg: &str) {
-    eprintln!("distcc-auto: warning: {msg}");
+    say(&format!("warning: {msg}"));
 }

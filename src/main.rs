@@ -13,13 +13,13 @@ use distcc_auto::config::{self, Config};
 use distcc_auto::error::Error;
 use distcc_auto::plan::{self, Local, Plan};
 use distcc_auto::probe::{self, Route};
-use distcc_auto::{debug, debugging, emit, set_debug, stats, trace, tunnel, warn};
+use distcc_auto::{debug, debugging, emit, say, set_debug, stats, trace, tunnel, warn};
 
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("distcc-auto: error: {e}");
+            say(&format!("error: {e}"));
             ExitCode::from(e.exit_code())
         }
     }
@@ -41,7 +41,7 @@ fn run() -> Result<(), Error> {
             }
             // Tunnels of used workers are handed to the shell; the rest stop.
             let keep = plan.tunnel_pids();
-            eprintln!("distcc-auto: {}", emit::summary(&plan));
+            say(&emit::summary(&plan));
             // Tunnels are handed over only if their PIDs were delivered: a
             // closed pipe means nobody will ever stop them.
             let printed = write_stdout(&emit::env_script(&plan, &keep));
@@ -223,6 +223,13 @@ fn probe_and_plan(config: &Config, warn_dropped: bool) -> Plan {
 /// `distcc-auto kill`: stop the tunnels named in DISTCC_AUTO_TUNNEL_PIDS
 /// (only processes that are still our ssh tunnels) and print `unset` lines.
 fn kill() -> Result<(), Error> {
+    // This is cleanup, often run from a trap while the terminal hangs up or
+    // Ctrl-C is pressed again: the same signal must not cut it short.
+    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
     let pids = config::process_env("DISTCC_AUTO_TUNNEL_PIDS").unwrap_or_default();
     let mut refused = Vec::new();
     for word in pids.split_whitespace() {
@@ -242,7 +249,7 @@ fn kill() -> Result<(), Error> {
             None => refused.push(format!("process {pid} is not an ssh tunnel of distcc-auto")),
             Some(dest) => {
                 if tunnel::terminate(pid, std::time::Duration::from_secs(2)) {
-                    eprintln!("distcc-auto: stopped ssh tunnel {pid} ({dest})");
+                    say(&format!("stopped ssh tunnel {pid} ({dest})"));
                 } else {
                     refused.push(format!("ssh tunnel {pid} ({dest}) did not stop"));
                 }

@@ -523,10 +523,10 @@ pub mod registry {
                     if libc::sigwait(&set, &mut sig) == 0 {
                         let n = close(&[]);
                         if n > 0 {
-                            eprintln!(
-                                "distcc-auto: interrupted: stopped {n} ssh tunnel{}",
+                            crate::say(&format!(
+                                "interrupted: stopped {n} ssh tunnel{}",
                                 if n == 1 { "" } else { "s" }
-                            );
+                            ));
                         }
                         let watching = WATCHING.load(std::sync::atomic::Ordering::Relaxed);
                         std::process::exit(if watching && sig == libc::SIGINT {
