@@ -7,9 +7,9 @@
 //! temporary file that we read for the error message.
 //!
 //! Every ssh process we start is in a registry until it is handed to the
-//! shell (its PID printed) or killed. A signal thread owns SIGINT, SIGTERM
-//! and SIGHUP: on one it kills every registered tunnel and exits, and no new
-//! tunnel can start after that.
+//! shell (its PID printed) or killed. While tunnels may exist, a signal
+//! thread owns SIGINT, SIGTERM and SIGHUP: on one it kills every registered
+//! tunnel and exits, and no new tunnel can start after that.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -144,11 +144,11 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
         match wait_ready(&mut child, &tunnel, deadline) {
             Ok(()) => return Ok(tunnel),
             Err(Ready::PortTaken(why)) => {
-                registry::stop(&mut child);
+                registry::stop_pid(child.id());
                 last = why;
             }
             Err(Ready::Failed(why)) => {
-                registry::stop(&mut child);
+                registry::stop_pid(child.id());
                 return Err(why);
             }
         }
@@ -431,17 +431,8 @@ pub mod registry {
         status
     }
 
-    /// Kill a tunnel of ours that failed, reap it and forget it.
-    pub(super) fn stop(child: &mut Child) {
-        let mut r = lock();
-        if r.pids.contains(&child.id()) {
-            let _ = child.kill();
-            let _ = child.wait();
-            r.pids.retain(|&p| p != child.id());
-        }
-    }
-
-    /// Kill a tunnel that came up but whose worker is not used.
+    /// Stop a tunnel of ours (one that failed, or whose worker is not
+    /// used), reap it and forget it.
     pub fn stop_pid(pid: u32) {
         let mut r = lock();
         if r.pids.contains(&pid) {
