@@ -21,7 +21,10 @@ distcc_build() {
         if [ -z "$__distcc_auto_bin" ]; then
             # Not on PATH: look beside this file, installed (PREFIX/share/
             # distcc-auto/../../bin) or in a source checkout (target/release).
-            __distcc_auto_dir=${BASH_SOURCE[0]%/*}
+            case ${BASH_SOURCE[0]} in
+                */*) __distcc_auto_dir=${BASH_SOURCE[0]%/*} ;;
+                *) __distcc_auto_dir=. ;;
+            esac
             for __distcc_auto_try in "$__distcc_auto_dir/../../bin/distcc-auto" \
                 "$__distcc_auto_dir/../target/release/distcc-auto"; do
                 if [ -x "$__distcc_auto_try" ]; then

@@ -214,30 +214,27 @@ fn finds_the_installed_binary_beside_the_shell_file() {
         c
     });
     assert_eq!(r.code, 0, "{}", r.show());
-    for sh in SHELLS {
-        let file = prefix.path().join(format!(
-            "usr/share/distcc-auto/{}",
-            if sh == "bash" {
-                "distcc.sh"
-            } else {
-                "distcc.zsh"
-            }
-        ));
+    let share = prefix.path().join("usr/share/distcc-auto");
+    // Sourced by absolute path, and by bare name from its own directory.
+    for (sh, file) in [
+        ("bash", share.join("distcc.sh").display().to_string()),
+        ("zsh", share.join("distcc.zsh").display().to_string()),
+        ("bash", "distcc.sh".into()),
+        ("zsh", "./distcc.zsh".into()),
+    ] {
         let mut c = Command::new(sh);
         c.args(if sh == "bash" {
             vec!["--noprofile", "--norc", "-u", "-c"]
         } else {
             vec!["-f", "-u", "-c"]
         });
-        c.arg(format!(
-            ". '{}'; distcc_build printf '%s ' ok",
-            file.display()
-        ));
+        c.arg(format!(". '{file}'; distcc_build printf '%s ' ok"));
+        c.current_dir(&share);
         c.env("PATH", "/usr/bin:/bin");
         c.env("DISTCC_AUTO_HOSTS", d.entry());
         c.env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0");
         let r = run_cmd(c);
-        assert_eq!(r.code, 0, "{sh}: {}", r.show());
-        assert_eq!(r.stdout, "ok -j 1 ", "{sh}: {}", r.show());
+        assert_eq!(r.code, 0, "{sh} {file}: {}", r.show());
+        assert_eq!(r.stdout, "ok -j 1 ", "{sh} {file}: {}", r.show());
     }
 }
