@@ -74,10 +74,13 @@ fn millis(w: &Worker) -> f64 {
     (w.elapsed.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// The `hosts` table: a row per worker in priority order, then the totals.
-/// KIDS is what a worker advertises (dcc_max_kids), SLOTS what it was
-/// granted.
-pub fn hosts_table(plan: &Plan) -> String {
+/// Entries dropped as naming a worker already listed: (entry, first).
+pub type Duplicates = [(String, String)];
+
+/// The `hosts` table: a row per worker in priority order, a row per
+/// duplicate entry, then the totals. KIDS is what a worker advertises
+/// (dcc_max_kids), SLOTS what it was granted.
+pub fn hosts_table(plan: &Plan, duplicates: &Duplicates) -> String {
     let header = [
         "ENTRY", "ADDRESS", "STATE", "KIDS", "LOAD", "FREE_MEM", "SLOTS", "TIME", "REASON",
     ];
@@ -95,7 +98,13 @@ pub fn hosts_table(plan: &Plan) -> String {
             w.dropped.clone().unwrap_or_default(),
         ]
     });
-    let mut out = columns(&header, rows, &[3, 4, 6, 7]);
+    let dups = duplicates.iter().map(|(entry, first)| {
+        let mut row = vec![entry.clone(), "-".into(), "dup".into()];
+        row.extend(["-"; 5].map(String::from));
+        row.push(format!("same worker as '{first}'"));
+        row
+    });
+    let mut out = columns(&header, rows.chain(dups), &[3, 4, 6, 7]);
     let _ = writeln!(out, "\n{}", totals(plan));
     let _ = writeln!(out, "DISTCC_HOSTS={}", quote(&plan.distcc_hosts()));
     if let Some(why) = &plan.nothing {
@@ -209,7 +218,7 @@ pub fn watch_table(plan: &Plan, previous: &Counters) -> String {
 }
 
 /// The same as one JSON document.
-pub fn hosts_json(plan: &Plan, timeout: std::time::Duration) -> String {
+pub fn hosts_json(plan: &Plan, duplicates: &Duplicates, timeout: std::time::Duration) -> String {
     let mut workers = Vec::new();
     for w in &plan.workers {
         let s = w.stats.as_ref();
@@ -238,10 +247,21 @@ pub fn hosts_json(plan: &Plan, timeout: std::time::Duration) -> String {
             )),
         ));
     }
+    let dups: Vec<String> = duplicates
+        .iter()
+        .map(|(entry, first)| {
+            format!(
+                "{{\"entry\":{},\"same_as\":{}}}",
+                string(entry),
+                string(first)
+            )
+        })
+        .collect();
     format!(
-        "{{\"workers\":[{}],\"local_slots\":{},\"preprocessor_slots\":{},\"remote_slots\":{},\
+        "{{\"workers\":[{}],\"duplicates\":[{}],\"local_slots\":{},\"preprocessor_slots\":{},\"remote_slots\":{},\
          \"jobs\":{},\"distcc_hosts\":{},\"timeout_s\":{},\"nothing_to_build_on\":{}}}\n",
         workers.join(","),
+        dups.join(","),
         plan.local_slots,
         plan.preprocessor_slots,
         plan.remote_slots(),
@@ -357,7 +377,7 @@ mod tests {
 
     #[test]
     fn table_lists_every_worker_and_totals() {
-        let t = hosts_table(&sample_plan("0"));
+        let t = hosts_table(&sample_plan("0"), &[("W1".into(), "w1".into())]);
         let lines: Vec<&str> = t.lines().collect();
         assert!(
             lines[0].starts_with("ENTRY") && lines[0].ends_with("REASON"),
@@ -373,6 +393,9 @@ mod tests {
                 && lines[2].ends_with("timed out after 2 s (connecting to the stats port)"),
             "{t}"
         );
+        let dup: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(&dup[..3], ["W1", "-", "dup"], "{t}");
+        assert!(lines[3].ends_with("same worker as 'w1'"), "{t}");
         assert!(t.contains("local slots: 2, preprocessor slots: 3, remote slots: 16 on 1 of 2 workers, total: -j 21"), "{t}");
     }
 
@@ -404,9 +427,19 @@ mod tests {
 
     #[test]
     fn json_is_one_document() {
-        let j = hosts_json(&sample_plan("0"), Duration::from_secs(2));
+        let j = hosts_json(
+            &sample_plan("0"),
+            &[("W1".into(), "w1".into())],
+            Duration::from_secs(2),
+        );
         assert!(j.starts_with("{\"workers\":[{\"entry\":\"w1\",\"transport\":\"tcp\",\"address\":\"w1:3633\",\"up\":true,\"reason\":null,\"max_kids\":16,\"load\":[0.5,0.5,0.5]"), "{j}");
         assert!(j.contains("\"jobs\":21,\"distcc_hosts\":\"localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo\""), "{j}");
+        assert!(
+            j.contains(
+                "],\"duplicates\":[{\"entry\":\"W1\",\"same_as\":\"w1\"}],\"local_slots\":2,"
+            ),
+            "{j}"
+        );
         assert_eq!(string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
     }
 }

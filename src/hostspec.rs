@@ -93,7 +93,8 @@ impl HostSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     pub specs: Vec<HostSpec>,
-    pub duplicates: Vec<String>,
+    /// Entries dropped as naming a worker already listed: (entry, first).
+    pub duplicates: Vec<(String, String)>,
 }
 
 /// Parse the whole variable. Any bad entry is a configuration error that
@@ -111,10 +112,7 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
             ))
         })?;
         match seen.get(&spec.identity()) {
-            Some(&first) => duplicates.push(format!(
-                "DISTCC_AUTO_HOSTS: entry '{}' names the same worker as '{}'; counted once",
-                spec.entry, specs[first].entry
-            )),
+            Some(&first) => duplicates.push((spec.entry, specs[first].entry.clone())),
             None => {
                 seen.insert(spec.identity(), specs.len());
                 specs.push(spec);
@@ -459,7 +457,10 @@ mod tests {
         let entries: Vec<_> = p.specs.iter().map(|s| s.entry.as_str()).collect();
         assert_eq!(entries, ["localhost:3632", "W1", "[::1]", "ssh://w1"]);
         assert_eq!(p.duplicates.len(), 5);
-        assert!(p.duplicates[0].contains("'127.0.0.1' names the same worker as 'localhost:3632'"));
+        assert_eq!(
+            p.duplicates[0],
+            ("127.0.0.1".to_string(), "localhost:3632".to_string())
+        );
         // Different job ports are different daemons.
         assert_eq!(parse_hosts("w1 w1:4000").unwrap().specs.len(), 2);
     }

@@ -59,9 +59,9 @@ fn run() -> Result<(), Error> {
             // A person's look: every tunnel closes before we exit.
             tunnel::registry::close(&[]);
             print(&if json {
-                emit::hosts_json(&plan, config.timeout)
+                emit::hosts_json(&plan, &config.hosts.duplicates, config.timeout)
             } else {
-                emit::hosts_table(&plan)
+                emit::hosts_table(&plan, &config.hosts.duplicates)
             })?;
             plan.usable()
         }
@@ -98,7 +98,7 @@ fn watch(config: &Config, every: Duration, json: bool) -> Result<(), Error> {
         // Each round opens and closes its own tunnels.
         tunnel::registry::stop_all();
         let body = if json {
-            emit::hosts_json(&plan, config.timeout)
+            emit::hosts_json(&plan, &config.hosts.duplicates, config.timeout)
         } else {
             let header = format!(
                 "distcc-auto hosts --watch: every {}, round {round}, {} of {} workers up\n\n",
@@ -135,8 +135,10 @@ fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
         )?;
     }
     set_debug(verbose || config.debug);
-    for d in &config.hosts.duplicates {
-        warn(d);
+    for (entry, first) in &config.hosts.duplicates {
+        warn(&format!(
+            "DISTCC_AUTO_HOSTS: entry '{entry}' names the same worker as '{first}'; counted once"
+        ));
     }
     if debugging() {
         for s in &config.hosts.specs {

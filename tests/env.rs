@@ -319,6 +319,43 @@ fn hosts_table_and_json() {
 }
 
 #[test]
+fn hosts_shows_entries_that_name_the_same_worker() {
+    let d = Distccd::start(2);
+    let hosts = format!("{} tcp://localhost:{}:{}", d.entry(), d.port, d.stats_port);
+    let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert_eq!(
+        r.cells(2)[..3],
+        [
+            format!("tcp://localhost:{}:{}", d.port, d.stats_port).as_str(),
+            "-",
+            "dup"
+        ],
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .nth(2)
+            .unwrap()
+            .ends_with(&format!("same worker as '{}'", d.entry())),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stderr.contains("names the same worker as"),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stdout.contains("remote slots: 2 on 1 of 1 workers"),
+        "counted once: {}",
+        r.show()
+    );
+}
+
+#[test]
 fn verbose_traces_each_step() {
     let d = Distccd::start(2);
     for (args, vars) in [
