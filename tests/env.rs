@@ -471,13 +471,7 @@ fn stalled_and_oversized_replies_are_bounded() {
         r.took,
         r.show()
     );
-    let row = |i: usize| {
-        r.stdout
-            .lines()
-            .find(|l| l.starts_with(&entries[i]))
-            .unwrap()
-            .to_string()
-    };
+    let row = |i: usize| r.row(&entries[i]);
     assert!(
         row(0).contains("down")
             && row(0).contains("timed out after 1 s (waiting for the stats reply)"),

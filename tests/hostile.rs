@@ -438,11 +438,7 @@ fn names_that_fail_or_hang_in_the_resolver() {
         &["hosts"],
         &vars("worker-a.test nowhere.test"),
     ));
-    let row = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("nowhere.test"))
-        .unwrap();
+    let row = r.row("nowhere.test");
     assert!(
         row.contains("down") && row.contains("name did not resolve"),
         "{}",
@@ -457,11 +453,7 @@ fn names_that_fail_or_hang_in_the_resolver() {
         &["hosts"],
         &vars("worker-a.test slow.test"),
     ));
-    let row = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("slow.test"))
-        .unwrap();
+    let row = r.row("slow.test");
     assert!(
         row.contains("timed out after 1 s (resolving the name)"),
         "{}",

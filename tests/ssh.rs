@@ -229,11 +229,7 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
             start.elapsed()
         );
         assert_eq!(r.code, 0, "{entry}: falls back to local jobs: {}", r.show());
-        let row = r
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(entry))
-            .unwrap_or_else(|| panic!("{}", r.show()));
+        let row = r.row(entry);
         assert!(
             row.contains(" down ") && row.contains(want),
             "{entry}: want {want:?}\n{}",
@@ -270,11 +266,7 @@ fn mixed_tcp_and_ssh_workers() {
         .env("DISTCC_DIR", src.path().join(".distcc"));
     let r = run_cmd(c);
     assert_eq!(r.code, 0, "{}", r.show());
-    let ssh_row = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("ssh://worker"))
-        .unwrap();
+    let ssh_row = r.row("ssh://worker");
     assert!(
         ssh_row.contains("worker via 127.0.0.1:") && ssh_row.contains(" up "),
         "{}",

@@ -240,6 +240,14 @@ impl Run {
             .collect()
     }
 
+    /// The `hosts` table row of `entry` (the first stdout line it starts).
+    pub fn row(&self, entry: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| l.starts_with(entry))
+            .unwrap_or_else(|| panic!("no row {entry}: {}", self.show()))
+    }
+
     /// A failure message that shows everything.
     pub fn show(&self) -> String {
         format!(
