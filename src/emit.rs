@@ -70,6 +70,10 @@ fn load(w: &Worker) -> Option<String> {
     w.stats.as_ref()?.mean_load().map(|l| format!("{l:.2}"))
 }
 
+fn free_mem(w: &Worker) -> Option<String> {
+    w.stats.as_ref()?.free_mem_mib.map(|m| format!("{m} MiB"))
+}
+
 fn millis(w: &Worker) -> f64 {
     (w.elapsed.as_secs_f64() * 10_000.0).round() / 10.0
 }
@@ -92,7 +96,7 @@ pub fn hosts_table(plan: &Plan, duplicates: &Duplicates) -> String {
             state(w),
             opt(s.map(|s| s.max_kids)),
             opt(load(w)),
-            opt(s.and_then(|s| s.free_mem_mib).map(|m| format!("{m} MiB"))),
+            opt(free_mem(w)),
             slots(w),
             format!("{} ms", millis(w)),
             w.dropped.clone().unwrap_or_default(),
@@ -205,7 +209,7 @@ pub fn watch_table(plan: &Plan, previous: &Counters) -> String {
             slots(w),
             opt(s.and_then(|s| s.current_load)),
             opt(load(w)),
-            opt(s.and_then(|s| s.free_mem_mib).map(|m| format!("{m} MiB"))),
+            opt(free_mem(w)),
             delta(|c| c.0),
             delta(|c| c.1),
             format!("{} ms", millis(w)),
