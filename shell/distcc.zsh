@@ -5,58 +5,157 @@
 #   distcc_build make all
 #
 # The same function as distcc.sh for bash; see there and distcc-auto(1).
+# Our part runs with zsh's own options (emulate -L zsh); the build runs in
+# a subshell of its own with the user's options restored, and without any
+# variable of ours, so that it can neither see nor break the cleanup.
 
 distcc_build() {
-    emulate -L zsh
+    # The user's options, taken before ours replace them ([@]: right under
+    # ksh_arrays too).
+    \builtin typeset -a __distcc_auto_opts
+    __distcc_auto_opts=("${(@kv)options[@]}")
+    \builtin emulate -L zsh
     if (( $# == 0 )); then
-        print -ru2 -- "distcc_build: usage: distcc_build BUILD-COMMAND [ARGS...]"
-        return 96
+        \builtin print -ru2 -- "distcc_build: usage: distcc_build BUILD-COMMAND [ARGS...]"
+        \builtin return 2
     fi
     (
-        local bin dir try
-        bin=${commands[distcc-auto]:-}
-        if [[ -z $bin ]]; then
-            # Not on PATH: look beside the file that defined this function,
-            # installed (PREFIX/share/distcc-auto/../../bin) or in a source
-            # checkout (target/release).
-            zmodload -F zsh/parameter p:functions_source 2>/dev/null
-            dir=${${functions_source[distcc_build]:-}:h}
-            for try in $dir/../../bin/distcc-auto $dir/../target/release/distcc-auto; do
-                if [[ -x $try ]]; then
-                    bin=$try
+        \builtin zmodload zsh/system zsh/parameter
+        # `whence -p` searches PATH only: an alias or function named
+        # distcc-auto is not a binary. Else look beside this file,
+        # installed (PREFIX/share/distcc-auto/../../bin) or in a checkout.
+        __distcc_auto_bin=$(\builtin whence -p distcc-auto) || __distcc_auto_bin=
+        __distcc_auto_file=${functions_source[distcc_build]:-}
+        if [[ -z $__distcc_auto_bin ]]; then
+            for __distcc_auto_try in $__distcc_auto_file:h/../../bin/distcc-auto \
+                $__distcc_auto_file:h/../target/release/distcc-auto; do
+                if [[ -x $__distcc_auto_try ]]; then
+                    __distcc_auto_bin=$__distcc_auto_try
                     break
                 fi
             done
         fi
-        if [[ -z $bin ]]; then
-            print -ru2 -- "distcc_build: distcc-auto not found on PATH nor beside ${functions_source[distcc_build]:-the sourced file}"
-            exit 96
+        if [[ -z $__distcc_auto_bin ]]; then
+            \builtin print -ru2 -- "distcc_build: distcc-auto not found on PATH nor beside ${__distcc_auto_file:-the sourced file}"
+            \builtin exit 96
         fi
+        # Absolute, so that a build that changes directory cannot lose it.
+        __distcc_auto_bin=$__distcc_auto_bin:a
         if [[ -n ${DISTCC_HOSTS:-} ]]; then
-            print -ru2 -- "distcc_build: warning: DISTCC_HOSTS is set; distcc-auto replaces it for this build"
+            \builtin print -ru2 -- "distcc_build: warning: DISTCC_HOSTS is set; distcc-auto replaces it for this build"
         fi
 
-        # Stop our tunnels however the subshell ends; a signal becomes an
-        # exit with the conventional status so that the EXIT trap runs.
-        local pids= out njobs var
-        # Cleanup runs to the end: a second Ctrl-C or the hangup of a
-        # closing terminal must not cut it short.
-        trap 'trap "" HUP INT TERM; if [[ -n $pids ]]; then DISTCC_AUTO_TUNNEL_PIDS=$pids $bin kill >/dev/null; pids=; fi' EXIT
-        trap 'exit 129' HUP
-        trap 'exit 130' INT
-        trap 'exit 143' TERM
+        # Stop the tunnels; cleanup runs to the end (a second Ctrl-C or a
+        # closing terminal's hangup cannot cut it short).
+        __distcc_auto_pids=
+        __distcc_auto_stop() {
+            \builtin trap '' HUP INT TERM
+            if [[ -n $__distcc_auto_pids ]]; then
+                DISTCC_AUTO_TUNNEL_PIDS=$__distcc_auto_pids $__distcc_auto_bin kill >/dev/null || :
+                __distcc_auto_pids=
+            fi
+        }
+        # After the cleanup, die of the signal itself, so that a calling
+        # script stops as it would for make. zsh handles SIGHUP itself
+        # (exit 1) even with the trap reset: that one is an exit 129.
+        __distcc_auto_raise() {
+            __distcc_auto_stop
+            if [[ $1 != HUP ]]; then
+                \builtin trap - $1
+                \builtin kill -s $1 $sysparams[pid]
+            fi
+            \builtin exit $2 # or the signal was ignored when zsh started
+        }
+        # Until the PIDs are in hand a signal is only noted, so that it
+        # cannot fall between `env` returning and the PIDs being kept.
+        __distcc_auto_sig=
+        \builtin trap '__distcc_auto_sig=HUP' HUP
+        \builtin trap '__distcc_auto_sig=INT' INT
+        \builtin trap '__distcc_auto_sig=TERM' TERM
+        __distcc_auto_rc=0
+        __distcc_auto_env=$($__distcc_auto_bin env) || __distcc_auto_rc=$?
+        if (( __distcc_auto_rc == 0 )); then
+            \builtin eval $__distcc_auto_env
+            __distcc_auto_pids=${DISTCC_AUTO_TUNNEL_PIDS:-}
+        fi
+        \builtin trap '__distcc_auto_stop' EXIT
+        \builtin trap '__distcc_auto_raise HUP 129' HUP
+        \builtin trap '__distcc_auto_raise INT 130' INT
+        \builtin trap '__distcc_auto_raise TERM 143' TERM
+        case $__distcc_auto_sig in
+            HUP) __distcc_auto_raise HUP 129 ;;
+            INT) __distcc_auto_raise INT 130 ;;
+            TERM) __distcc_auto_raise TERM 143 ;;
+        esac
+        if (( __distcc_auto_rc != 0 )); then
+            \builtin exit $__distcc_auto_rc
+        fi
 
-        out=$($bin env) || exit
-        eval $out
-        pids=${DISTCC_AUTO_TUNNEL_PIDS:-}
-        njobs=$DISTCC_AUTO_JOBS
-
-        # The build sees DISTCC_HOSTS, and no DISTCC_AUTO_* variable.
-        for var in ${(k)parameters[(I)DISTCC_AUTO_*]}; do
-            unset $var
+        # -j N goes before the first `--` (what follows is the program's,
+        # as in `cargo test -- --nocapture`), and not at all when the
+        # command has a job count of its own or DISTCC_AUTO_APPEND_JOBS=0.
+        __distcc_auto_cmd=()
+        __distcc_auto_add=1
+        if [[ ${DISTCC_AUTO_APPEND_JOBS:-} == 0 ]]; then
+            __distcc_auto_add=
+        fi
+        __distcc_auto_own=
+        __distcc_auto_dd=
+        for __distcc_auto_arg in "$@"; do
+            if [[ -z $__distcc_auto_dd ]]; then
+                case $__distcc_auto_arg in
+                    (-j | -j[0-9]* | --jobs | --jobs=*) __distcc_auto_own=1 ;;
+                    (--)
+                        __distcc_auto_dd=1
+                        if [[ -n $__distcc_auto_add && -z $__distcc_auto_own ]]; then
+                            __distcc_auto_cmd+=(-j $DISTCC_AUTO_JOBS)
+                            __distcc_auto_add=
+                        fi
+                        ;;
+                esac
+            fi
+            __distcc_auto_cmd+=("$__distcc_auto_arg")
         done
-        export DISTCC_HOSTS
-        export CCACHE_PREFIX=distcc
-        "$@" -j $njobs
+        if [[ -n $__distcc_auto_own && -n $__distcc_auto_add ]]; then
+            \builtin print -ru2 -- "distcc_build: the command has its own job count; the probed -j $DISTCC_AUTO_JOBS is not used"
+        elif [[ -n $__distcc_auto_add && -z $__distcc_auto_dd ]]; then
+            __distcc_auto_cmd+=(-j $DISTCC_AUTO_JOBS)
+        fi
+
+        # The build: DISTCC_HOSTS, CCACHE_PREFIX when needed, the user's
+        # options, and no DISTCC_AUTO_* or helper variable or function.
+        (
+            \builtin export DISTCC_HOSTS
+            if [[ -n ${DISTCC_AUTO_CCACHE_PREFIX:-} ]]; then
+                \builtin export CCACHE_PREFIX=$DISTCC_AUTO_CCACHE_PREFIX
+            fi
+            \builtin set -- "${__distcc_auto_cmd[@]}"
+            \builtin unfunction __distcc_auto_stop __distcc_auto_raise
+            \builtin trap - EXIT HUP INT TERM
+            # The user's options back, in three commands whose words are
+            # expanded before they run (an option changed halfway, such as
+            # ksh_arrays, would change what follows). Read-only options
+            # refuse quietly, so err_exit and err_return come last.
+            __distcc_auto_on=() __distcc_auto_off=() __distcc_auto_last=()
+            for __distcc_auto_opt __distcc_auto_val in "${__distcc_auto_opts[@]}"; do
+                case $__distcc_auto_opt:$__distcc_auto_val in
+                    (errexit:on | errreturn:on) __distcc_auto_last+=($__distcc_auto_opt) ;;
+                    (*:on) __distcc_auto_on+=($__distcc_auto_opt) ;;
+                    (*) __distcc_auto_off+=($__distcc_auto_opt) ;;
+                esac
+            done
+            \builtin unsetopt "${__distcc_auto_off[@]}" 2>/dev/null
+            \builtin setopt "${__distcc_auto_on[@]}" 2>/dev/null
+            if (( ${#__distcc_auto_last[@]} )); then
+                \builtin setopt "${__distcc_auto_last[@]}"
+            fi
+            \builtin unset -m 'DISTCC_AUTO_*' '__distcc_auto_*'
+            "$@"
+        ) || __distcc_auto_rc=$?
+
+        # How many compiles ran remotely (and a warning when none did).
+        $__distcc_auto_bin tally $__distcc_auto_rc || :
+        __distcc_auto_stop
+        \builtin exit $__distcc_auto_rc
     )
 }

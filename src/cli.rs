@@ -19,6 +19,11 @@ pub enum Command {
     },
     /// Kill the tunnels in DISTCC_AUTO_TUNNEL_PIDS and print `unset` lines.
     Kill,
+    /// After a build that exited with `status`: count the remote compiles
+    /// since `env` (DISTCC_AUTO_COUNTERS) and say so on stderr.
+    Tally {
+        status: i32,
+    },
     Help,
     Version,
 }
@@ -33,6 +38,7 @@ pub const USAGE: &str = "\
 Usage: distcc-auto [-v] env
        distcc-auto [-v] hosts [--json] [--check] [--watch [SECONDS]]
        distcc-auto [-v] kill
+       distcc-auto [-v] tally [BUILD_STATUS]
        distcc-auto --help | --version
 
 Probe the distcc workers in DISTCC_AUTO_HOSTS and size DISTCC_HOSTS and -j.
@@ -44,6 +50,9 @@ Commands:
               was used or dropped; its ssh tunnels close before it exits
   kill        stop the ssh tunnels in DISTCC_AUTO_TUNNEL_PIDS and print
               unset lines: eval \"$(distcc-auto kill)\"
+  tally       after a build (run by distcc_build): count the compiles the
+              workers in DISTCC_AUTO_COUNTERS did since env, on stderr;
+              warn when a build that exited BUILD_STATUS 0 sent none
 
 Options:
   --json          with hosts: print one JSON document
@@ -69,7 +78,9 @@ Environment:
   DISTCC_AUTO_CHECK_COMPILER                compiler for the check, as distcc names it (cc)
   DISTCC_AUTO_CHECK_TIMEOUT                 seconds for the compile check (5)
   DISTCC_AUTO_LOAD_AWARE                    1: take slots a busy worker cannot spare (0)
-  DISTCC_AUTO_DEBUG                         1 traces like --verbose
+  DISTCC_AUTO_NO_STATS_SLOTS                slots of a worker without --stats, 0 = drop it (4)
+  DISTCC_AUTO_APPEND_JOBS                   0: distcc_build adds no -j N to the command (1)
+  DISTCC_AUTO_DEBUG                         1 traces like --verbose (0)
 
 Exit status: 0 ok, 96 configuration error, 97 nothing to build on,
 2 bad command line, 1 kill refused a PID or env could not write,
@@ -109,6 +120,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     Some(v) => watch_interval(&v.to_string_lossy())?,
                 });
             }
+            Value(v) if matches!(command, Some(Command::Tally { .. })) => {
+                let status = v.to_str().and_then(|s| s.parse::<i32>().ok());
+                command = Some(Command::Tally {
+                    status: status.ok_or_else(|| {
+                        usage(format!(
+                            "tally: '{}' is not an exit status",
+                            v.to_string_lossy()
+                        ))
+                    })?,
+                });
+            }
             Value(v) if command.is_none() => {
                 command = Some(match v.to_str() {
                     Some("env") => Command::Env,
@@ -118,6 +140,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                         watch: None,
                     },
                     Some("kill") => Command::Kill,
+                    Some("tally") => Command::Tally { status: 0 },
                     Some("help") => Command::Help,
                     _ => return Err(usage(format!("unknown command '{}'", v.to_string_lossy()))),
                 })
@@ -152,6 +175,7 @@ fn name(c: &Command) -> &'static str {
         Command::Env => "env",
         Command::Hosts { .. } => "hosts",
         Command::Kill => "kill",
+        Command::Tally { .. } => "tally",
         Command::Help => "help",
         Command::Version => "version",
     }

@@ -14,6 +14,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default bound on setting up and probing through an ssh tunnel.
 pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Slots of a worker without `--stats`: distcc's own default for a host
+/// written without `/N`.
+pub const DEFAULT_NO_STATS_SLOTS: u32 = 4;
 /// The largest accepted job count in any `*_JOBS` variable.
 pub const MAX_JOBS: u32 = 65536;
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
@@ -26,6 +29,10 @@ pub struct Config {
     pub early_local_jobs: u32,
     pub fallback_local_jobs: u32,
     pub preprocessor_jobs: u32,
+    /// Slots of a worker without a stats port; 0 drops such workers.
+    pub no_stats_slots: u32,
+    /// Whether `distcc_build` and `exec` add `-j N` to the command.
+    pub append_jobs: bool,
     /// Bound on the whole probing phase.
     pub timeout: Duration,
     pub ssh: SshSettings,
@@ -99,7 +106,7 @@ impl Config {
                 .unwrap_or_else(|| "ssh".into()),
             timeout: secs("DISTCC_AUTO_SSH_TIMEOUT", DEFAULT_SSH_TIMEOUT)?,
         };
-        let debug = set(&get, "DISTCC_AUTO_DEBUG").is_some_and(|v| v != "0");
+        let debug = flag(&get, "DISTCC_AUTO_DEBUG")?;
         let load_aware = flag(&get, "DISTCC_AUTO_LOAD_AWARE")?;
         let check = match set(&get, "DISTCC_AUTO_CHECK").as_deref() {
             None | Some("none") => None,
@@ -115,6 +122,9 @@ impl Config {
             early_local_jobs: jobs("DISTCC_AUTO_EARLY_LOCAL_JOBS", 0)?,
             fallback_local_jobs: jobs("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", cpus)?,
             preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
+            no_stats_slots: jobs("DISTCC_AUTO_NO_STATS_SLOTS", DEFAULT_NO_STATS_SLOTS)?,
+            append_jobs: set(&get, "DISTCC_AUTO_APPEND_JOBS").is_none()
+                || flag(&get, "DISTCC_AUTO_APPEND_JOBS")?,
             timeout,
             ssh,
             check,

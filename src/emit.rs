@@ -15,14 +15,20 @@ fn quote(s: &str) -> Cow<'_, str> {
 }
 
 /// The lines `eval "$(distcc-auto env)"` reads. Only values we built are
-/// emitted, each quoted; the variable names are fixed.
-pub fn env_script(plan: &Plan, tunnel_pids: &[u32]) -> String {
+/// emitted, each quoted; the variable names are fixed. `ccache_prefix` is
+/// what `distcc_build` gives CCACHE_PREFIX (see `ccache`).
+pub fn env_script(plan: &Plan, tunnel_pids: &[u32], ccache_prefix: Option<&str>) -> String {
     let pids: Vec<String> = tunnel_pids.iter().map(u32::to_string).collect();
     let mut out = String::new();
     for (name, value) in [
         ("DISTCC_HOSTS", plan.distcc_hosts()),
         ("DISTCC_AUTO_JOBS", plan.jobs().to_string()),
         ("DISTCC_AUTO_TUNNEL_PIDS", pids.join(" ")),
+        ("DISTCC_AUTO_COUNTERS", crate::tally::render(plan)),
+        (
+            "DISTCC_AUTO_CCACHE_PREFIX",
+            ccache_prefix.unwrap_or_default().into(),
+        ),
     ] {
         let _ = writeln!(out, "export {name}={};", quote(&value));
     }
@@ -30,7 +36,8 @@ pub fn env_script(plan: &Plan, tunnel_pids: &[u32]) -> String {
 }
 
 /// What `eval "$(distcc-auto kill)"` reads.
-pub const UNSET_SCRIPT: &str = "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS;\n";
+pub const UNSET_SCRIPT: &str = "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS \
+                                DISTCC_AUTO_COUNTERS DISTCC_AUTO_CCACHE_PREFIX;\n";
 
 /// One line for stderr: what -j is made of.
 pub fn summary(plan: &Plan) -> String {
@@ -99,7 +106,7 @@ pub fn hosts_table(plan: &Plan, duplicates: &Duplicates) -> String {
             opt(free_mem(w)),
             slots(w),
             format!("{} ms", millis(w)),
-            w.dropped.clone().unwrap_or_default(),
+            reason(w),
         ]
     });
     let dups = duplicates.iter().map(|(entry, first)| {
@@ -115,6 +122,25 @@ pub fn hosts_table(plan: &Plan, duplicates: &Duplicates) -> String {
         let _ = writeln!(out, "nothing to build on: {why}");
     }
     out
+}
+
+/// Why an up worker's slots are a default, and how to fix that.
+pub fn no_stats_note(w: &Worker) -> Option<String> {
+    let why = w.no_stats.as_ref().filter(|_| w.is_up())?;
+    Some(format!(
+        "no stats port ({why}): {} slots by default (DISTCC_AUTO_NO_STATS_SLOTS); \
+         start its distccd with --stats (Debian: add DAEMON_ARGS=\"$DAEMON_ARGS --stats\" \
+         to /etc/default/distcc)",
+        w.slots
+    ))
+}
+
+/// The REASON cell: why a worker was dropped, or a note on one that is up.
+fn reason(w: &Worker) -> String {
+    w.dropped
+        .clone()
+        .or_else(|| no_stats_note(w))
+        .unwrap_or_default()
 }
 
 fn state(w: &Worker) -> String {
@@ -213,7 +239,7 @@ pub fn watch_table(plan: &Plan, previous: &Counters) -> String {
             delta(|c| c.0),
             delta(|c| c.1),
             format!("{} ms", millis(w)),
-            w.dropped.clone().unwrap_or_default(),
+            reason(w),
         ]
     });
     let mut out = columns(&header, rows, &[2, 3, 4, 6, 7, 8]);
@@ -230,7 +256,7 @@ pub fn hosts_json(plan: &Plan, duplicates: &Duplicates, timeout: std::time::Dura
         workers.push(format!(
             "{{\"entry\":{},\"transport\":{},\"address\":{},\"up\":{},\"reason\":{},\
              \"max_kids\":{},\"load\":[{}],\"current_load\":{},\"free_mem_mib\":{},\"slots\":{},\
-             \"probe_ms\":{},\"tunnel\":{}}}",
+             \"probe_ms\":{},\"tunnel\":{},\"no_stats\":{}}}",
             string(&w.spec.entry),
             string(if w.spec.is_ssh() { "ssh" } else { "tcp" }),
             string(&address(w)),
@@ -249,6 +275,7 @@ pub fn hosts_json(plan: &Plan, duplicates: &Duplicates, timeout: std::time::Dura
                 t.local_distcc_port,
                 t.local_stats_port
             )),
+            w.no_stats.as_deref().map_or("null".into(), string),
         ));
     }
     let dups: Vec<String> = duplicates
@@ -367,12 +394,16 @@ mod tests {
     fn env_is_quoted_shell_in_fixed_order() {
         let p = sample_plan("0");
         assert_eq!(
-            env_script(&p, &[]),
+            env_script(&p, &[], Some("distcc")),
             "export DISTCC_HOSTS='localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo';\n\
              export DISTCC_AUTO_JOBS=21;\n\
-             export DISTCC_AUTO_TUNNEL_PIDS='';\n"
+             export DISTCC_AUTO_TUNNEL_PIDS='';\n\
+             export DISTCC_AUTO_COUNTERS=-;\n\
+             export DISTCC_AUTO_CCACHE_PREFIX=distcc;\n"
         );
-        assert!(env_script(&p, &[41, 42]).ends_with("export DISTCC_AUTO_TUNNEL_PIDS='41 42';\n"));
+        let with_tunnels = env_script(&p, &[41, 42], None);
+        assert!(with_tunnels.contains("export DISTCC_AUTO_TUNNEL_PIDS='41 42';\n"));
+        assert!(with_tunnels.ends_with("export DISTCC_AUTO_CCACHE_PREFIX='';\n"));
         assert_eq!(
             summary(&p),
             "-j 21: 2 local, 3 preprocessor, 16 remote on 1 worker"

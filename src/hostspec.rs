@@ -106,8 +106,10 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
     let mut seen: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
     for entry in value.split_whitespace() {
         let spec = parse_entry(entry).map_err(|why| {
+            let hint =
+                distcc_syntax_hint(entry).map_or(String::new(), |h| format!("\n  hint: {h}"));
             Error::Config(format!(
-                "DISTCC_AUTO_HOSTS: bad entry '{}': {why}",
+                "DISTCC_AUTO_HOSTS: bad entry '{}': {why}{hint}",
                 entry.escape_debug()
             ))
         })?;
@@ -127,6 +129,44 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
         ));
     }
     Ok(Parsed { specs, duplicates })
+}
+
+/// For an entry written in distcc's own `DISTCC_HOSTS` syntax (people paste
+/// theirs), what to write instead.
+fn distcc_syntax_hint(entry: &str) -> Option<String> {
+    let computed = "slot counts and options are computed by distcc-auto";
+    if entry == "--randomize" {
+        return Some("distcc-auto orders the workers best first itself: leave it out".into());
+    }
+    if entry.starts_with("--localslots") {
+        return Some(format!(
+            "{computed}: set DISTCC_AUTO_EARLY_LOCAL_JOBS (local slots) or \
+             DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS (preprocessor slots) instead"
+        ));
+    }
+    if entry.starts_with('+') {
+        return Some("zeroconf is not supported: list the workers by name or address".into());
+    }
+    if entry.starts_with("ssh://") || entry.contains("://") {
+        return None;
+    }
+    let host = entry.split(['/', ',']).next().unwrap_or_default();
+    if host == "localhost" {
+        return Some(format!(
+            "{computed}; in distcc-auto 'localhost' is a worker on 127.0.0.1: \
+             set DISTCC_AUTO_EARLY_LOCAL_JOBS for compiles on this machine"
+        ));
+    }
+    if let Some((user, host)) = host.split_once('@') {
+        // distcc's ssh mode: USER@HOST[:COMMAND]
+        let host = host.split(':').next().unwrap_or_default();
+        return Some(format!(
+            "for a worker reached through ssh write ssh://{user}@{host} \
+             (distcc-auto's tunnels replace distcc's ssh mode)"
+        ));
+    }
+    (host.len() < entry.len() && !host.is_empty())
+        .then(|| format!("{computed}: write '{host}' (HOST[:PORT[:STATS_PORT]])"))
 }
 
 /// Parse one entry; the error says what is wrong with it.
@@ -315,6 +355,38 @@ fn parse_port(p: &str, what: &str) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distcc_syntax_gets_a_hint() {
+        for (entry, want) in [
+            ("ci@build-1", "write ssh://ci@build-1"),
+            ("build-2/8,lzo", "write 'build-2'"),
+            ("w1:3632/16,lzo,cpp", "write 'w1:3632'"),
+            ("w3,down", "write 'w3'"),
+            ("localhost/2", "DISTCC_AUTO_EARLY_LOCAL_JOBS"),
+            ("--randomize", "orders the workers"),
+            ("--localslots=4", "DISTCC_AUTO_EARLY_LOCAL_JOBS"),
+            (
+                "--localslots_cpp=8",
+                "DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS",
+            ),
+            ("+zeroconf", "zeroconf is not supported"),
+        ] {
+            let e = parse_hosts(entry).unwrap_err();
+            assert_eq!(e.exit_code(), 96);
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("bad entry '{entry}'")), "{msg}");
+            assert!(
+                msg.contains("hint: ") && msg.contains(want),
+                "{entry}: {msg}"
+            );
+        }
+        // Plain mistakes get no distcc hint.
+        for entry in ["bad;host", "ssh://w/1/2/3", "w:99999"] {
+            let msg = parse_hosts(entry).unwrap_err().to_string();
+            assert!(!msg.contains("hint"), "{msg}");
+        }
+    }
 
     fn tcp(host: Host, d: u16, s: u16) -> (Host, Transport, u16, u16) {
         (host, Transport::Tcp, d, s)

@@ -4,6 +4,7 @@
 //! `stats`, `config`, `plan`, `emit`) and the I/O (`probe`, `tunnel`). It is
 //! a library so that the fuzz targets and property tests reach the parsers.
 
+pub mod ccache;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod hostspec;
 pub mod plan;
 pub mod probe;
 pub mod stats;
+pub mod tally;
 pub mod tunnel;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -13,7 +13,7 @@ use distcc_auto::config::{self, Config};
 use distcc_auto::error::Error;
 use distcc_auto::plan::{self, Local, Plan};
 use distcc_auto::probe::{self, Route};
-use distcc_auto::{debug, debugging, emit, say, set_debug, stats, trace, tunnel, warn};
+use distcc_auto::{debug, debugging, emit, say, set_debug, stats, tally, trace, tunnel, warn};
 
 fn main() -> ExitCode {
     match run() {
@@ -31,6 +31,20 @@ fn run() -> Result<(), Error> {
         Command::Help => print(cli::USAGE),
         Command::Version => print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Kill => kill(),
+        Command::Tally { status } => {
+            let config = configure(args.verbose, false)?;
+            let value = config::process_env("DISTCC_AUTO_COUNTERS").unwrap_or_default();
+            let before = tally::parse(&value).map_err(|e| {
+                Error::Config(format!(
+                    "DISTCC_AUTO_COUNTERS: {e} (set by distcc-auto env)"
+                ))
+            })?;
+            let after = tally::read(&before, Instant::now() + config.timeout);
+            for line in tally::summarize(&before, &after, status == 0) {
+                say(&line);
+            }
+            Ok(())
+        }
         Command::Env => {
             let config = configure(args.verbose, false)?;
             guard_tunnels(&config);
@@ -44,7 +58,11 @@ fn run() -> Result<(), Error> {
             say(&emit::summary(&plan));
             // Tunnels are handed over only if their PIDs were delivered: a
             // closed pipe means nobody will ever stop them.
-            let printed = write_stdout(&emit::env_script(&plan, &keep));
+            let prefix = distcc_auto::ccache::prefix(
+                std::env::var_os("PATH").as_deref(),
+                std::env::var_os("CCACHE_PREFIX").is_some(),
+            );
+            let printed = write_stdout(&emit::env_script(&plan, &keep, prefix));
             tunnel::registry::close(if printed.is_ok() { &keep } else { &[] });
             printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
         }
@@ -217,6 +235,9 @@ fn probe_and_plan(config: &Config, warn_dropped: bool) -> Plan {
         }
         if let (true, Some(why)) = (warn_dropped, &w.dropped) {
             warn(&format!("worker '{}' dropped: {why}", w.spec.entry));
+        }
+        if let (true, Some(note)) = (warn_dropped, emit::no_stats_note(w)) {
+            warn(&format!("worker '{}': {note}", w.spec.entry));
         }
     }
     plan

@@ -17,12 +17,12 @@
 //! 6. -j is remote slots + local slots + preprocessor slots.
 
 use std::cmp::Ordering;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::hostspec::HostSpec;
+use crate::hostspec::{Host, HostSpec};
 use crate::probe::{Outcome, Probe, Target};
 use crate::stats::Stats;
 use crate::tunnel::TunnelInfo;
@@ -48,6 +48,9 @@ pub struct Worker {
     pub elapsed: Duration,
     /// The ssh tunnel it is reached through.
     pub tunnel: Option<TunnelInfo>,
+    /// Set for a worker without a stats port (distccd without `--stats`):
+    /// what that port said. Its slots are DISTCC_AUTO_NO_STATS_SLOTS.
+    pub no_stats: Option<String>,
 }
 
 impl Worker {
@@ -55,12 +58,16 @@ impl Worker {
         self.dropped.is_none()
     }
 
-    /// This worker's entry in DISTCC_HOSTS.
+    /// This worker's entry in DISTCC_HOSTS: the address that answered,
+    /// not the name, since distcc would try the name's first address, which
+    /// may be dead (a dual-stack name with a broken IPv6 route).
     pub fn distcc_host(&self) -> String {
-        format!(
-            "{}:{}/{},lzo",
-            self.target.host, self.target.distcc_port, self.slots
-        )
+        let host = match self.address.map(|a| a.ip()) {
+            Some(IpAddr::V4(a)) => Host::V4(a),
+            Some(IpAddr::V6(a)) => Host::V6(a),
+            None => self.target.host.clone(),
+        };
+        format!("{host}:{}/{},lzo", self.target.distcc_port, self.slots)
     }
 }
 
@@ -126,8 +133,25 @@ pub fn plan(config: &Config, local: Local, workers: Vec<(HostSpec, Target, Probe
     let mut all: Vec<Worker> = workers
         .into_iter()
         .map(|(spec, target, probe)| {
+            let mut no_stats = None;
             let (stats, dropped, slots) = match probe.outcome {
                 Outcome::Down { reason } => (None, Some(reason), 0),
+                Outcome::NoStats { why } => {
+                    let slots = config.no_stats_slots;
+                    no_stats = Some(why);
+                    if slots == 0 {
+                        let why = "no stats port (distccd without --stats) and \
+                                   DISTCC_AUTO_NO_STATS_SLOTS is 0"
+                            .to_string();
+                        (None, Some(why), 0)
+                    } else {
+                        decisions.push(format!(
+                            "{}: {slots} slots = DISTCC_AUTO_NO_STATS_SLOTS (no stats port)",
+                            spec.entry
+                        ));
+                        (None, None, slots)
+                    }
+                }
                 Outcome::Up { stats } => {
                     let (slots, dropped) = worker_slots(&stats, mem);
                     let why = match (&dropped, stats.free_mem_mib) {
@@ -162,6 +186,7 @@ pub fn plan(config: &Config, local: Local, workers: Vec<(HostSpec, Target, Probe
                 slots,
                 elapsed: probe.elapsed,
                 tunnel: probe.tunnel,
+                no_stats,
             }
         })
         .collect();
@@ -169,7 +194,10 @@ pub fn plan(config: &Config, local: Local, workers: Vec<(HostSpec, Target, Probe
     // A stable sort keeps configuration order among equals, and puts
     // dropped workers (0 slots) last in configuration order.
     all.sort_by(|a, b| match (a.is_up(), b.is_up()) {
-        (true, true) => better(a, b),
+        // What a worker reports beats a default: reporting workers first.
+        (true, true) => (a.no_stats.is_some())
+            .cmp(&b.no_stats.is_some())
+            .then_with(|| better(a, b)),
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
         (false, false) => Ordering::Equal,

@@ -42,8 +42,18 @@ impl Target {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Up { stats: Stats },
-    Down { reason: String },
+    Up {
+        stats: Stats,
+    },
+    /// The job port accepts but the stats port refused the connection: a
+    /// distccd started without `--stats` (Debian's default). `why` is what
+    /// the stats port said.
+    NoStats {
+        why: String,
+    },
+    Down {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +196,7 @@ pub fn probe_all(
                                 ""
                             }
                         ),
+                        Outcome::NoStats { why } => format!("up without stats ({why})"),
                         Outcome::Down { reason } => format!("down: {reason}"),
                     };
                     crate::trace!(
@@ -280,6 +291,8 @@ fn down(address: Option<SocketAddr>, reason: String, start: Instant) -> Probe {
 /// side noticed it first) or anything else.
 enum Fail {
     Timeout,
+    /// Refused, or no route: answered at once, nothing listens there.
+    Refused(String),
     Other(String),
 }
 
@@ -323,15 +336,22 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
             &bounds.check,
             stage,
         ) {
-            Ok(stats) => {
+            Ok(answer) => {
+                // The address that answered is the one distcc will use.
+                let (address, outcome) = match answer {
+                    Answer::Stats(stats) => (*addr, Outcome::Up { stats }),
+                    Answer::NoStats { job, why } => (job, Outcome::NoStats { why }),
+                };
                 return Probe {
-                    address: Some(*addr),
-                    outcome: Outcome::Up { stats },
+                    address: Some(address),
+                    outcome,
                     elapsed: start.elapsed(),
                     tunnel: None,
                 };
             }
-            Err(Fail::Other(reason)) => last = Some(down(Some(*addr), reason, start)),
+            Err(Fail::Other(reason) | Fail::Refused(reason)) => {
+                last = Some(down(Some(*addr), reason, start));
+            }
             Err(Fail::Timeout) => {
                 let at = stage.load(Ordering::Relaxed);
                 let reason = format!(
@@ -348,25 +368,50 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
     p
 }
 
+/// What one address answered.
+enum Answer {
+    Stats(Stats),
+    /// The stats port refused, the job port at `job` accepted.
+    NoStats {
+        job: SocketAddr,
+        why: String,
+    },
+}
+
 /// Read and parse the stats reply at `addr`, then check the job port, and
-/// with `check`, compile through it.
+/// with `check`, compile through it. A refused stats port is not fatal:
+/// stock distccd has none, and its job port decides.
 fn ask(
     addr: SocketAddr,
     job_port: u16,
     deadline: Instant,
     check: &Option<(String, Instant)>,
     stage: &AtomicU8,
-) -> Result<Stats, Fail> {
+) -> Result<Answer, Fail> {
     stage.store(CONNECTING, Ordering::Relaxed);
-    let mut sock =
-        connect(addr, deadline).map_err(|e| e.context(&format!("stats port {}", addr.port())))?;
-    stage.store(READING, Ordering::Relaxed);
-    let buf = read_reply(&mut sock, deadline)?;
-    drop(sock);
-    let stats = stats::parse(&buf)?;
+    let stats_said = format!("stats port {}", addr.port());
+    let stats = match connect(addr, deadline) {
+        Ok(mut sock) => {
+            stage.store(READING, Ordering::Relaxed);
+            let buf = read_reply(&mut sock, deadline)?;
+            drop(sock);
+            Ok(stats::parse(&buf)?)
+        }
+        Err(Fail::Refused(why)) => Err(format!("{stats_said}: {why}")),
+        Err(e) => return Err(e.context(&stats_said)),
+    };
     stage.store(JOB_PORT, Ordering::Relaxed);
-    let mut job = connect(SocketAddr::new(addr.ip(), job_port), deadline)
-        .map_err(|e| e.context(&format!("job port {job_port} closed")))?;
+    let job_addr = SocketAddr::new(addr.ip(), job_port);
+    let mut job = connect(job_addr, deadline).map_err(|e| {
+        let e = e.context(&format!("job port {job_port} closed"));
+        // Neither port: say both, the stats port first as it was asked first.
+        match (&stats, e) {
+            (Err(no_stats), Fail::Other(why) | Fail::Refused(why)) => {
+                Fail::Other(format!("{no_stats}; {why}"))
+            }
+            (_, e) => e,
+        }
+    })?;
     if let Some((compiler, end)) = check {
         stage.store(CHECKING, Ordering::Relaxed);
         check::run(&mut job, compiler, *end).map_err(|e| {
@@ -377,13 +422,16 @@ fn ask(
             }
         })?;
     }
-    Ok(stats)
+    Ok(match stats {
+        Ok(stats) => Answer::Stats(stats),
+        Err(why) => Answer::NoStats { job: job_addr, why },
+    })
 }
 
 impl Fail {
     fn context(self, what: &str) -> Fail {
         match self {
-            Fail::Other(e) => Fail::Other(format!("{what}: {e}")),
+            Fail::Other(e) | Fail::Refused(e) => Fail::Other(format!("{what}: {e}")),
             t => t,
         }
     }
@@ -395,7 +443,10 @@ fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fail> {
         return Err(Fail::Timeout);
     }
     TcpStream::connect_timeout(&addr, left).map_err(|e| match e.kind() {
-        io::ErrorKind::ConnectionRefused => Fail::Other("connection refused".into()),
+        io::ErrorKind::ConnectionRefused => Fail::Refused("connection refused".into()),
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            Fail::Refused(e.to_string())
+        }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Fail::Timeout,
         _ => Fail::Other(e.to_string()),
     })
@@ -440,6 +491,17 @@ fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Fail> 
             Err(e) => return Err(Fail::Other(format!("reading the stats reply: {e}"))),
         }
     }
+}
+
+/// One stats reply from `addr`, by `deadline` (for `tally`).
+pub fn stats_at(addr: SocketAddr, deadline: Instant) -> Result<Stats, String> {
+    let fail = |f: Fail| match f {
+        Fail::Timeout => "timed out".to_string(),
+        Fail::Refused(e) | Fail::Other(e) => e,
+    };
+    let mut sock = connect(addr, deadline).map_err(fail)?;
+    let buf = read_reply(&mut sock, deadline).map_err(fail)?;
+    stats::parse(&buf)
 }
 
 fn resolver_error(e: &io::Error) -> String {

@@ -11,6 +11,11 @@ pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// an unchecked value once became a 19-digit `-j` that hung make.
 pub const MAX_KIDS_CEILING: u32 = 4096;
 
+/// What an empty reply means: distccd accepts, then closes at once, when
+/// its `--allow` list does not admit the client.
+pub const EMPTY_REPLY: &str = "the stats port closed the connection without a reply \
+     (distccd's --allow probably excludes this machine)";
+
 const OPEN: &[u8] = b"<distccstats>";
 const CLOSE: &[u8] = b"</distccstats>";
 
@@ -52,7 +57,7 @@ pub fn is_complete(buf: &[u8]) -> bool {
 pub fn parse(buf: &[u8]) -> Result<Stats, String> {
     let Some(start) = find(buf, OPEN) else {
         return Err(if buf.is_empty() {
-            "empty reply (not a distccd stats port?)".into()
+            EMPTY_REPLY.into()
         } else {
             "not a distccd stats reply (no <distccstats>)".into()
         });
@@ -282,7 +287,11 @@ mod tests {
 
     #[test]
     fn empty_and_garbage() {
-        assert!(parse(b"").unwrap_err().contains("empty reply"));
+        assert!(
+            parse(b"")
+                .unwrap_err()
+                .contains("--allow probably excludes")
+        );
         assert!(
             parse(b"SSH-2.0-OpenSSH_9.2\r\n")
                 .unwrap_err()

@@ -177,7 +177,8 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
         assert_eq!(r.code, 1, "{}", r.show());
         assert_eq!(
             r.stdout,
-            "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS;\n"
+            "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS \
+             DISTCC_AUTO_COUNTERS DISTCC_AUTO_CCACHE_PREFIX;\n"
         );
         assert!(
             r.stderr.contains("not an ssh tunnel of distcc-auto")
