@@ -23,7 +23,8 @@ test: deps lint
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	shellcheck -x shell/distcc.sh tests/*.sh .ci/run
+	shellcheck -x tests/*.sh .ci/run
+	shellcheck --enable=all shell/distcc.sh
 	zsh -n shell/distcc.zsh
 	mandoc -T lint -W warning man/distcc-auto.1
 

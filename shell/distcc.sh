@@ -81,7 +81,9 @@ distcc_build() {
         __distcc_auto_rc=0
         __distcc_auto_env=$("$__distcc_auto_bin" env) || __distcc_auto_rc=$?
         if [[ $__distcc_auto_rc -eq 0 ]]; then
-            \builtin eval "$__distcc_auto_env"
+            # Lines of `export NAME='VALUE';`: a function named export
+            # must not receive them. No value holds "export ".
+            \builtin eval "${__distcc_auto_env//export /\\builtin export }"
             __distcc_auto_pids=${DISTCC_AUTO_TUNNEL_PIDS-}
         fi
         \builtin trap '__distcc_auto_stop' EXIT

@@ -262,16 +262,42 @@ fn through_tunnel(
     };
     let mut probe = probe_one(&target, bounds.ssh_deadline, bounds, true, stage);
     if let Outcome::Down { reason } = &mut probe.outcome {
-        t.stop();
-        reason.insert_str(0, "through the ssh tunnel: ");
-        let said = t.said();
-        if !said.is_empty() {
-            reason.push_str(&format!(" (ssh: {said})"));
+        let mut said = t.said();
+        if reason.as_str() == stats::EMPTY_REPLY && said.is_empty() {
+            // ssh says why it closed a forward just before closing it.
+            thread::sleep(Duration::from_millis(50));
+            said = t.said();
         }
+        t.stop();
+        *reason = match empty_through_tunnel(reason, &said, spec.stats_port) {
+            Some(why) => why,
+            None if said.is_empty() => format!("through the ssh tunnel: {reason}"),
+            None => format!("through the ssh tunnel: {reason} (ssh: {said})"),
+        };
     }
     probe.tunnel = Some(t.info.clone());
     probe.elapsed = start.elapsed();
     (target, probe)
+}
+
+/// An empty stats reply through a tunnel has three causes on the worker;
+/// what ssh said tells them apart.
+fn empty_through_tunnel(reason: &str, said: &str, port: u16) -> Option<String> {
+    if reason != stats::EMPTY_REPLY {
+        return None;
+    }
+    Some(if said.contains("Connection refused") {
+        format!(
+            "nothing listens on the worker's localhost:{port} (ssh: {said}): distccd is not \
+             running there with --stats, or listens only on another address (its --listen)"
+        )
+    } else if said.contains("open failed") {
+        format!("the worker's sshd refused the forward to localhost:{port} (ssh: {said})")
+    } else {
+        "distccd on the worker closed the connection without a reply: its --allow \
+         probably lacks 127.0.0.1, where the tunnel arrives"
+            .into()
+    })
 }
 
 fn target_label(t: &Target) -> String {

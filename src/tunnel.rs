@@ -83,7 +83,10 @@ pub fn ssh_args(spec: &HostSpec, distcc: u16, stats: u16, timeout: Duration) -> 
         "ControlMaster=no",
         "ControlPath=none",
         "PermitLocalCommand=no",
-        "LogLevel=ERROR",
+        // INFO, ssh's default: a refused forward ("open failed") is said at
+        // INFO only, and tells a worker without distccd from one whose
+        // distccd refused us. Only we read it.
+        "LogLevel=INFO",
     ] {
         args.push("-o".into());
         args.push(opt.into());
@@ -559,7 +562,7 @@ mod tests {
             2,
             Duration::from_millis(300),
         );
-        assert!(plain.join(" ").ends_with("-o ConnectTimeout=1 -o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o LogLevel=ERROR -L 127.0.0.1:1:localhost:3632 -L 127.0.0.1:2:localhost:3633 -- w3"));
+        assert!(plain.join(" ").ends_with("-o ConnectTimeout=1 -o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o LogLevel=INFO -L 127.0.0.1:1:localhost:3632 -L 127.0.0.1:2:localhost:3633 -- w3"));
     }
 
     #[test]

@@ -8,9 +8,10 @@ set -eu
 # openssh-*: the real sshd and client for ssh:// workers; iproute2,
 # iptables: test-made network namespaces; shellcheck, mandoc: `make lint`;
 # make, gcc, libc6-dev: building C; procps (ps, pkill), util-linux (script),
-# tmux: process and terminal checks; lsdistcc ships with distcc.
+# tmux: process and terminal checks; ccache: the ccache set-ups;
+# lsdistcc ships with distcc.
 PACKAGES="distcc zsh dash openssh-server openssh-client iproute2 iptables \
-shellcheck mandoc make gcc libc6-dev procps util-linux tmux"
+shellcheck mandoc make gcc libc6-dev procps util-linux tmux ccache"
 
 missing=
 for p in $PACKAGES; do

@@ -489,3 +489,52 @@ fn a_missing_ssh_client_is_named() {
         r.show()
     );
 }
+
+#[test]
+fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
+    need_netns!("an_empty_reply_through_a_tunnel_names_its_likely_cause");
+    let w = SshWorker::start();
+    // A distccd on the worker's loopback whose --allow lacks 127.0.0.1.
+    let mut c = w.lan.worker.cmd("distccd");
+    c.args([
+        "--daemon",
+        "--no-detach",
+        "--log-stderr",
+        "--listen",
+        "127.0.0.1",
+    ])
+    .args(["--allow", "10.0.0.0/8", "--port", "5632", "--stats"])
+    .args(["--stats-port", "5633"])
+    .stderr(Stdio::null());
+    let _strict = Daemon::spawn(c, "distccd");
+    wait_for(10, "the strict distccd", || {
+        w.lan
+            .worker
+            .cmd("bash")
+            .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/5633"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let r = run_cmd(client(
+        &w,
+        "bash",
+        "distcc-auto hosts",
+        "ssh://worker/5999/5998 ssh://worker/5632/5633",
+    ));
+    let nothing = r.row("ssh://worker/5999/5998");
+    assert!(
+        nothing.contains("down")
+            && nothing.contains("nothing listens on the worker's localhost:5998")
+            && nothing.contains("open failed"),
+        "{}",
+        r.show()
+    );
+    let strict = r.row("ssh://worker/5632/5633");
+    assert!(
+        strict.contains("down") && strict.contains("its --allow probably lacks 127.0.0.1"),
+        "{}",
+        r.show()
+    );
+    assert_no_ssh_left(&w, "hosts");
+}

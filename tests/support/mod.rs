@@ -77,6 +77,22 @@ impl Distccd {
     }
 
     pub fn start_on(listen: &str, jobs: u32) -> Distccd {
+        let allow = if listen.contains(':') {
+            "::1/128"
+        } else {
+            "127.0.0.1/32"
+        };
+        Self::start_with(listen, jobs, true, allow)
+    }
+
+    /// A daemon as Debian's init script starts it: no `--stats`. Its
+    /// `stats_port` is a port where nothing listens.
+    pub fn without_stats(jobs: u32) -> Distccd {
+        Self::start_with("127.0.0.1", jobs, false, "127.0.0.1/32")
+    }
+
+    /// Any daemon: `stats` adds --stats; `allow` is its --allow list.
+    pub fn start_with(listen: &str, jobs: u32, stats: bool, allow: &str) -> Distccd {
         assert!(
             Command::new("distccd").arg("--version").output().is_ok(),
             "distccd not found: run `sh tests/deps.sh` (Debian package distcc)"
@@ -89,12 +105,11 @@ impl Distccd {
                 continue;
             }
             let logf = std::fs::File::create(&log).unwrap();
-            let allow = if listen.contains(':') {
-                "::1/128"
-            } else {
-                "127.0.0.1/32"
-            };
-            let child = Command::new("distccd")
+            let mut c = Command::new("distccd");
+            if stats {
+                c.args(["--stats", "--stats-port", &stats_port.to_string()]);
+            }
+            let child = c
                 .args([
                     "--daemon",
                     "--no-detach",
@@ -104,13 +119,7 @@ impl Distccd {
                     "--allow",
                     allow,
                 ])
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--stats",
-                    "--stats-port",
-                    &stats_port.to_string(),
-                ])
+                .args(["--port", &port.to_string()])
                 .args(["--jobs", &jobs.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -125,7 +134,7 @@ impl Distccd {
                 log: log.clone(),
                 _dir: TempDir(PathBuf::new()),
             };
-            if d.wait_ready(listen) {
+            if d.wait_ready(listen, stats) {
                 d._dir = dir;
                 return d;
             }
@@ -137,18 +146,30 @@ impl Distccd {
         );
     }
 
-    fn wait_ready(&mut self, listen: &str) -> bool {
+    /// Ready when its ports accept (a daemon whose --allow excludes us
+    /// accepts, then closes).
+    fn wait_ready(&mut self, listen: &str, stats: bool) -> bool {
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if stats_text(listen, self.stats_port).contains("</distccstats>") {
+            // Listening sockets are enough: the daemon serves connections
+            // made before its main loop starts.
+            if self.accepts(listen) && (!stats || self.accepts_stats(listen)) {
                 return true;
             }
             thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    fn accepts(&self, listen: &str) -> bool {
+        TcpStream::connect(sock_addr(listen, self.port)).is_ok()
+    }
+
+    fn accepts_stats(&self, listen: &str) -> bool {
+        TcpStream::connect(sock_addr(listen, self.stats_port)).is_ok()
     }
 
     /// The daemon's own stats reply, read with a plain socket.
@@ -181,13 +202,16 @@ impl Drop for Distccd {
     }
 }
 
-fn stats_text(host: &str, port: u16) -> String {
-    let addr = if host.contains(':') {
+fn sock_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
-    };
-    let Ok(mut s) = TcpStream::connect(addr) else {
+    }
+}
+
+fn stats_text(host: &str, port: u16) -> String {
+    let Ok(mut s) = TcpStream::connect(sock_addr(host, port)) else {
         return String::new();
     };
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

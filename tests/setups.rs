@@ -1,0 +1,482 @@
+//! Clusters as users run them: stock distccd without --stats, an --allow
+//! list that excludes us, a name whose first address is dead, ccache in
+//! front of the masquerade, the user's own -j, and a build that never
+//! reached distcc. Real distccd, real make, real ccache, real bash and zsh.
+
+mod support;
+
+use support::*;
+
+const SHELLS: [&str; 2] = ["bash", "zsh"];
+
+fn var(r: &Run, name: &str) -> String {
+    let prefix = format!("export {name}=");
+    let line = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name}: {}", r.show()));
+    line.trim_end_matches(';').trim_matches('\'').to_string()
+}
+
+#[test]
+fn a_worker_without_stats_is_used_with_default_slots() {
+    let (plain, stats) = (Distccd::without_stats(6), Distccd::start(2));
+    let hosts = format!("{} {}", plain.entry(), stats.entry());
+    let vars = [
+        ("DISTCC_AUTO_HOSTS", hosts.as_str()),
+        ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
+    ];
+    let r = run(&["env"], &vars);
+    assert_eq!(r.code, 0, "{}", r.show());
+    // Up with distcc's default of 4 slots, after the worker that reported
+    // (even though 4 > 2).
+    assert_eq!(
+        var(&r, "DISTCC_HOSTS"),
+        format!(
+            "127.0.0.1:{}/2,lzo 127.0.0.1:{}/4,lzo",
+            stats.port, plain.port
+        ),
+        "{}",
+        r.show()
+    );
+    assert_eq!(var(&r, "DISTCC_AUTO_JOBS"), "6");
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("no stats port"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning per worker: {}", r.show());
+    assert!(
+        warnings[0].contains(&plain.entry())
+            && warnings[0].contains("connection refused")
+            && warnings[0].contains("--stats")
+            && warnings[0].contains("/etc/default/distcc"),
+        "{}",
+        r.show()
+    );
+
+    let r = run(&["hosts"], &vars);
+    let row = r.row(&plain.entry());
+    assert!(
+        row.contains(" up ") && row.contains("DISTCC_AUTO_NO_STATS_SLOTS"),
+        "{}",
+        r.show()
+    );
+
+    // A variant: its own slot count, and 0 drops such workers.
+    let r = run(
+        &["env"],
+        &[vars[0], vars[1], ("DISTCC_AUTO_NO_STATS_SLOTS", "1")],
+    );
+    assert!(
+        var(&r, "DISTCC_HOSTS").ends_with(&format!("127.0.0.1:{}/1,lzo", plain.port)),
+        "{}",
+        r.show()
+    );
+    let r = run(
+        &["env"],
+        &[vars[0], vars[1], ("DISTCC_AUTO_NO_STATS_SLOTS", "0")],
+    );
+    assert_eq!(
+        var(&r, "DISTCC_HOSTS"),
+        format!("127.0.0.1:{}/2,lzo", stats.port),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS is 0"),
+        "{}",
+        r.show()
+    );
+    let r = run(&["env"], &[vars[0], ("DISTCC_AUTO_NO_STATS_SLOTS", "four")]);
+    assert_eq!(r.code, 96, "{}", r.show());
+    assert!(
+        r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS='four'"),
+        "{}",
+        r.show()
+    );
+}
+
+#[test]
+fn a_build_through_a_worker_without_stats_compiles_there() {
+    let plain = Distccd::without_stats(3);
+    for sh in SHELLS {
+        let src = demo_copy(sh);
+        let mut c = shell(sh, None, "distcc_build make");
+        c.current_dir(src.path())
+            .env("DISTCC_DIR", src.path().join(".distcc"))
+            .env("DISTCC_AUTO_HOSTS", plain.entry());
+        let r = run_cmd(c);
+        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        // No counters to read: the tally says so instead of counting.
+        assert!(
+            r.stderr
+                .contains("remote compiles not counted: no worker used has a stats port"),
+            "{sh}: {}",
+            r.show()
+        );
+        // The daemon's log shows the four compiles.
+        let log = std::fs::read_to_string(&plain.log).unwrap();
+        let done = log.lines().filter(|l| l.contains("COMPILE_OK")).count();
+        assert!(done >= 4, "{sh}: {done} compiles in the log\n{log}");
+    }
+}
+
+#[test]
+fn an_allow_list_that_excludes_us_is_named() {
+    // distccd accepts and closes at once when --allow does not admit the
+    // client: here it admits only 127.0.0.2, and we come from 127.0.0.1.
+    let d = Distccd::start_with("127.0.0.1", 2, true, "127.0.0.2/32");
+    let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
+    let row = r.row(&d.entry());
+    assert!(
+        row.contains("down")
+            && row.contains("closed the connection without a reply")
+            && row.contains("--allow probably excludes this machine"),
+        "{}",
+        r.show()
+    );
+}
+
+#[test]
+fn the_address_that_answered_goes_into_distcc_hosts() {
+    need_netns!("the_address_that_answered_goes_into_distcc_hosts");
+    // A name with two addresses, the first one dead (SYNs dropped), as a
+    // dual-stack name with a broken route is: resolved through the client
+    // namespace's own hosts file, never the machine's resolver.
+    let lan = Lan::new();
+    let dead = "10.231.0.3";
+    lan.client.etc("nsswitch.conf", "hosts: files\n");
+    lan.client.etc(
+        "hosts",
+        &format!("127.0.0.1 localhost\n{dead} dual.test\n{WORKER_IP} dual.test\n"),
+    );
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan.client.name,
+        "iptables",
+        "-A",
+        "OUTPUT",
+        "-d",
+        dead,
+        "-j",
+        "DROP",
+    ]);
+    let _d = lan
+        .worker
+        .distccd(WORKER_IP, 3632, 3633, 2, std::process::Stdio::null());
+    wait_for(10, "distccd in the worker namespace", || {
+        lan.worker
+            .cmd("bash")
+            .args(["-c", &format!("exec 3<>/dev/tcp/{WORKER_IP}/3633")])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    // The dead address comes first, as distcc would try it.
+    let order = String::from_utf8(
+        lan.client
+            .cmd("getent")
+            .args(["ahostsv4", "dual.test"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(order.starts_with(dead), "getaddrinfo order: {order}");
+
+    let t = TempDir::new("dual");
+    std::fs::write(t.path().join("x.c"), "int x(void) { return 42; }\n").unwrap();
+    let script = "eval \"$(distcc-auto env)\" && echo \"hosts=$DISTCC_HOSTS\" && \
+                  start=$(date +%s%N) && distcc cc -c x.c -o x.o && \
+                  echo \"compile_ms=$(( ($(date +%s%N) - start) / 1000000 ))\"";
+    let mut c = shell("bash", Some(&lan.client), script);
+    c.current_dir(t.path())
+        .env("DISTCC_DIR", t.path())
+        .env("DISTCC_AUTO_HOSTS", "dual.test")
+        .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0")
+        .env("DISTCC_FALLBACK", "0");
+    let before = stat_in(&lan.worker, "dcc_compile_ok");
+    let r = run_cmd(c);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert!(
+        r.stdout
+            .contains(&format!("hosts={WORKER_IP}:3632/2,lzo\n")),
+        "{}",
+        r.show()
+    );
+    // Remote, and without distcc's connect timeout on the dead address.
+    assert_eq!(
+        stat_in(&lan.worker, "dcc_compile_ok") - before,
+        1,
+        "{}",
+        r.show()
+    );
+    let ms: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("compile_ms="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ms < 2000, "compile took {ms} ms: {}", r.show());
+    // `hosts` shows the entry as written beside the address used.
+    let r = run_cmd(cmd_in(
+        Some(&lan.client),
+        &["hosts"],
+        &[("DISTCC_AUTO_HOSTS", "dual.test")],
+    ));
+    assert!(
+        r.row("dual.test").contains(&format!("{WORKER_IP}:3633")),
+        "{}",
+        r.show()
+    );
+}
+
+/// A stats counter of the distccd on the worker's veth address.
+fn stat_in(ns: &Netns, key: &str) -> u64 {
+    let out = ns
+        .cmd("timeout")
+        .args([
+            "2",
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{WORKER_IP}/3633 && cat <&3"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `sh` after sourcing our file, in `dir`, with `path` as PATH (our binary
+/// first) and a private ccache directory.
+fn build_with_path(sh: &str, dir: &std::path::Path, hosts: &str, path: &str, script: &str) -> Run {
+    let mut c = shell(sh, None, script);
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    c.current_dir(dir)
+        .env("PATH", format!("{}:{path}", bin_dir.display()))
+        .env("DISTCC_DIR", dir.join(".distcc"))
+        .env("CCACHE_DIR", dir.join(".ccache"))
+        .env("DISTCC_AUTO_HOSTS", hosts)
+        .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1")
+        .env_remove("CCACHE_PREFIX");
+    run_cmd(c)
+}
+
+#[test]
+fn ccache_in_front_of_distcc_in_both_set_ups() {
+    let d = Distccd::start(3);
+    for sh in SHELLS {
+        // /usr/lib/distcc first, and a build that asks for `ccache cc`
+        // (as meson does when ccache is installed): ccache finds the
+        // masquerade, so no prefix may be added.
+        let src = demo_copy(sh);
+        let before = d.stat("dcc_compile_ok");
+        let r = build_with_path(
+            sh,
+            src.path(),
+            &d.entry(),
+            "/usr/lib/distcc:/usr/bin:/bin",
+            "distcc_build make 'CC=ccache cc'",
+        );
+        assert_eq!(r.code, 0, "{sh}, distcc first: {}", r.show());
+        assert_eq!(d.stat("dcc_compile_ok") - before, 4, "{sh}: {}", r.show());
+        assert!(
+            r.stderr
+                .contains("4 remote compiles on 1 worker (0 failed)"),
+            "{sh}: {}",
+            r.show()
+        );
+
+        // /usr/lib/ccache first and the plain compiler: the prefix sends
+        // ccache's misses through distcc.
+        let src = demo_copy(sh);
+        let before = d.stat("dcc_compile_ok");
+        let r = build_with_path(
+            sh,
+            src.path(),
+            &d.entry(),
+            "/usr/lib/ccache:/usr/bin:/bin",
+            "distcc_build make CC=cc",
+        );
+        assert_eq!(r.code, 0, "{sh}, ccache first: {}", r.show());
+        assert_eq!(d.stat("dcc_compile_ok") - before, 4, "{sh}: {}", r.show());
+
+        // What the build sees in each set-up, and a prefix of the user's own.
+        let t = TempDir::new("ccache-env");
+        let show = "distcc_build sh -c 'echo \"prefix=${CCACHE_PREFIX-unset}\"' sh";
+        for (path, pre, want) in [
+            (
+                "/usr/lib/distcc:/usr/lib/ccache:/usr/bin:/bin",
+                "",
+                "prefix=unset",
+            ),
+            (
+                "/usr/lib/ccache:/usr/lib/distcc:/usr/bin:/bin",
+                "",
+                "prefix=unset",
+            ),
+            ("/usr/lib/ccache:/usr/bin:/bin", "", "prefix=distcc"),
+            (
+                "/usr/lib/ccache:/usr/bin:/bin",
+                "export CCACHE_PREFIX=mywrapper; ",
+                "prefix=mywrapper",
+            ),
+        ] {
+            let r = build_with_path(sh, t.path(), &d.entry(), path, &format!("{pre}{show}"));
+            assert_eq!(r.stdout.trim(), want, "{sh} PATH={path}: {}", r.show());
+        }
+    }
+}
+
+#[test]
+fn the_job_count_goes_where_the_command_reads_it() {
+    let d = Distccd::start(2);
+    let t = TempDir::new("jobs");
+    let base = [
+        ("DISTCC_AUTO_HOSTS", d.entry()),
+        ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1".into()),
+    ];
+    for sh in SHELLS {
+        for (args, append, want, note) in [
+            // Before the first `--`: the rest belongs to the program.
+            ("a -- --nocapture", "", "[a][-j][3][--][--nocapture]", false),
+            // A `-j` after `--` is the program's, not a job count.
+            ("a -- -j 9", "", "[a][-j][3][--][-j][9]", false),
+            ("-j 7 all", "", "[-j][7][all]", true),
+            ("-j7", "", "[-j7]", true),
+            ("-j", "", "[-j]", true),
+            ("--jobs 5", "", "[--jobs][5]", true),
+            ("--jobs=5 -- x", "", "[--jobs=5][--][x]", true),
+            ("a b", "0", "[a][b]", false),
+            ("a b", "1", "[a][b][-j][3]", false),
+        ] {
+            let mut c = shell(sh, None, &format!("distcc_build printf '[%s]' {args}"));
+            c.current_dir(t.path()).env("DISTCC_DIR", t.path());
+            for (k, v) in &base {
+                c.env(k, v);
+            }
+            if !append.is_empty() {
+                c.env("DISTCC_AUTO_APPEND_JOBS", append);
+            }
+            let r = run_cmd(c);
+            assert_eq!(r.code, 0, "{sh} {args}: {}", r.show());
+            assert_eq!(r.stdout, want, "{sh} {args}: {}", r.show());
+            assert_eq!(
+                r.stderr
+                    .contains("has its own job count; the probed -j 3 is not used"),
+                note,
+                "{sh} {args}: {}",
+                r.show()
+            );
+        }
+        let mut c = shell(sh, None, "distcc_build true");
+        c.env("DISTCC_AUTO_HOSTS", d.entry())
+            .env("DISTCC_AUTO_APPEND_JOBS", "no");
+        let r = run_cmd(c);
+        assert_eq!(r.code, 96, "{sh}: {}", r.show());
+        assert!(
+            r.stderr.contains("DISTCC_AUTO_APPEND_JOBS='no'"),
+            "{sh}: {}",
+            r.show()
+        );
+    }
+}
+
+#[test]
+fn after_the_build_it_says_how_many_compiles_ran_remotely() {
+    let d = Distccd::start(3);
+    for sh in SHELLS {
+        let src = demo_copy(sh);
+        let mut c = shell(sh, None, "distcc_build make; echo \"rc=$?\"");
+        c.current_dir(src.path())
+            .env("DISTCC_DIR", src.path().join(".distcc"))
+            .env("DISTCC_AUTO_HOSTS", d.entry());
+        let r = run_cmd(c);
+        assert!(r.stdout.ends_with("rc=0\n"), "{sh}: {}", r.show());
+        assert!(
+            r.stderr
+                .contains("distcc-auto: 4 remote compiles on 1 worker (0 failed)"),
+            "{sh}: {}",
+            r.show()
+        );
+        assert!(
+            !r.stderr.contains("no remote compile ran"),
+            "{sh}: {}",
+            r.show()
+        );
+
+        // The compiler bypasses distcc: the build succeeds, with a warning.
+        let src = demo_copy(sh);
+        let mut c = shell(sh, None, "distcc_build make CC=gcc; echo \"rc=$?\"");
+        c.current_dir(src.path())
+            .env("DISTCC_DIR", src.path().join(".distcc"))
+            .env("DISTCC_AUTO_HOSTS", d.entry());
+        let r = run_cmd(c);
+        assert!(r.stdout.ends_with("rc=0\n"), "{sh}: {}", r.show());
+        assert!(
+            r.stderr.contains("distcc-auto: 0 remote compiles on 1 worker")
+                && r.stderr.contains(
+                    "distcc-auto: warning: no remote compile ran: is the compiler going through distcc?"
+                ),
+            "{sh}: {}",
+            r.show()
+        );
+
+        // A failing build: its status stands, and no warning about distcc.
+        let t = TempDir::new("fail");
+        let mut c = shell(sh, None, "distcc_build sh -c 'exit 4' sh; echo \"rc=$?\"");
+        c.current_dir(t.path())
+            .env("DISTCC_DIR", t.path())
+            .env("DISTCC_AUTO_HOSTS", d.entry());
+        let r = run_cmd(c);
+        assert!(r.stdout.ends_with("rc=4\n"), "{sh}: {}", r.show());
+        assert!(
+            !r.stderr.contains("no remote compile ran"),
+            "{sh}: {}",
+            r.show()
+        );
+    }
+}
+
+#[test]
+fn tally_refuses_counters_that_are_not_its_own() {
+    let d = Distccd::start(1);
+    let r = run(
+        &["tally"],
+        &[
+            ("DISTCC_AUTO_HOSTS", &d.entry()),
+            ("DISTCC_AUTO_COUNTERS", "$(touch /tmp/x)=1,1"),
+        ],
+    );
+    assert_eq!(r.code, 96, "{}", r.show());
+    assert!(r.stderr.contains("DISTCC_AUTO_COUNTERS"), "{}", r.show());
+    let r = run(&["tally", "x"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
+    assert_eq!(r.code, 2, "{}", r.show());
+}
+
+#[test]
+fn pasted_distcc_hosts_entries_get_a_hint() {
+    for (entry, hint) in [
+        ("ci@build-1", "ssh://ci@build-1"),
+        ("build-2/8,lzo", "write 'build-2'"),
+        ("localhost/2", "DISTCC_AUTO_EARLY_LOCAL_JOBS"),
+    ] {
+        let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", entry)]);
+        assert_eq!(r.code, 96, "{}", r.show());
+        assert!(r.stdout.is_empty(), "{}", r.show());
+        assert!(
+            r.stderr.contains(&format!("bad entry '{entry}'")) && r.stderr.contains(hint),
+            "{}",
+            r.show()
+        );
+    }
+}
