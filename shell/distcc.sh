@@ -54,12 +54,13 @@ distcc_build() {
 
         # Stop the tunnels; cleanup runs to the end (a second Ctrl-C or a
         # closing terminal's hangup cannot cut it short).
-        __distcc_auto_pids=
+        __distcc_auto_pids='' __distcc_auto_ids=''
         # shellcheck disable=SC2317 # called from traps
         __distcc_auto_stop() {
             \builtin trap '' HUP INT TERM
             if [[ -n $__distcc_auto_pids ]]; then
-                DISTCC_AUTO_TUNNEL_PIDS=$__distcc_auto_pids "$__distcc_auto_bin" kill >/dev/null || :
+                DISTCC_AUTO_TUNNEL_PIDS=$__distcc_auto_pids DISTCC_AUTO_TUNNEL_IDS=$__distcc_auto_ids \
+                    "$__distcc_auto_bin" kill >/dev/null || :
                 __distcc_auto_pids=
             fi
         }
@@ -85,6 +86,7 @@ distcc_build() {
             # must not receive them. No value holds "export ".
             \builtin eval "${__distcc_auto_env//export /\\builtin export }"
             __distcc_auto_pids=${DISTCC_AUTO_TUNNEL_PIDS-}
+            __distcc_auto_ids=${DISTCC_AUTO_TUNNEL_IDS-}
         fi
         \builtin trap '__distcc_auto_stop' EXIT
         \builtin trap '__distcc_auto_raise HUP 129' HUP

@@ -108,10 +108,12 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     Some(v) => Some(v),
                     None => {
                         let mut raw = parser.raw_args()?;
-                        let numeric = raw
-                            .peek()
-                            .and_then(|a| a.to_str())
-                            .is_some_and(|a| a.parse::<f64>().is_ok());
+                        // Anything that starts like a number is meant as
+                        // the interval, and judged as one (`--watch 0x10`
+                        // and `--watch=0x10` get the same answer).
+                        let numeric = raw.peek().and_then(|a| a.to_str()).is_some_and(|a| {
+                            a.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                        });
                         if numeric { raw.next() } else { None }
                     }
                 };
@@ -275,6 +277,14 @@ mod tests {
                 "--watch '1': the interval must be",
             ),
             (&["hosts", "--watch=x"][..], "--watch 'x'"),
+            (
+                &["hosts", "--watch=0x10"][..],
+                "--watch '0x10': the interval",
+            ),
+            (
+                &["hosts", "--watch", "0x10"][..],
+                "--watch '0x10': the interval",
+            ),
             (&["env", "extra"][..], "unexpected argument"),
             (&["--bogus"][..], "invalid option '--bogus'"),
         ] {

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::hostspec::{self, Parsed};
-use crate::tunnel::SshSettings;
 
 /// The default bound on the probing phase.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,6 +44,15 @@ pub struct Config {
     pub cpus: u32,
 }
 
+/// How `ssh://` workers are reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    /// The client and its options, run by `sh -c` like git's GIT_SSH_COMMAND.
+    pub command: String,
+    /// Bound on setting up one tunnel (ssh handshake and forwards).
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     /// The compiler's name as distcc sends it (its base name).
@@ -56,6 +64,16 @@ impl Config {
     /// Read the configuration. `cpus` is the default for the fallback and
     /// preprocessor job counts, as in the reference tool.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>, cpus: u32) -> Result<Config, Error> {
+        Self::read(get, cpus, false)
+    }
+
+    /// Read the configuration; `cli_check` (hosts --check) turns the
+    /// compile check on when DISTCC_AUTO_CHECK did not.
+    pub fn read(
+        get: impl Fn(&str) -> Option<String>,
+        cpus: u32,
+        cli_check: bool,
+    ) -> Result<Config, Error> {
         let hosts = match get("DISTCC_AUTO_HOSTS") {
             Some(v) => hostspec::parse_hosts(&v)?,
             None => {
@@ -101,16 +119,14 @@ impl Config {
         };
         let timeout = secs("DISTCC_AUTO_TIMEOUT", DEFAULT_TIMEOUT)?;
         let ssh = SshSettings {
-            command: set(&get, "DISTCC_AUTO_SSH_COMMAND")
-                .filter(|c| !c.trim().is_empty())
-                .unwrap_or_else(|| "ssh".into()),
+            command: ssh_command(set(&get, "DISTCC_AUTO_SSH_COMMAND"))?,
             timeout: secs("DISTCC_AUTO_SSH_TIMEOUT", DEFAULT_SSH_TIMEOUT)?,
         };
         let debug = flag(&get, "DISTCC_AUTO_DEBUG")?;
         let load_aware = flag(&get, "DISTCC_AUTO_LOAD_AWARE")?;
         let check = match set(&get, "DISTCC_AUTO_CHECK").as_deref() {
-            None | Some("none") => None,
-            Some("compile") => Some(Check {
+            None | Some("none") if !cli_check => None,
+            None | Some("none") | Some("compile") => Some(Check {
                 compiler: check_compiler(set(&get, "DISTCC_AUTO_CHECK_COMPILER"))?,
                 timeout: secs("DISTCC_AUTO_CHECK_TIMEOUT", DEFAULT_CHECK_TIMEOUT)?,
             }),
@@ -132,6 +148,22 @@ impl Config {
             debug,
             cpus,
         })
+    }
+}
+
+/// DISTCC_AUTO_SSH_COMMAND, run as `exec COMMAND "$@"` by /bin/sh: a `#`
+/// would comment out, and a newline end, the arguments we append (every
+/// forward and option), so such a value is refused.
+fn ssh_command(v: Option<String>) -> Result<String, Error> {
+    match v {
+        None => Ok("ssh".into()),
+        Some(c) if c.trim().is_empty() => Ok("ssh".into()),
+        Some(c) if c.contains(['#', '\n', '\r']) => Err(bad(
+            "DISTCC_AUTO_SSH_COMMAND",
+            &c,
+            "one line without '#' (the shell would drop the options distcc-auto appends)",
+        )),
+        Some(c) => Ok(c),
     }
 }
 
@@ -309,12 +341,19 @@ mod tests {
             ("DISTCC_AUTO_TIMEOUT", "3601"),
             ("DISTCC_AUTO_TIMEOUT", "$(reboot)"),
             ("DISTCC_AUTO_SSH_TIMEOUT", "-5"),
+            ("DISTCC_AUTO_DEBUG", "false"),
+            ("DISTCC_AUTO_DEBUG", "no"),
+            ("DISTCC_AUTO_DEBUG", "off"),
+            ("DISTCC_AUTO_APPEND_JOBS", "yes"),
+            ("DISTCC_AUTO_NO_STATS_SLOTS", "-1"),
+            ("DISTCC_AUTO_SSH_COMMAND", "ssh # my options"),
+            ("DISTCC_AUTO_SSH_COMMAND", "ssh\n-v"),
         ] {
             let e = cfg(&[("DISTCC_AUTO_HOSTS", "w1"), (name, value)]).unwrap_err();
             assert_eq!(e.exit_code(), 96);
             let msg = e.to_string();
             assert!(
-                msg.starts_with(&format!("{name}='{value}' is not valid")),
+                msg.starts_with(&format!("{name}='{}' is not valid", value.escape_debug())),
                 "{msg}"
             );
         }

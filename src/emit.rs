@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::plan::{Plan, Worker};
+use crate::tunnel::TunnelInfo;
 
 fn quote(s: &str) -> Cow<'_, str> {
     // The unix function directly: the top-level escape() follows the
@@ -17,13 +18,15 @@ fn quote(s: &str) -> Cow<'_, str> {
 /// The lines `eval "$(distcc-auto env)"` reads. Only values we built are
 /// emitted, each quoted; the variable names are fixed. `ccache_prefix` is
 /// what `distcc_build` gives CCACHE_PREFIX (see `ccache`).
-pub fn env_script(plan: &Plan, tunnel_pids: &[u32], ccache_prefix: Option<&str>) -> String {
-    let pids: Vec<String> = tunnel_pids.iter().map(u32::to_string).collect();
+pub fn env_script(plan: &Plan, tunnels: &[TunnelInfo], ccache_prefix: Option<&str>) -> String {
+    let pids: Vec<String> = tunnels.iter().map(|t| t.pid.to_string()).collect();
+    let ids: Vec<String> = tunnels.iter().map(TunnelInfo::identity).collect();
     let mut out = String::new();
     for (name, value) in [
         ("DISTCC_HOSTS", plan.distcc_hosts()),
         ("DISTCC_AUTO_JOBS", plan.jobs().to_string()),
         ("DISTCC_AUTO_TUNNEL_PIDS", pids.join(" ")),
+        ("DISTCC_AUTO_TUNNEL_IDS", ids.join(" ")),
         ("DISTCC_AUTO_COUNTERS", crate::tally::render(plan)),
         (
             "DISTCC_AUTO_CCACHE_PREFIX",
@@ -37,7 +40,8 @@ pub fn env_script(plan: &Plan, tunnel_pids: &[u32], ccache_prefix: Option<&str>)
 
 /// What `eval "$(distcc-auto kill)"` reads.
 pub const UNSET_SCRIPT: &str = "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS \
-                                DISTCC_AUTO_COUNTERS DISTCC_AUTO_CCACHE_PREFIX;\n";
+                                DISTCC_AUTO_TUNNEL_IDS DISTCC_AUTO_COUNTERS \
+                                DISTCC_AUTO_CCACHE_PREFIX;\n";
 
 /// One line for stderr: what -j is made of.
 pub fn summary(plan: &Plan) -> String {
@@ -333,7 +337,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::hostspec::parse_entry;
-    use crate::plan::{Local, plan};
+    use crate::plan::{Local, Probed, plan};
     use crate::probe::{Outcome, Probe, Target};
     use crate::stats::Stats;
     use std::time::Duration;
@@ -356,16 +360,16 @@ mod tests {
         let mk = |entry: &str, outcome| {
             let spec = parse_entry(entry).unwrap();
             let target = Target::of(&spec);
-            (
+            Probed {
                 spec,
                 target,
-                Probe {
+                probe: Probe {
                     address: None,
                     outcome,
                     elapsed: Duration::from_micros(1234),
                     tunnel: None,
                 },
-            )
+            }
         };
         let stats = Stats {
             max_kids: 16,
@@ -375,7 +379,6 @@ mod tests {
         plan(
             &config,
             Local {
-                cpus: 3,
                 mem_available_mib: None,
             },
             vec![
@@ -398,11 +401,21 @@ mod tests {
             "export DISTCC_HOSTS='localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo';\n\
              export DISTCC_AUTO_JOBS=21;\n\
              export DISTCC_AUTO_TUNNEL_PIDS='';\n\
+             export DISTCC_AUTO_TUNNEL_IDS='';\n\
              export DISTCC_AUTO_COUNTERS=-;\n\
              export DISTCC_AUTO_CCACHE_PREFIX=distcc;\n"
         );
-        let with_tunnels = env_script(&p, &[41, 42], None);
+        let tunnel = |pid| TunnelInfo {
+            pid,
+            uid: 1000,
+            start: 77,
+            destination: "w".into(),
+            local_distcc_port: 1,
+            local_stats_port: 2,
+        };
+        let with_tunnels = env_script(&p, &[tunnel(41), tunnel(42)], None);
         assert!(with_tunnels.contains("export DISTCC_AUTO_TUNNEL_PIDS='41 42';\n"));
+        assert!(with_tunnels.contains("export DISTCC_AUTO_TUNNEL_IDS='41:1000:77 42:1000:77';\n"));
         assert!(with_tunnels.ends_with("export DISTCC_AUTO_CCACHE_PREFIX='';\n"));
         assert_eq!(
             summary(&p),

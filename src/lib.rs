@@ -4,6 +4,7 @@
 //! `stats`, `config`, `plan`, `emit`) and the I/O (`probe`, `tunnel`). It is
 //! a library so that the fuzz targets and property tests reach the parsers.
 
+pub mod app;
 pub mod ccache;
 pub mod check;
 pub mod cli;
@@ -11,9 +12,13 @@ pub mod config;
 pub mod emit;
 pub mod error;
 pub mod hostspec;
+pub mod kill;
 pub mod plan;
 pub mod probe;
+pub mod registry;
+pub mod signals;
 pub mod stats;
+pub mod sys;
 pub mod tally;
 pub mod tunnel;
 

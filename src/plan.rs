@@ -30,9 +30,16 @@ use crate::tunnel::TunnelInfo;
 /// Facts about the machine the build runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Local {
-    pub cpus: u32,
     /// `MemAvailable` from /proc/meminfo, when known.
     pub mem_available_mib: Option<u64>,
+}
+
+/// One configured worker, where it was asked and what it answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probed {
+    pub spec: HostSpec,
+    pub target: Target,
+    pub probe: Probe,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,13 +116,6 @@ impl Plan {
         parts.join(" ")
     }
 
-    /// The PIDs of the tunnels of the workers that are used.
-    pub fn tunnel_pids(&self) -> Vec<u32> {
-        self.up()
-            .filter_map(|w| w.tunnel.as_ref().map(|t| t.pid))
-            .collect()
-    }
-
     /// Ok when there is something to build on, else the exit-97 error.
     pub fn usable(&self) -> Result<(), Error> {
         match &self.nothing {
@@ -127,68 +127,74 @@ impl Plan {
 
 /// Decide the slots. `workers` pairs each configured spec with where it was
 /// probed and what the probe found, in configuration order.
-pub fn plan(config: &Config, local: Local, workers: Vec<(HostSpec, Target, Probe)>) -> Plan {
+pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
     let mem = config.compiler_memory_mib;
     let mut decisions = Vec::new();
     let mut all: Vec<Worker> = workers
         .into_iter()
-        .map(|(spec, target, probe)| {
-            let mut no_stats = None;
-            let (stats, dropped, slots) = match probe.outcome {
-                Outcome::Down { reason } => (None, Some(reason), 0),
-                Outcome::NoStats { why } => {
-                    let slots = config.no_stats_slots;
-                    no_stats = Some(why);
-                    if slots == 0 {
-                        let why = "no stats port (distccd without --stats) and \
+        .map(
+            |Probed {
+                 spec,
+                 target,
+                 probe,
+             }| {
+                let mut no_stats = None;
+                let (stats, dropped, slots) = match probe.outcome {
+                    Outcome::Down { reason } => (None, Some(reason), 0),
+                    Outcome::NoStats { why } => {
+                        let slots = config.no_stats_slots;
+                        no_stats = Some(why);
+                        if slots == 0 {
+                            let why = "no stats port (distccd without --stats) and \
                                    DISTCC_AUTO_NO_STATS_SLOTS is 0"
-                            .to_string();
-                        (None, Some(why), 0)
-                    } else {
-                        decisions.push(format!(
-                            "{}: {slots} slots = DISTCC_AUTO_NO_STATS_SLOTS (no stats port)",
-                            spec.entry
-                        ));
-                        (None, None, slots)
-                    }
-                }
-                Outcome::Up { stats } => {
-                    let (slots, dropped) = worker_slots(&stats, mem);
-                    let why = match (&dropped, stats.free_mem_mib) {
-                        (Some(d), _) => d.clone(),
-                        (None, Some(free)) if mem > 0 => format!(
-                            "{slots} slots = min(dcc_max_kids {}, {free} MiB free / {mem} MiB)",
-                            stats.max_kids
-                        ),
-                        _ => format!("{slots} slots = dcc_max_kids"),
-                    };
-                    decisions.push(format!("{}: {why}", spec.entry));
-                    let slots = match (config.load_aware, busy(&stats)) {
-                        (true, Some(busy)) if dropped.is_none() => {
-                            let granted = load_aware_slots(slots, busy);
+                                .to_string();
+                            (None, Some(why), 0)
+                        } else {
                             decisions.push(format!(
+                                "{}: {slots} slots = DISTCC_AUTO_NO_STATS_SLOTS (no stats port)",
+                                spec.entry
+                            ));
+                            (None, None, slots)
+                        }
+                    }
+                    Outcome::Up { stats } => {
+                        let (slots, dropped) = worker_slots(&stats, mem);
+                        let why = match (&dropped, stats.free_mem_mib) {
+                            (Some(d), _) => d.clone(),
+                            (None, Some(free)) if mem > 0 => format!(
+                                "{slots} slots = min(dcc_max_kids {}, {free} MiB free / {mem} MiB)",
+                                stats.max_kids
+                            ),
+                            _ => format!("{slots} slots = dcc_max_kids"),
+                        };
+                        decisions.push(format!("{}: {why}", spec.entry));
+                        let slots = match (config.load_aware, busy(&stats)) {
+                            (true, Some(busy)) if dropped.is_none() => {
+                                let granted = load_aware_slots(slots, busy);
+                                decisions.push(format!(
                                 "{}: load-aware: {granted} slots = max(1, {slots} - {busy} busy)",
                                 spec.entry
                             ));
-                            granted
-                        }
-                        _ => slots,
-                    };
-                    (Some(stats), dropped, slots)
+                                granted
+                            }
+                            _ => slots,
+                        };
+                        (Some(stats), dropped, slots)
+                    }
+                };
+                Worker {
+                    spec,
+                    target,
+                    address: probe.address,
+                    stats,
+                    dropped,
+                    slots,
+                    elapsed: probe.elapsed,
+                    tunnel: probe.tunnel,
+                    no_stats,
                 }
-            };
-            Worker {
-                spec,
-                target,
-                address: probe.address,
-                stats,
-                dropped,
-                slots,
-                elapsed: probe.elapsed,
-                tunnel: probe.tunnel,
-                no_stats,
-            }
-        })
+            },
+        )
         .collect();
 
     // A stable sort keeps configuration order among equals, and puts
@@ -322,11 +328,10 @@ mod tests {
     }
 
     const LOCAL: Local = Local {
-        cpus: 4,
         mem_available_mib: Some(64 * 1024),
     };
 
-    fn up(entry: &str, kids: u32, load: f64, free: Option<u64>) -> (HostSpec, Target, Probe) {
+    fn up(entry: &str, kids: u32, load: f64, free: Option<u64>) -> Probed {
         let stats = Stats {
             max_kids: kids,
             load: [Some(load); 3],
@@ -336,7 +341,7 @@ mod tests {
         with(entry, Outcome::Up { stats })
     }
 
-    fn dead(entry: &str) -> (HostSpec, Target, Probe) {
+    fn dead(entry: &str) -> Probed {
         with(
             entry,
             Outcome::Down {
@@ -345,7 +350,7 @@ mod tests {
         )
     }
 
-    fn with(entry: &str, outcome: Outcome) -> (HostSpec, Target, Probe) {
+    fn with(entry: &str, outcome: Outcome) -> Probed {
         let spec = parse_entry(entry).unwrap();
         let target = Target::of(&spec);
         let probe = Probe {
@@ -354,7 +359,11 @@ mod tests {
             elapsed: Duration::from_millis(1),
             tunnel: None,
         };
-        (spec, target, probe)
+        Probed {
+            spec,
+            target,
+            probe,
+        }
     }
 
     fn order(p: &Plan) -> Vec<&str> {
@@ -407,11 +416,11 @@ mod tests {
             ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
         ]);
         let mut busy_kids = up("kids", 16, 2.0, None);
-        if let Outcome::Up { stats } = &mut busy_kids.2.outcome {
+        if let Outcome::Up { stats } = &mut busy_kids.probe.outcome {
             stats.avg_kids1 = Some(6.0); // distccd's own count beats the load
         }
         let mut quiet = up("quiet", 8, 0.0, None);
-        if let Outcome::Up { stats } = &mut quiet.2.outcome {
+        if let Outcome::Up { stats } = &mut quiet.probe.outcome {
             stats.load = [None; 3]; // nothing reported: nothing taken off
         }
         let p = plan(
@@ -473,7 +482,7 @@ mod tests {
         );
         // Unknown load sorts after any known load.
         let mut noload = up("noload", 8, 0.0, None);
-        if let Outcome::Up { stats } = &mut noload.2.outcome {
+        if let Outcome::Up { stats } = &mut noload.probe.outcome {
             stats.load = [None; 3];
         }
         let p = plan(
@@ -536,7 +545,6 @@ mod tests {
     #[test]
     fn rule3_local_memory_cap() {
         let low = Local {
-            cpus: 4,
             mem_available_mib: Some(2500),
         };
         let p = plan(&config(&[]), low, vec![dead("w")]);
@@ -546,7 +554,6 @@ mod tests {
         let off = config(&[("DISTCC_AUTO_COMPILER_MEMORY", "0")]);
         assert_eq!(plan(&off, low, vec![dead("w")]).local_slots, 4);
         let unknown = Local {
-            cpus: 4,
             mem_available_mib: None,
         };
         assert_eq!(plan(&config(&[]), unknown, vec![dead("w")]).local_slots, 4);
@@ -569,7 +576,6 @@ mod tests {
         );
 
         let tiny = Local {
-            cpus: 4,
             mem_available_mib: Some(500),
         };
         let e = plan(&config(&[]), tiny, vec![dead("w1")])

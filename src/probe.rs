@@ -11,14 +11,16 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::check;
+use crate::config::SshSettings;
 use crate::hostspec::{Host, HostSpec};
+use crate::signals::Guarded;
 use crate::stats::{self, Stats};
-use crate::tunnel::{self, SshSettings, TunnelInfo};
+use crate::tunnel::{self, TunnelInfo};
 
 /// Where to ask: for a TCP worker its own address, for an ssh worker the
 /// local ends of its tunnel.
@@ -99,6 +101,7 @@ const READING: u8 = 2;
 const JOB_PORT: u8 = 3;
 const TUNNEL: u8 = 4;
 const CHECKING: u8 = 5;
+const WAITING: u8 = 6;
 
 fn stage_name(s: u8) -> &'static str {
     match s {
@@ -107,7 +110,86 @@ fn stage_name(s: u8) -> &'static str {
         READING => "waiting for the stats reply",
         JOB_PORT => "connecting to the job port",
         TUNNEL => "starting the ssh tunnel",
+        WAITING => "waiting for a free file descriptor: raise ulimit -n",
         _ => "compiling the check file",
+    }
+}
+
+/// Where a probe starts: an address needs no resolving.
+fn first_stage(r: &Route) -> u8 {
+    match r {
+        Route::Ssh(_) => TUNNEL,
+        Route::Direct(t) => match t.host {
+            Host::Name(_) => RESOLVING,
+            Host::V4(_) | Host::V6(_) => CONNECTING,
+        },
+    }
+}
+
+/// A probe thread's stack: the resolver is the deepest thing it runs.
+/// Small, so that a thousand of them fit an address-space limit.
+const PROBE_STACK: usize = 256 * 1024;
+
+/// What one probe found, for the trace: numbers, not Rust's debug form.
+fn describe(outcome: &Outcome) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+    match outcome {
+        Outcome::Up { stats } => format!(
+            "up, dcc_max_kids {}, load {}, free memory {}{}",
+            stats.max_kids,
+            opt(stats.mean_load().map(|l| format!("{l:.2}"))),
+            opt(stats.free_mem_mib.map(|m| format!("{m} MiB"))),
+            if stats.truncated {
+                ", reply cut short (distccd 3.4 bug)"
+            } else {
+                ""
+            }
+        ),
+        Outcome::NoStats { why } => format!("up without stats ({why})"),
+        Outcome::Down { reason } => format!("down: {reason}"),
+    }
+}
+
+/// How many probes may hold sockets at once: what the file limit allows,
+/// each probe counted at three descriptors (a socket, the resolver's, a
+/// tunnel's log). The rest wait their turn within the deadline.
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn for_file_limit() -> Slots {
+        let limit = crate::sys::file_limit();
+        let used = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
+        let n = (limit.saturating_sub(used + 16) / 3).max(1);
+        Slots {
+            free: Mutex::new(usize::try_from(n).unwrap_or(usize::MAX)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Take a slot, waiting until `until` at most.
+    fn acquire(&self, until: Instant) -> bool {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *free -= 1;
+        true
+    }
+
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
     }
 }
 
@@ -124,6 +206,19 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// The bounds of a probing phase that starts at `start`.
+    pub fn new(config: &crate::config::Config, start: Instant) -> Bounds {
+        Bounds {
+            start,
+            deadline: start + config.timeout,
+            ssh_deadline: start + config.timeout.max(config.ssh.timeout),
+            check: config
+                .check
+                .as_ref()
+                .map(|c| (c.compiler.clone(), start + config.timeout.max(c.timeout))),
+        }
+    }
+
     /// The time a worker had, for a timeout message: by its route, or the
     /// check's when it was compiling.
     fn budget(&self, ssh: bool, stage: u8) -> Duration {
@@ -156,62 +251,85 @@ pub fn probe_all(
     bounds: &Bounds,
     ssh: &SshSettings,
     trace: bool,
+    _signals: &Guarded,
 ) -> Vec<(Target, Probe)> {
     let start = bounds.start;
     let (tx, rx) = mpsc::channel::<(usize, Target, Probe)>();
-    let stages: Arc<Vec<AtomicU8>> =
-        Arc::new(routes.iter().map(|_| AtomicU8::new(RESOLVING)).collect());
+    let stages: Arc<Vec<AtomicU8>> = Arc::new(
+        routes
+            .iter()
+            .map(|r| AtomicU8::new(first_stage(r)))
+            .collect(),
+    );
     let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
     let is_ssh = |r: &Route| matches!(r, Route::Ssh(_));
     let last = bounds.last(routes.iter().any(is_ssh));
-    for (i, route) in routes.iter().enumerate() {
-        let (tx, stages, route, ssh, bounds) = (
+    let slots = Arc::new(Slots::for_file_limit());
+    // A fresh closure per attempt: a failed spawn consumes it.
+    let job = |i: usize| {
+        let (tx, stages, route, ssh, bounds, slots) = (
             tx.clone(),
             Arc::clone(&stages),
-            route.clone(),
+            routes[i].clone(),
             ssh.clone(),
             bounds.clone(),
+            Arc::clone(&slots),
         );
-        let spawned = thread::Builder::new()
-            .name(format!("probe-{i}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let (target, probe) = match &route {
+        move || {
+            let stage = &stages[i];
+            let until = match route {
+                Route::Direct(_) => bounds.deadline,
+                Route::Ssh(_) => bounds.ssh_deadline,
+            };
+            let first = stage.swap(WAITING, Ordering::Relaxed);
+            let (target, probe) = if !slots.acquire(until) {
+                let budget = bounds.budget(matches!(route, Route::Ssh(_)), WAITING);
+                let why = format!("timed out after {} ({})", secs(budget), stage_name(WAITING));
+                (route.target(), down(None, why, bounds.start))
+            } else {
+                stage.store(first, Ordering::Relaxed);
+                let answer = match &route {
                     Route::Direct(t) => (
                         t.clone(),
-                        probe_one(t, bounds.deadline, &bounds, false, &stages[i]),
+                        probe_one(t, bounds.deadline, &bounds, false, stage),
                     ),
-                    Route::Ssh(spec) => through_tunnel(spec, &ssh, &bounds, &stages[i]),
+                    Route::Ssh(spec) => through_tunnel(spec, &ssh, &bounds, stage),
                 };
-                if trace {
-                    let what = match &probe.outcome {
-                        Outcome::Up { stats } => format!(
-                            "up, dcc_max_kids {}, load {:?}, free memory {:?} MiB{}",
-                            stats.max_kids,
-                            stats.load,
-                            stats.free_mem_mib,
-                            if stats.truncated {
-                                ", reply cut short (distccd 3.4 bug)"
-                            } else {
-                                ""
-                            }
-                        ),
-                        Outcome::NoStats { why } => format!("up without stats ({why})"),
-                        Outcome::Down { reason } => format!("down: {reason}"),
-                    };
-                    crate::trace!(
-                        "probe {}: {what} ({:.1?})",
-                        target_label(&target),
-                        probe.elapsed
-                    );
+                slots.release();
+                answer
+            };
+            if trace {
+                crate::trace!(
+                    "probe {}: {} ({:.1?})",
+                    target_label(&target),
+                    describe(&probe.outcome),
+                    probe.elapsed
+                );
+            }
+            let _ = tx.send((i, target, probe));
+        }
+    };
+    for i in 0..routes.len() {
+        // Threads that cannot start (an address-space or process limit)
+        // are retried until the deadline: a limit costs time, not workers.
+        loop {
+            let spawned = thread::Builder::new()
+                .name(format!("probe-{i}"))
+                .stack_size(PROBE_STACK)
+                .spawn(job(i));
+            match spawned {
+                Ok(_) => break,
+                Err(_) if Instant::now() + Duration::from_millis(5) < last => {
+                    thread::sleep(Duration::from_millis(5));
                 }
-                let _ = tx.send((i, target, probe));
-            });
-        if let Err(e) = spawned {
-            results[i] = Some((
-                routes[i].target(),
-                down(None, format!("could not start a probe thread: {e}"), start),
-            ));
+                Err(e) => {
+                    results[i] = Some((
+                        routes[i].target(),
+                        down(None, format!("could not start a probe thread: {e}"), start),
+                    ));
+                    break;
+                }
+            }
         }
     }
     drop(tx);

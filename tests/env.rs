@@ -34,6 +34,7 @@ fn assert_eval_only(r: &Run) {
             "DISTCC_HOSTS",
             "DISTCC_AUTO_JOBS",
             "DISTCC_AUTO_TUNNEL_PIDS",
+            "DISTCC_AUTO_TUNNEL_IDS",
             "DISTCC_AUTO_COUNTERS",
             "DISTCC_AUTO_CCACHE_PREFIX"
         ],

@@ -1,0 +1,258 @@
+//! One function per command: each reads the configuration, does its I/O
+//! through `probe`, `tunnel`, `kill` and `tally`, and renders through
+//! `emit`. `main` only parses, dispatches and maps errors to exit codes.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crate::config::{self, Config};
+use crate::error::Error;
+use crate::plan::{self, Local, Plan};
+use crate::probe::{self, Route};
+use crate::signals::{self, OnInterrupt};
+use crate::tunnel::TunnelInfo;
+use crate::{
+    debug, debugging, emit, kill, registry, say, set_debug, stats, sys, tally, trace, warn,
+};
+
+/// `env`: probe, then print shell code for `eval`.
+pub fn env(verbose: bool) -> Result<(), Error> {
+    let config = configure(verbose, false)?;
+    let plan = probe_and_plan(&config, true, OnInterrupt::Die);
+    if let Err(e) = plan.usable() {
+        registry::close(&[]);
+        return Err(e);
+    }
+    // Tunnels of used workers are handed to the shell; the rest stop.
+    let keep: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
+    let pids: Vec<u32> = keep.iter().map(|t| t.pid).collect();
+    say(&emit::summary(&plan));
+    // Tunnels are handed over only if their PIDs reach someone: not on a
+    // closed pipe, and not on /dev/null (where Rust also puts a closed
+    // stdout), or nobody would ever stop them.
+    if !keep.is_empty() && sys::stdout_is_dev_null() {
+        registry::close(&[]);
+        return Err(Error::Other(
+            "standard output is /dev/null or closed: nobody would get the PIDs of the \
+             ssh tunnels, so they were stopped (use eval \"$(distcc-auto env)\")"
+                .into(),
+        ));
+    }
+    let prefix = crate::ccache::prefix(
+        std::env::var_os("PATH").as_deref(),
+        std::env::var_os("CCACHE_PREFIX").is_some(),
+    );
+    let printed = write_stdout(&emit::env_script(&plan, &keep, prefix));
+    registry::close(if printed.is_ok() { &pids } else { &[] });
+    printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
+}
+
+/// `hosts`: probe, then a table (or JSON) for a person.
+pub fn hosts(verbose: bool, json: bool, check: bool) -> Result<(), Error> {
+    let config = configure(verbose, check)?;
+    let plan = probe_and_plan(&config, false, OnInterrupt::Die);
+    // A person's look: every tunnel closes before we exit.
+    registry::close(&[]);
+    print(&if json {
+        emit::hosts_json(&plan, &config.hosts.duplicates, config.timeout)
+    } else {
+        emit::hosts_table(&plan, &config.hosts.duplicates)
+    })?;
+    plan.usable()
+}
+
+/// `hosts --watch`: probe, draw, wait, until Ctrl-C (exit 0, after closing
+/// the tunnels of the current round) or until the output cannot be written
+/// (`| head`: the tunnels close and it ends). On a terminal each round
+/// redraws the screen; otherwise rounds are appended.
+pub fn watch(verbose: bool, json: bool, check: bool, every: Duration) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    let config = configure(verbose, check)?;
+    let guarded = signals::guard(true, OnInterrupt::ExitZero);
+    let tty = io::stdout().is_terminal();
+    let mut previous = emit::Counters::new();
+    for round in 1.. {
+        let started = Instant::now();
+        let plan = probe_with(&config, false, &guarded);
+        // Each round opens and closes its own tunnels.
+        registry::stop_all();
+        let body = if json {
+            emit::hosts_json(&plan, &config.hosts.duplicates, config.timeout)
+        } else {
+            let header = format!(
+                "distcc-auto hosts --watch: every {}, round {round}, {} of {} workers up\n\n",
+                probe::secs(every),
+                plan.up().count(),
+                plan.workers.len()
+            );
+            header + &emit::watch_table(&plan, &previous)
+        };
+        previous = emit::counters(&plan);
+        // Clear and home only on a terminal; a pipe gets plain blocks.
+        let frame = if tty && !json {
+            format!("\x1b[H\x1b[2J{body}")
+        } else {
+            format!("{body}\n")
+        };
+        if let Err(e) = write_stdout(&frame) {
+            registry::close(&[]);
+            return match e.kind() {
+                // The reader has seen enough (`| head`): a normal end.
+                io::ErrorKind::BrokenPipe => Ok(()),
+                _ => Err(Error::Other(format!("writing to stdout: {e}"))),
+            };
+        }
+        std::thread::sleep(every.saturating_sub(started.elapsed()));
+    }
+    Ok(())
+}
+
+/// `kill`: stop the tunnels that `env` handed over, print `unset` lines.
+pub fn kill() -> Result<(), Error> {
+    // Cleanup, often run from a trap while the terminal hangs up or Ctrl-C
+    // is pressed again: the same signal must not cut it short.
+    signals::ignore();
+    let pids = config::process_env("DISTCC_AUTO_TUNNEL_PIDS").unwrap_or_default();
+    let ids = config::process_env("DISTCC_AUTO_TUNNEL_IDS").unwrap_or_default();
+    let (said, refused) = kill::stop(&pids, &ids);
+    for line in said {
+        say(&line);
+    }
+    print(emit::UNSET_SCRIPT)?;
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "kill: {} (DISTCC_AUTO_TUNNEL_PIDS='{}')",
+            refused.join("; "),
+            pids.escape_debug()
+        )))
+    }
+}
+
+/// `tally`: after a build, how many compiles ran remotely.
+pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
+    let config = configure(verbose, false)?;
+    let value = config::process_env("DISTCC_AUTO_COUNTERS").unwrap_or_default();
+    let before = tally::parse(&value).map_err(|e| {
+        Error::Config(format!(
+            "DISTCC_AUTO_COUNTERS: {e} (set by distcc-auto env)"
+        ))
+    })?;
+    let after = tally::read(&before, Instant::now() + config.timeout);
+    for line in tally::summarize(&before, &after, status == 0) {
+        say(&line);
+    }
+    Ok(())
+}
+
+/// Read the configuration and say what is worth saying about it.
+fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let config = Config::read(config::process_env, cpus, check)?;
+    set_debug(verbose || config.debug);
+    for (entry, first) in &config.hosts.duplicates {
+        warn(&format!(
+            "DISTCC_AUTO_HOSTS: entry '{entry}' names the same worker as '{first}'; counted once"
+        ));
+    }
+    if debugging() {
+        for s in &config.hosts.specs {
+            let via = s
+                .ssh_destination()
+                .map_or(String::new(), |d| format!(" via ssh to {d}"));
+            debug(&format!(
+                "entry '{}': host {} job port {} stats port {}{via}",
+                s.entry, s.host, s.distcc_port, s.stats_port
+            ));
+        }
+    }
+    Ok(config)
+}
+
+/// Guard the signals when tunnels may start, then probe and plan.
+fn probe_and_plan(config: &Config, warn_dropped: bool, on_int: OnInterrupt) -> Plan {
+    let ssh = config.hosts.specs.iter().any(|s| s.is_ssh());
+    let guarded = signals::guard(ssh, on_int);
+    probe_with(config, warn_dropped, &guarded)
+}
+
+/// Probe every worker, decide the slots. `hosts` shows dropped workers in
+/// its table; `env` warns about them.
+fn probe_with(config: &Config, warn_dropped: bool, guarded: &signals::Guarded) -> Plan {
+    let local = Local {
+        mem_available_mib: sys::mem_available_mib(),
+    };
+    trace!(
+        "{} CPUs, MemAvailable {} MiB, deadline {}, ssh deadline {}",
+        config.cpus,
+        local
+            .mem_available_mib
+            .map_or("unknown".into(), |m| m.to_string()),
+        probe::secs(config.timeout),
+        probe::secs(config.timeout.max(config.ssh.timeout))
+    );
+    let start = Instant::now();
+    let routes: Vec<Route> = config.hosts.specs.iter().map(Route::of).collect();
+    let bounds = probe::Bounds::new(config, start);
+    let probes = probe::probe_all(&routes, &bounds, &config.ssh, debugging(), guarded);
+    trace!(
+        "probing took {:.1?}, peak memory {} KiB",
+        start.elapsed(),
+        sys::peak_memory_kib().unwrap_or(0)
+    );
+    let workers = config
+        .hosts
+        .specs
+        .iter()
+        .cloned()
+        .zip(probes)
+        .map(|(spec, (target, probe))| plan::Probed {
+            spec,
+            target,
+            probe,
+        })
+        .collect();
+    let plan = plan::plan(config, local, workers);
+    for d in &plan.decisions {
+        debug(d);
+    }
+    for w in &plan.workers {
+        if let Some(from) = w
+            .stats
+            .as_ref()
+            .and_then(|s| s.max_kids_clamped_from.as_ref())
+        {
+            warn(&format!(
+                "worker '{}' reports dcc_max_kids {from}; using {}",
+                w.spec.entry,
+                stats::MAX_KIDS_CEILING
+            ));
+        }
+        if !warn_dropped {
+            continue;
+        }
+        if let Some(why) = &w.dropped {
+            warn(&format!("worker '{}' dropped: {why}", w.spec.entry));
+        }
+        if let Some(note) = emit::no_stats_note(w) {
+            warn(&format!("worker '{}': {note}", w.spec.entry));
+        }
+    }
+    plan
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+pub fn print(s: &str) -> Result<(), Error> {
+    match write_stdout(s) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Other(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn write_stdout(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes()).and_then(|()| out.flush())
+}

@@ -1,0 +1,125 @@
+//! The process-wide signal policy while ssh tunnels may exist.
+//!
+//! SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by one
+//! thread of their own, which stops every registered tunnel and then ends
+//! the process the way the signal would have (re-raised with its default
+//! action, so that a calling shell sees death by signal). The mask must be
+//! in place before any other thread starts, since threads inherit it: the
+//! `Guarded` token, which only `guard` makes, is what starting the probes
+//! asks for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use crate::registry;
+
+/// Proof that the signal policy is in force (or was not needed).
+#[derive(Debug, Clone, Copy)]
+pub struct Guarded(());
+
+/// What SIGINT means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupt {
+    /// Stop tunnels, then die of the signal (env, hosts).
+    Die,
+    /// Stop tunnels, then exit 0: Ctrl-C is the normal end of `--watch`.
+    ExitZero,
+}
+
+static EXIT_ZERO_ON_INT: AtomicBool = AtomicBool::new(false);
+
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+fn set() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill the local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Take the signals when `needed` (there are ssh workers, or a watch);
+/// call before any other thread starts. If the signal thread cannot start,
+/// the signals are unblocked again: never block what nobody handles.
+pub fn guard(needed: bool, on_int: OnInterrupt) -> Guarded {
+    if !needed {
+        return Guarded(());
+    }
+    EXIT_ZERO_ON_INT.store(on_int == OnInterrupt::ExitZero, Ordering::Relaxed);
+    let set = set();
+    // SAFETY: changes this thread's signal mask only, from a valid set.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let started = thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: sigwait reads the set and writes the signal number.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                interrupted(sig);
+            }
+        });
+    if started.is_err() {
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    }
+    Guarded(())
+}
+
+/// Ignore the three signals for good: cleanup that a second Ctrl-C or a
+/// closing terminal's hangup must not cut short (`kill`).
+pub fn ignore() {
+    for sig in SIGNALS {
+        // SAFETY: sets the disposition of one signal to SIG_IGN.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+}
+
+fn interrupted(sig: libc::c_int) -> ! {
+    let n = registry::close(&[]);
+    if n > 0 {
+        crate::say(&format!(
+            "interrupted: stopped {n} ssh tunnel{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if sig == libc::SIGINT && EXIT_ZERO_ON_INT.load(Ordering::Relaxed) {
+        std::process::exit(0);
+    }
+    // Die of the signal itself: default action, unblocked, raised.
+    let mut one: libc::sigset_t = set();
+    // SAFETY: plain signal calls on this thread and a local set.
+    unsafe {
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::signal(sig, libc::SIG_DFL);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// In a child before exec: the signal state of a new process. Our threads
+/// block the three signals, Rust ignores SIGPIPE, and the user's shell may
+/// have started us with signals ignored (`trap '' TERM`, nohup); all of
+/// that would be inherited through exec, and ssh must die of SIGTERM.
+///
+/// # Safety
+/// Only async-signal-safe calls: for use in `pre_exec`.
+pub unsafe fn reset_for_exec() {
+    // SAFETY: sigemptyset, sigprocmask and signal are async-signal-safe.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}

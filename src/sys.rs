@@ -1,0 +1,323 @@
+//! What Linux's /proc says about processes, sockets and memory, and the
+//! few process-wide settings made at start. Readers return `None` for a
+//! process that is gone; nothing here signals anything.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The fields of /proc/PID/stat that we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// R, S, D, Z, T, ...
+    pub state: char,
+    pub pgrp: i32,
+    pub session: i32,
+    /// Start time in clock ticks since boot: with the PID, it names one
+    /// process for the life of the machine.
+    pub start: u64,
+}
+
+pub fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parse a /proc/PID/stat line. The command name in parentheses may hold
+/// spaces and parentheses itself, so fields are counted after the last ')'.
+fn parse_stat(line: &str) -> Option<Stat> {
+    let (_, rest) = line.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); pgrp is 5, session 6, starttime 22.
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// The user that owns a process.
+pub fn owner(pid: u32) -> Option<u32> {
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z')
+}
+
+/// The live (not zombie) processes of process group `pgid`, wherever they
+/// are in the process tree (orphans included): a scan of /proc.
+pub fn group(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat(pid).is_some_and(|s| s.pgrp as u32 == pgid && s.state != 'Z'))
+        .collect()
+}
+
+/// The live processes of group `pgid` that descend from its leader: the
+/// cheap way to find a running tunnel's ssh (a wrapper's child included).
+fn group_from_leader(pgid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pgid];
+    let mut seen = HashSet::new();
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        let Some(s) = stat(pid) else { continue };
+        if s.pgrp as u32 == pgid && s.state != 'Z' {
+            found.push(pid);
+        }
+        todo.extend(children(pid));
+    }
+    found
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return vec![];
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The inodes of the sockets a process holds.
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return vec![];
+    };
+    fds.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// (port, inode) of every TCP socket listening on 127.0.0.1, from a
+/// /proc/net/tcp table. Addresses are printed as the bytes of the address
+/// read as a native integer, so they are decoded the same way.
+pub fn listening_on_loopback(table: &str) -> Vec<(u16, u64)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (addr, port) = f.get(1)?.split_once(':')?;
+            let addr = Ipv4Addr::from(u32::from_str_radix(addr, 16).ok()?.to_ne_bytes());
+            // State 0A is LISTEN.
+            (addr == Ipv4Addr::LOCALHOST && *f.get(3)? == "0A").then_some(())?;
+            Some((u16::from_str_radix(port, 16).ok()?, f.get(9)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The loopback listeners, read once for every tunnel that waits: many
+/// pending ssh logins share one read of /proc/net/tcp per `MAX_AGE`.
+pub fn loopback_listeners() -> std::sync::Arc<Vec<(u16, u64)>> {
+    const MAX_AGE: Duration = Duration::from_millis(20);
+    type Cache = Option<(Instant, std::sync::Arc<Vec<(u16, u64)>>)>;
+    static CACHE: Mutex<Cache> = Mutex::new(None);
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, table)) = c.as_ref()
+        && at.elapsed() < MAX_AGE
+    {
+        return std::sync::Arc::clone(table);
+    }
+    let table = std::sync::Arc::new(
+        std::fs::read_to_string("/proc/net/tcp")
+            .map(|t| listening_on_loopback(&t))
+            .unwrap_or_default(),
+    );
+    *c = Some((Instant::now(), std::sync::Arc::clone(&table)));
+    table
+}
+
+/// Whether the processes of group `pgid` listen on 127.0.0.1 at every
+/// one of `ports`: ssh, or a wrapper's ssh, has set up its forwards.
+pub fn group_listens(pgid: u32, ports: &[u16]) -> bool {
+    let listeners = loopback_listeners();
+    // Cheap first: nobody listens there yet (ssh is still logging in).
+    if ports
+        .iter()
+        .any(|p| !listeners.iter().any(|(lp, _)| lp == p))
+    {
+        return false;
+    }
+    let held: HashSet<u64> = group_from_leader(pgid)
+        .into_iter()
+        .flat_map(socket_inodes)
+        .collect();
+    ports.iter().all(|p| {
+        listeners
+            .iter()
+            .any(|(lp, inode)| lp == p && held.contains(inode))
+    })
+}
+
+/// MemAvailable from /proc/meminfo, in MiB.
+pub fn mem_available_mib() -> Option<u64> {
+    kib_field(
+        &std::fs::read_to_string("/proc/meminfo").ok()?,
+        "MemAvailable:",
+    )
+    .map(|k| k / 1024)
+}
+
+/// This process's peak resident memory (VmHWM), in KiB.
+pub fn peak_memory_kib() -> Option<u64> {
+    kib_field(
+        &std::fs::read_to_string("/proc/self/status").ok()?,
+        "VmHWM:",
+    )
+}
+
+/// A `Name:   1234 kB` line's number.
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The soft limit on open files now in force.
+pub fn file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
+}
+
+/// Raise the soft limit on open files to the hard limit (many workers mean
+/// many sockets at once) and return the limit now in force.
+pub fn raise_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Keep glibc from reserving 64 MiB of address space per thread arena: one
+/// thread per worker would otherwise exhaust an address-space limit
+/// (`ulimit -v`, common on shared build hosts) long before memory.
+pub fn few_malloc_arenas() {
+    // SAFETY: mallopt only changes a malloc tunable; called before any
+    // thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Whether standard output is /dev/null (also what Rust makes of a closed
+/// one): nothing written there reaches anyone.
+pub fn stdout_is_dev_null() -> bool {
+    let (Ok(out), Ok(null)) = (
+        std::fs::metadata("/proc/self/fd/1"),
+        std::fs::metadata("/dev/null"),
+    ) else {
+        return false;
+    };
+    use std::os::unix::fs::FileTypeExt;
+    out.file_type().is_char_device() && out.rdev() == null.rdev()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn stat_fields_after_the_command_name() {
+        let line =
+            "4242 (ssh (my) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 9 9";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                state: 'S',
+                pgrp: 4242,
+                session: 4242,
+                start: 987654
+            })
+        );
+        let me = stat(std::process::id()).unwrap();
+        assert_ne!(me.state, 'Z');
+        assert_eq!(me.start, stat(std::process::id()).unwrap().start);
+        assert!(alive(std::process::id()) && !alive(u32::MAX));
+        assert_eq!(owner(std::process::id()), Some(unsafe { libc::geteuid() }));
+    }
+
+    #[test]
+    fn loopback_listeners_from_proc_net_tcp() {
+        // 127.0.0.1 as this machine prints it: the address's bytes read as
+        // a native integer.
+        let lo = format!("{:08X}", u32::from_ne_bytes([127, 0, 0, 1]));
+        let table = format!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: {lo}:0E30 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0
+   1: 00000000:0E31 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4343 1 0 100 0 0 10 0
+   2: {lo}:0E32 {lo}:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4444 1 0 20 4 30 10 -1
+"
+        );
+        assert_eq!(listening_on_loopback(&table), [(3632, 4242)]);
+        // A listener of this process's own group is found; then not.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let pgid = unsafe { libc::getpgrp() } as u32;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !group_listens(pgid, &[port]) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(group_listens(pgid, &[port]));
+        drop(l);
+        std::thread::sleep(MAX_AGE_FOR_TESTS);
+        assert!(!group_listens(pgid, &[port]));
+    }
+
+    const MAX_AGE_FOR_TESTS: Duration = Duration::from_millis(30);
+
+    #[test]
+    fn fields_in_kib() {
+        assert_eq!(
+            kib_field("VmPeak:  1 kB\nVmHWM:   5120 kB\n", "VmHWM:"),
+            Some(5120)
+        );
+        assert_eq!(kib_field("x", "VmHWM:"), None);
+    }
+}
