@@ -391,6 +391,8 @@ fn main() {
     // Row 5: a real build, end to end; row 6: two at once on one worker.
     end_to_end(&mut t, &d, cpus);
     shared_worker(&mut t);
+    // Row 7: distcc-auto's own CPU while ssh logins are pending.
+    pending_logins(&mut t);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -650,5 +652,57 @@ fn end_to_end(t: &mut Table, d: &Distccd, cpus: usize) {
         &local,
         "-",
         "no distcc",
+    );
+}
+
+/// Row 7: 50 ssh logins that never complete (a ProxyCommand that only
+/// sleeps) for the whole ssh deadline, and the CPU that distcc-auto itself
+/// uses while it waits for them (its utime + stime from /proc, read until
+/// it exits; ssh's own CPU is not counted). Needs no namespace.
+fn pending_logins(t: &mut Table) {
+    const N: usize = 50;
+    const WAIT: f64 = 3.0;
+    let hosts: Vec<String> = (0..N).map(|i| format!("ssh://pending-{i}")).collect();
+    let mut c = Command::new(BIN);
+    c.arg("env")
+        .env("DISTCC_AUTO_HOSTS", hosts.join(" "))
+        .env("DISTCC_AUTO_SSH_COMMAND", "ssh -o ProxyCommand='sleep 60'")
+        .env("DISTCC_AUTO_SSH_TIMEOUT", WAIT.to_string())
+        .env("DISTCC_DIR", std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = c.spawn().expect("distcc-auto");
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut cpu_ticks = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", child.id())) {
+            let f: Vec<&str> = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .collect();
+            // utime and stime are fields 14 and 15 (11 and 12 after ')').
+            if let (Some(u), Some(s)) = (f.get(11), f.get(12)) {
+                cpu_ticks = u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let wall = start.elapsed();
+    let cpu = cpu_ticks as f64 / ticks_per_s;
+    let share = cpu / wall.as_secs_f64() * 100.0;
+    let s = Spread {
+        median: wall,
+        min: wall,
+        max: wall,
+    };
+    t.row(
+        "7. `env` while ssh logins are pending (ProxyCommand that never connects), distcc-auto's own CPU",
+        &N.to_string(),
+        &s,
+        "< 5% of a core",
+        &format!("{cpu:.2} CPU s = {share:.1}% of a core ({})", met(share < 5.0)),
     );
 }
