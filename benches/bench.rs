@@ -13,7 +13,7 @@ mod support;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -103,6 +103,8 @@ fn peak_kib(hosts: &str) -> u64 {
 /// A listener with a backlog large enough for 1024 simultaneous connects
 /// (std's is 128).
 fn big_listener(addr: std::net::SocketAddrV4) -> TcpListener {
+    // SAFETY: plain socket calls on a descriptor made here and handed to
+    // TcpListener, which then owns it; the sockaddr lives on this stack.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0);
@@ -194,8 +196,7 @@ fn main() {
         let ns = Netns::new("bench");
         // The bench itself moves into its namespace, so that what it runs
         // needs no `ip netns exec` (which would add its own start-up time).
-        let f = std::fs::File::open(format!("/var/run/netns/{}", ns.name)).unwrap();
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        enter_netns(&format!("/var/run/netns/{}", ns.name));
         Some((ns, ()))
     };
 
@@ -673,6 +674,7 @@ fn pending_logins(t: &mut Table) {
         .stderr(Stdio::null());
     let start = Instant::now();
     let mut child = c.spawn().expect("distcc-auto");
+    // SAFETY: sysconf reads a system constant.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let mut cpu_ticks = 0u64;
     while child.try_wait().unwrap().is_none() {

@@ -11,12 +11,12 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
+use crate::fault::Fault;
+
 /// What the worker compiles: small, and valid C for any C compiler.
 pub const SOURCE: &str = "int distcc_auto_check(int x) { return x * 2 + 1; }\n";
 /// The file name we say it came from; distccd keys the language on it.
 pub const FILE: &str = "distcc-auto-check.c";
-/// The reason given when the check ran out of time.
-pub const TIMED_OUT: &str = "compile check: timed out";
 /// Cap on anything the worker sends back.
 const MAX_ITEM: u32 = 1 << 20;
 
@@ -49,12 +49,12 @@ pub struct Reply {
 }
 
 /// Whether the answer is a successful compile, or why not.
-pub fn verdict(reply: Result<Reply, String>, compiler: &str) -> Result<(), String> {
+pub fn verdict(reply: Result<Reply, Fault>, compiler: &str) -> Result<(), Fault> {
     match reply {
         Ok(r) if r.status == 0 && r.object_len > 0 => Ok(()),
-        Ok(r) if r.status == 0 => Err(format!(
+        Ok(r) if r.status == 0 => Err(Fault::Compile(format!(
             "compile check: '{compiler}' produced no object file"
-        )),
+        ))),
         Ok(r) => {
             let text: String = r.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
             let text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
@@ -63,11 +63,11 @@ pub fn verdict(reply: Result<Reply, String>, compiler: &str) -> Result<(), Strin
             } else {
                 r.status
             };
-            Err(if text.is_empty() {
+            Err(Fault::Compile(if text.is_empty() {
                 format!("compile check: '{compiler}' failed (status {code})")
             } else {
                 format!("compile check: '{compiler}' failed (status {code}): {text}")
-            })
+            }))
         }
         Err(e) => Err(e),
     }
@@ -75,13 +75,13 @@ pub fn verdict(reply: Result<Reply, String>, compiler: &str) -> Result<(), Strin
 
 /// Parse a reply from a reader (the socket, with its deadline applied by
 /// the caller through read timeouts).
-pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, String> {
+pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, Fault> {
     let refused = || {
-        format!(
+        Fault::Protocol(format!(
             "compile check: the worker closed the connection without compiling: \
              '{compiler}' is probably not in its allowed compilers \
              (/usr/lib/distcc; run update-distcc-symlinks there) or not installed"
-        )
+        ))
     };
     let first = match read_token(r) {
         Ok(t) => t,
@@ -89,24 +89,28 @@ pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, String> {
         Err(e) => return Err(io_reason(e)),
     };
     if first != ("DONE".into(), 1) {
-        return Err(format!(
+        return Err(Fault::Protocol(format!(
             "compile check: not a distcc reply (got {:?} first)",
             first.0
-        ));
+        )));
     }
     let mut status = None;
     let mut stderr = String::new();
     let mut object_len = None;
     while object_len.is_none() {
         let (name, n) = read_token(r).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => "compile check: the reply ended early".to_string(),
+            io::ErrorKind::UnexpectedEof => {
+                Fault::Protocol("compile check: the reply ended early".into())
+            }
             _ => io_reason(e),
         })?;
         match name.as_str() {
             "STAT" => status = Some(n),
             "SERR" | "SOUT" | "DOTO" => {
                 if n > MAX_ITEM {
-                    return Err(format!("compile check: {name} of {n} bytes is too large"));
+                    return Err(Fault::Protocol(format!(
+                        "compile check: {name} of {n} bytes is too large"
+                    )));
                 }
                 let mut buf = vec![0; n as usize];
                 r.read_exact(&mut buf).map_err(io_reason)?;
@@ -118,14 +122,15 @@ pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, String> {
                 // A failed compile ends after SOUT with an empty DOTO.
             }
             other => {
-                return Err(format!(
+                return Err(Fault::Protocol(format!(
                     "compile check: unexpected token {other:?} in the reply"
-                ));
+                )));
             }
         }
     }
     Ok(Reply {
-        status: status.ok_or("compile check: the reply has no STAT")?,
+        status: status
+            .ok_or_else(|| Fault::Protocol("compile check: the reply has no STAT".into()))?,
         stderr,
         object_len: object_len.unwrap_or(0),
     })
@@ -143,22 +148,23 @@ fn read_token(r: &mut impl Read) -> io::Result<(String, u32)> {
     Ok((name, n))
 }
 
-fn io_reason(e: io::Error) -> String {
+fn io_reason(e: io::Error) -> Fault {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TIMED_OUT.into(),
-        io::ErrorKind::InvalidData => format!("compile check: not a distcc reply ({e})"),
-        _ => format!("compile check: {e}"),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Fault::Timeout,
+        io::ErrorKind::InvalidData => {
+            Fault::Protocol(format!("compile check: not a distcc reply ({e})"))
+        }
+        _ => Fault::Io(format!("compile check: {e}")),
     }
 }
 
 /// Run the check on an open connection to the job port, by `deadline`.
-pub fn run(sock: &mut TcpStream, compiler: &str, deadline: Instant) -> Result<(), String> {
+pub fn run(sock: &mut TcpStream, compiler: &str, deadline: Instant) -> Result<(), Fault> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(TIMED_OUT.into());
+        return Err(Fault::Timeout);
     }
-    sock.set_write_timeout(Some(left))
-        .map_err(|e| e.to_string())?;
+    sock.set_write_timeout(Some(left)).map_err(io_reason)?;
     sock.write_all(&request(compiler)).map_err(io_reason)?;
     let mut reader = Deadlined { sock, deadline };
     verdict(read_reply(&mut reader, compiler), compiler)
@@ -208,10 +214,14 @@ mod tests {
         failed.extend_from_slice(b"SOUT00000000DOTO00000000");
         assert_eq!(
             verdict(read_reply(&mut &failed[..], "cc"), "cc"),
-            Err("compile check: 'cc' failed (status 1): cc: error: bad thing here".into())
+            Err(Fault::Compile(
+                "compile check: 'cc' failed (status 1): cc: error: bad thing here".into()
+            ))
         );
 
-        let e = verdict(read_reply(&mut &b""[..], "gcc-99"), "gcc-99").unwrap_err();
+        let e = verdict(read_reply(&mut &b""[..], "gcc-99"), "gcc-99")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("closed the connection without compiling: 'gcc-99' is probably not in its allowed compilers"), "{e}");
         for (junk, want) in [
             (&b"HTTP/1.0 200 OK\r\n\r\n"[..], "not a distcc reply"),
@@ -221,7 +231,8 @@ mod tests {
             (&b"DONE00000001STAT0000zz00"[..], "not a distcc reply"),
         ] {
             let e = verdict(read_reply(&mut &junk[..], "cc"), "cc").unwrap_err();
-            assert!(e.contains(want), "{junk:?}: {e}");
+            assert!(matches!(e, Fault::Protocol(_)), "{junk:?}: {e:?}");
+            assert!(e.to_string().contains(want), "{junk:?}: {e}");
         }
     }
 }

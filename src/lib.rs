@@ -5,12 +5,14 @@
 //! a library so that the fuzz targets and property tests reach the parsers.
 
 pub mod app;
+pub mod ask;
 pub mod ccache;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod emit;
 pub mod error;
+pub mod fault;
 pub mod hostspec;
 pub mod kill;
 pub mod plan;

@@ -2,21 +2,22 @@
 //! every wait bounded by one deadline for the whole phase.
 //!
 //! A worker is up when its stats port sends a usable `<distccstats>` reply
-//! AND its job port accepts a connection. The main thread waits for answers
-//! until the deadline and then stops waiting: a thread stuck in the
+//! AND its job port accepts a connection (or, without `--stats`, when its
+//! stats port refuses and its job port accepts). The main thread waits for
+//! answers until the deadline and then stops waiting: a thread stuck in the
 //! resolver (which cannot be interrupted) is left behind and ends with the
-//! process.
+//! process. The socket work for one address is in `ask`.
 
-use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::check;
+use crate::ask;
 use crate::config::SshSettings;
+use crate::fault::Fault;
 use crate::hostspec::{Host, HostSpec};
 use crate::signals::Guarded;
 use crate::stats::{self, Stats};
@@ -95,13 +96,13 @@ impl Route {
 }
 
 // What a probe thread is doing, so that a timeout can say where it hung.
-const RESOLVING: u8 = 0;
-const CONNECTING: u8 = 1;
-const READING: u8 = 2;
-const JOB_PORT: u8 = 3;
-const TUNNEL: u8 = 4;
-const CHECKING: u8 = 5;
-const WAITING: u8 = 6;
+pub(crate) const RESOLVING: u8 = 0;
+pub(crate) const CONNECTING: u8 = 1;
+pub(crate) const READING: u8 = 2;
+pub(crate) const JOB_PORT: u8 = 3;
+pub(crate) const TUNNEL: u8 = 4;
+pub(crate) const CHECKING: u8 = 5;
+pub(crate) const WAITING: u8 = 6;
 
 fn stage_name(s: u8) -> &'static str {
     match s {
@@ -371,7 +372,7 @@ fn through_tunnel(
     let remote = Route::Ssh(spec.clone()).target();
     let t = match tunnel::open(spec, ssh, bounds.ssh_deadline) {
         Ok(t) => t,
-        Err(why) => return (remote, down(None, why, start)),
+        Err(fault) => return (remote, down(None, fault.to_string(), start)),
     };
     let target = Target {
         host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -431,49 +432,21 @@ fn down(address: Option<SocketAddr>, reason: String, start: Instant) -> Probe {
     }
 }
 
-/// Why asking one address failed: a timeout (said the same way whichever
-/// side noticed it first) or anything else.
-enum Fail {
-    Timeout,
-    /// Refused, or no route: answered at once, nothing listens there.
-    Refused(String),
-    Other(String),
-}
-
-impl From<String> for Fail {
-    fn from(s: String) -> Fail {
-        Fail::Other(s)
-    }
-}
-
 /// One worker, start to end: its stats by `deadline`, the compile check
 /// (when asked for) by the check's own deadline.
 fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &AtomicU8) -> Probe {
     let start = Instant::now();
-    let addrs: Vec<SocketAddr> = match &t.host {
-        Host::V4(a) => vec![SocketAddr::new((*a).into(), t.stats_port)],
-        Host::V6(a) => vec![SocketAddr::new((*a).into(), t.stats_port)],
-        Host::Name(n) => match (n.as_str(), t.stats_port).to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                return down(
-                    None,
-                    format!("name did not resolve: {}", resolver_error(&e)),
-                    start,
-                );
-            }
-        },
+    let addrs = match ask::resolve(&t.host, t.stats_port) {
+        Ok(a) => a,
+        Err(why) => return down(None, why, start),
     };
-    if addrs.is_empty() {
-        return down(None, "name did not resolve: no address".into(), start);
-    }
     let mut last = None;
     for (n, addr) in addrs.iter().enumerate() {
         // Share what is left between the addresses still to try, so that
         // one blackholed address does not use up the others' time.
         let left = deadline.saturating_duration_since(Instant::now());
         let share = left / (addrs.len() - n) as u32;
-        match ask(
+        match ask::ask(
             *addr,
             t.distcc_port,
             Instant::now() + share,
@@ -483,8 +456,8 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
             Ok(answer) => {
                 // The address that answered is the one distcc will use.
                 let (address, outcome) = match answer {
-                    Answer::Stats(stats) => (*addr, Outcome::Up { stats }),
-                    Answer::NoStats { job, why } => (job, Outcome::NoStats { why }),
+                    ask::Answer::Stats(stats) => (*addr, Outcome::Up { stats }),
+                    ask::Answer::NoStats { job, why } => (job, Outcome::NoStats { why }),
                 };
                 return Probe {
                     address: Some(address),
@@ -493,10 +466,7 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
                     tunnel: None,
                 };
             }
-            Err(Fail::Other(reason) | Fail::Refused(reason)) => {
-                last = Some(down(Some(*addr), reason, start));
-            }
-            Err(Fail::Timeout) => {
+            Err(Fault::Timeout) => {
                 let at = stage.load(Ordering::Relaxed);
                 let reason = format!(
                     "timed out after {} ({})",
@@ -505,155 +475,12 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
                 );
                 last = Some(down(Some(*addr), reason, start));
             }
+            Err(fault) => last = Some(down(Some(*addr), fault.to_string(), start)),
         }
     }
     let mut p = last.expect("at least one address");
     p.elapsed = start.elapsed();
     p
-}
-
-/// What one address answered.
-enum Answer {
-    Stats(Stats),
-    /// The stats port refused, the job port at `job` accepted.
-    NoStats {
-        job: SocketAddr,
-        why: String,
-    },
-}
-
-/// Read and parse the stats reply at `addr`, then check the job port, and
-/// with `check`, compile through it. A refused stats port is not fatal:
-/// stock distccd has none, and its job port decides.
-fn ask(
-    addr: SocketAddr,
-    job_port: u16,
-    deadline: Instant,
-    check: &Option<(String, Instant)>,
-    stage: &AtomicU8,
-) -> Result<Answer, Fail> {
-    stage.store(CONNECTING, Ordering::Relaxed);
-    let stats_said = format!("stats port {}", addr.port());
-    let stats = match connect(addr, deadline) {
-        Ok(mut sock) => {
-            stage.store(READING, Ordering::Relaxed);
-            let buf = read_reply(&mut sock, deadline)?;
-            drop(sock);
-            Ok(stats::parse(&buf)?)
-        }
-        Err(Fail::Refused(why)) => Err(format!("{stats_said}: {why}")),
-        Err(e) => return Err(e.context(&stats_said)),
-    };
-    stage.store(JOB_PORT, Ordering::Relaxed);
-    let job_addr = SocketAddr::new(addr.ip(), job_port);
-    let mut job = connect(job_addr, deadline).map_err(|e| {
-        let e = e.context(&format!("job port {job_port} closed"));
-        // Neither port: say both, the stats port first as it was asked first.
-        match (&stats, e) {
-            (Err(no_stats), Fail::Other(why) | Fail::Refused(why)) => {
-                Fail::Other(format!("{no_stats}; {why}"))
-            }
-            (_, e) => e,
-        }
-    })?;
-    if let Some((compiler, end)) = check {
-        stage.store(CHECKING, Ordering::Relaxed);
-        check::run(&mut job, compiler, *end).map_err(|e| {
-            if e == check::TIMED_OUT {
-                Fail::Timeout
-            } else {
-                Fail::Other(e)
-            }
-        })?;
-    }
-    Ok(match stats {
-        Ok(stats) => Answer::Stats(stats),
-        Err(why) => Answer::NoStats { job: job_addr, why },
-    })
-}
-
-impl Fail {
-    fn context(self, what: &str) -> Fail {
-        match self {
-            Fail::Other(e) | Fail::Refused(e) => Fail::Other(format!("{what}: {e}")),
-            t => t,
-        }
-    }
-}
-
-fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fail> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(Fail::Timeout);
-    }
-    TcpStream::connect_timeout(&addr, left).map_err(|e| match e.kind() {
-        io::ErrorKind::ConnectionRefused => Fail::Refused("connection refused".into()),
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
-            Fail::Refused(e.to_string())
-        }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Fail::Timeout,
-        _ => Fail::Other(e.to_string()),
-    })
-}
-
-/// Read until the closing tag, the end of the stream, or the size cap,
-/// re-arming the read timeout so that a trickle cannot pass the deadline.
-fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Fail> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Fail::Timeout);
-        }
-        sock.set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
-        match sock.read(&mut chunk) {
-            Ok(0) => return Ok(buf),
-            Ok(n) => {
-                let room = stats::MAX_REPLY_BYTES - buf.len();
-                buf.extend_from_slice(&chunk[..n.min(room)]);
-                if stats::is_complete(&buf) {
-                    return Ok(buf);
-                }
-                if buf.len() >= stats::MAX_REPLY_BYTES {
-                    return Err(Fail::Other(format!(
-                        "stats reply larger than {} KiB without </distccstats>",
-                        stats::MAX_REPLY_BYTES / 1024
-                    )));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(Fail::Timeout);
-            }
-            Err(e) => return Err(Fail::Other(format!("reading the stats reply: {e}"))),
-        }
-    }
-}
-
-/// One stats reply from `addr`, by `deadline` (for `tally`).
-pub fn stats_at(addr: SocketAddr, deadline: Instant) -> Result<Stats, String> {
-    let fail = |f: Fail| match f {
-        Fail::Timeout => "timed out".to_string(),
-        Fail::Refused(e) | Fail::Other(e) => e,
-    };
-    let mut sock = connect(addr, deadline).map_err(fail)?;
-    let buf = read_reply(&mut sock, deadline).map_err(fail)?;
-    stats::parse(&buf)
-}
-
-fn resolver_error(e: &io::Error) -> String {
-    // std wraps getaddrinfo's message as "failed to lookup address
-    // information: Name or service not known"; keep the resolver's part.
-    let s = e.to_string();
-    s.rsplit_once(": ")
-        .map_or(s.clone(), |(_, tail)| tail.to_string())
 }
 
 /// A duration as a person reads it: "2 s", "0.5 s".

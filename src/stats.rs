@@ -5,6 +5,8 @@
 //! clamped or treated as absent, and no text from the reply goes anywhere
 //! near a shell.
 
+use crate::fault::Fault;
+
 /// At most this many bytes of a reply are read (a real one is about 1 KiB).
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// `dcc_max_kids` above this is clamped: no machine runs more compilers, and
@@ -54,13 +56,13 @@ pub fn is_complete(buf: &[u8]) -> bool {
 
 /// Parse a reply. `buf` is everything read; the caller reads until the
 /// closing tag, the end of the stream, or the size cap.
-pub fn parse(buf: &[u8]) -> Result<Stats, String> {
+pub fn parse(buf: &[u8]) -> Result<Stats, Fault> {
     let Some(start) = find(buf, OPEN) else {
-        return Err(if buf.is_empty() {
+        return Err(Fault::Protocol(if buf.is_empty() {
             EMPTY_REPLY.into()
         } else {
             "not a distccd stats reply (no <distccstats>)".into()
-        });
+        }));
     };
     let body = &buf[start + OPEN.len()..];
     let (body, truncated) = match find(body, CLOSE) {
@@ -105,13 +107,13 @@ pub fn parse(buf: &[u8]) -> Result<Stats, String> {
     }
 
     let Some(raw) = max_kids else {
-        return Err(if truncated {
+        return Err(Fault::Protocol(if truncated {
             "incomplete stats reply (no </distccstats> and no dcc_max_kids)".into()
         } else {
             "stats reply has no dcc_max_kids".into()
-        });
+        }));
     };
-    let (kids, clamped) = max_kids_value(raw)?;
+    let (kids, clamped) = max_kids_value(raw).map_err(Fault::Protocol)?;
     stats.max_kids = kids;
     stats.max_kids_clamped_from = clamped.then(|| printable(raw));
     Ok(stats)
@@ -192,7 +194,7 @@ mod tests {
         assert_eq!((s.max_kids, s.free_mem_mib), (8, Some(16384)));
 
         let e = parse(&sample("invalid_response.txt")).unwrap_err();
-        assert!(e.contains("not a distccd stats reply"), "{e}");
+        assert!(e.to_string().contains("not a distccd stats reply"), "{e}");
     }
 
     #[test]
@@ -238,6 +240,7 @@ mod tests {
         assert!(
             parse(&reply("dcc_load1 1\n"))
                 .unwrap_err()
+                .to_string()
                 .contains("no dcc_max_kids")
         );
     }
@@ -280,7 +283,7 @@ mod tests {
 
         // The cut falls inside the dcc_max_kids value: the line is unusable.
         let e = parse(b"<distccstats>\ndcc_max_kids 1").unwrap_err();
-        assert!(e.contains("incomplete stats reply"), "{e}");
+        assert!(e.to_string().contains("incomplete stats reply"), "{e}");
         assert!(!is_complete(b"<distccstats>\ndcc_max_kids 1\n"));
         assert!(is_complete(&reply("")));
     }
@@ -290,11 +293,13 @@ mod tests {
         assert!(
             parse(b"")
                 .unwrap_err()
+                .to_string()
                 .contains("--allow probably excludes")
         );
         assert!(
             parse(b"SSH-2.0-OpenSSH_9.2\r\n")
                 .unwrap_err()
+                .to_string()
                 .contains("not a distccd stats reply")
         );
         let s = parse(&reply(

@@ -254,41 +254,31 @@ pub fn kib_field(text: &str, name: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The soft limit on open files now in force.
-pub fn file_limit() -> u64 {
+fn nofile() -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    lim.rlim_cur
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim)
 }
 
-/// Raise the soft limit on open files to the hard limit (many workers mean
-/// many sockets at once) and return the limit now in force.
-pub fn raise_file_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    if lim.rlim_cur < lim.rlim_max {
+/// The soft limit on open files now in force.
+pub fn file_limit() -> u64 {
+    nofile().map_or(1024, |l| l.rlim_cur)
+}
+
+/// Raise the soft limit on open files to the hard limit: many workers
+/// mean many sockets at once.
+pub fn raise_file_limit() {
+    if let Some(lim) = nofile().filter(|l| l.rlim_cur < l.rlim_max) {
         let raised = libc::rlimit {
             rlim_cur: lim.rlim_max,
             rlim_max: lim.rlim_max,
         };
         // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
     }
-    lim.rlim_cur
 }
 
 /// Keep glibc from reserving 64 MiB of address space per thread arena: one
@@ -337,7 +327,9 @@ mod tests {
         assert_ne!(me.state, 'Z');
         assert_eq!(me.start, stat(std::process::id()).unwrap().start);
         assert!(alive(std::process::id()) && !alive(u32::MAX));
-        assert_eq!(owner(std::process::id()), Some(unsafe { libc::geteuid() }));
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(owner(std::process::id()), Some(euid));
     }
 
     #[test]
@@ -356,6 +348,7 @@ mod tests {
         // A listener of this process's own group is found; then not.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
+        // SAFETY: getpgrp has no preconditions.
         let pgid = unsafe { libc::getpgrp() } as u32;
         let listeners = loopback_listeners();
         assert!(listeners.iter().any(|(p, _)| *p == port), "{listeners:?}");

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::plan::Plan;
-use crate::probe;
 
 /// One used worker as `env` saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +147,7 @@ pub fn read(before: &[Baseline], deadline: Instant) -> Vec<Option<(u64, u64)>> {
             .iter()
             .map(|b| match *b {
                 Baseline::Counted { stats, .. } => Some(s.spawn(move || {
-                    let st = probe::stats_at(stats, deadline).ok()?;
+                    let st = crate::ask::stats_at(stats, deadline).ok()?;
                     Some((st.compile_ok?, st.compile_error.unwrap_or(0)))
                 })),
                 Baseline::Uncounted => None,

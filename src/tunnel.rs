@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use crate::config::SshSettings;
+use crate::fault::Fault;
 use crate::hostspec::HostSpec;
 use crate::{registry, signals, sys};
 
@@ -109,11 +110,13 @@ pub fn ssh_args(spec: &HostSpec, distcc: u16, stats: u16, timeout: Duration) -> 
 
 /// Start a tunnel for `spec` and wait until its process group listens on
 /// both forwards (ssh does once logged in), ssh exits, or `deadline`.
-pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Result<Tunnel, String> {
+pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Result<Tunnel, Fault> {
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let (distcc, stats) = two_free_ports().map_err(|e| format!("no free local port: {e}"))?;
-        let log = SshLog::new().map_err(|e| format!("cannot create a log for ssh: {e}"))?;
+        let (distcc, stats) =
+            two_free_ports().map_err(|e| Fault::Io(format!("no free local port: {e}")))?;
+        let log =
+            SshLog::new().map_err(|e| Fault::Io(format!("cannot create a log for ssh: {e}")))?;
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(format!("exec {} \"$@\"", settings.command))
@@ -121,7 +124,7 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
             .args(ssh_args(spec, distcc, stats, settings.timeout))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log.file.try_clone().map_err(|e| e.to_string())?);
+            .stderr(log.file.try_clone().map_err(|e| Fault::Io(e.to_string()))?);
         // SAFETY: the closure makes only async-signal-safe calls: setsid
         // puts ssh in a session and process group of its own (the
         // terminal's signals and hangup do not reach it, and the group is
@@ -134,7 +137,7 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
             });
         }
         let pid = registry::spawn(&mut cmd)
-            .map_err(|e| format!("cannot run ssh (DISTCC_AUTO_SSH_COMMAND): {e}"))?;
+            .map_err(|e| Fault::Ssh(format!("cannot run ssh (DISTCC_AUTO_SSH_COMMAND): {e}")))?;
         let stat = sys::stat(pid);
         let tunnel = Tunnel {
             info: TunnelInfo {
@@ -155,13 +158,13 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
             }
             Err(Ready::Failed(why)) => {
                 registry::stop(pid);
-                return Err(why);
+                return Err(Fault::Ssh(why));
             }
         }
     }
-    Err(format!(
+    Err(Fault::Ssh(format!(
         "ssh could not bind local ports after {PORT_ATTEMPTS} attempts: {last}"
-    ))
+    )))
 }
 
 /// The name `/bin/sh` gives itself in its own error messages.
@@ -379,9 +382,8 @@ impl SshLog {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh descriptor that nothing else owns.
-        Ok(SshLog {
-            file: unsafe { File::from_raw_fd(fd) },
-        })
+        let file = unsafe { File::from_raw_fd(fd) };
+        Ok(SshLog { file })
     }
 
     /// The last lines ssh wrote (at most 4 KiB), joined, without noise.

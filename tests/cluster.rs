@@ -179,9 +179,7 @@ fn watch_appends_rounds_on_a_pipe_and_exits_0_on_ctrl_c() {
     wait_for(15, "three rounds", || {
         seen.lock().unwrap().contains("round 3,")
     });
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    signal(child.id() as i32, libc::SIGINT);
     let status = child.wait().unwrap();
     reader.join().unwrap();
     let text = seen.lock().unwrap().clone();

@@ -333,6 +333,7 @@ fn memory_stays_small_whatever_workers_send() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn blackholed_workers_cost_one_deadline_not_one_each() {
     need_netns!("blackholed_workers_cost_one_deadline_not_one_each");
     // A namespace whose loopback drops every SYN except to 127.0.0.1,
@@ -413,6 +414,7 @@ fn blackholed_workers_cost_one_deadline_not_one_each() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn names_that_fail_or_hang_in_the_resolver() {
     need_netns!("names_that_fail_or_hang_in_the_resolver");
     // Resolution inside namespaces only: their own hosts file, and a

@@ -52,6 +52,7 @@ fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_reused_pid_is_never_signalled() {
     need_netns!("a_reused_pid_is_never_signalled");
     let w = SshWorker::start();
@@ -88,6 +89,7 @@ fn a_reused_pid_is_never_signalled() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn another_users_tunnel_is_not_permitted_at_once() {
     need_netns!("another_users_tunnel_is_not_permitted_at_once");
     let w = SshWorker::start();
@@ -136,6 +138,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn watch_into_a_closed_pipe_ends_and_closes_its_tunnels() {
     need_netns!("watch_into_a_closed_pipe_ends_and_closes_its_tunnels");
     let w = SshWorker::start();
@@ -163,6 +166,7 @@ fn watch_into_a_closed_pipe_ends_and_closes_its_tunnels() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn env_whose_pids_reach_nobody_stops_its_tunnels() {
     need_netns!("env_whose_pids_reach_nobody_stops_its_tunnels");
     let w = SshWorker::start();
@@ -193,6 +197,7 @@ fn env_whose_pids_reach_nobody_stops_its_tunnels() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn everything_ssh_starts_is_stopped_with_it() {
     need_netns!("everything_ssh_starts_is_stopped_with_it");
     let w = SshWorker::start();
@@ -238,6 +243,7 @@ fn everything_ssh_starts_is_stopped_with_it() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn an_ignored_sigterm_is_not_inherited_by_ssh() {
     need_netns!("an_ignored_sigterm_is_not_inherited_by_ssh");
     let w = SshWorker::start();
@@ -279,6 +285,7 @@ fn an_ignored_sigterm_is_not_inherited_by_ssh() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn ssh_errors_no_retry_can_fix_are_said_at_once() {
     need_netns!("ssh_errors_no_retry_can_fix_are_said_at_once");
     let w = SshWorker::start();
@@ -315,6 +322,7 @@ fn ssh_errors_no_retry_can_fix_are_said_at_once() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn no_tmpdir_is_needed() {
     need_netns!("no_tmpdir_is_needed");
     let w = SshWorker::start();
@@ -371,6 +379,7 @@ fn a_file_limit_costs_time_not_workers() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn an_address_space_limit_costs_no_workers_and_no_abort() {
     need_netns!("an_address_space_limit_costs_no_workers_and_no_abort");
     // FAKE job ports, as above (in this namespace, where the listeners

@@ -175,6 +175,7 @@ fn check(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn distcc_build_survives_the_users_shell_state() {
     need_netns!("distcc_build_survives_the_users_shell_state");
     let w = SshWorker::start();
@@ -198,6 +199,7 @@ fn distcc_build_survives_the_users_shell_state() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn relative_install_and_relative_path_survive_a_cd() {
     need_netns!("relative_install_and_relative_path_survive_a_cd");
     let w = SshWorker::start();
@@ -252,6 +254,7 @@ fn relative_install_and_relative_path_survive_a_cd() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn ctrl_c_stops_a_calling_script_and_leaves_nothing() {
     need_netns!("ctrl_c_stops_a_calling_script_and_leaves_nothing");
     let w = SshWorker::start();
@@ -275,9 +278,7 @@ fn ctrl_c_stops_a_calling_script_and_leaves_nothing() {
         let child = c.spawn().unwrap();
         wait_for(15, "the first build to start", || marker.exists());
         // Ctrl-C: SIGINT to the whole foreground process group.
-        unsafe {
-            libc::kill(-(child.id() as i32), libc::SIGINT);
-        }
+        signal(-(child.id() as i32), libc::SIGINT);
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);

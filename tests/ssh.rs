@@ -35,6 +35,7 @@ fn assert_no_ssh_left(w: &SshWorker, what: &str) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn distcc_build_through_ssh_in_bash_and_zsh() {
     need_netns!("distcc_build_through_ssh_in_bash_and_zsh");
     let w = SshWorker::start();
@@ -67,6 +68,7 @@ fn distcc_build_through_ssh_in_bash_and_zsh() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn failing_and_interrupted_builds_leave_no_ssh() {
     need_netns!("failing_and_interrupted_builds_leave_no_ssh");
     let w = SshWorker::start();
@@ -105,9 +107,7 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
                 1,
                 "{sh}: one tunnel while building"
             );
-            unsafe {
-                libc::kill(-(child.id() as i32), sig);
-            }
+            signal(-(child.id() as i32), sig);
             let out = child.wait_with_output().unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert_eq!(
@@ -122,6 +122,7 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn eval_env_then_kill() {
     need_netns!("eval_env_then_kill");
     let w = SshWorker::start();
@@ -199,7 +200,7 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
         .nth(19)
         .unwrap()
         .to_string();
-    let ids = format!("{pid}:{}:{start}", unsafe { libc::geteuid() });
+    let ids = format!("{pid}:{}:{start}", euid());
     let r = run(
         &["kill"],
         &[
@@ -225,6 +226,7 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn broken_tunnels_are_dropped_with_ssh_reason() {
     need_netns!("broken_tunnels_are_dropped_with_ssh_reason");
     let w = SshWorker::start();
@@ -286,6 +288,7 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn mixed_tcp_and_ssh_workers() {
     need_netns!("mixed_tcp_and_ssh_workers");
     let w = SshWorker::start();
@@ -315,6 +318,7 @@ fn mixed_tcp_and_ssh_workers() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn interrupted_env_stops_the_tunnels_it_started() {
     need_netns!("interrupted_env_stops_the_tunnels_it_started");
     let w = SshWorker::start();
@@ -334,9 +338,7 @@ fn interrupted_env_stops_the_tunnels_it_started() {
         let child = c.spawn().unwrap();
         wait_for(10, "both ssh processes", || w.ssh_processes().len() == 2);
         thread::sleep(Duration::from_millis(300));
-        unsafe {
-            libc::kill(child.id() as i32, sig);
-        }
+        signal(child.id() as i32, sig);
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         // It dies of the signal itself, as the shell expects of a child.
@@ -348,6 +350,7 @@ fn interrupted_env_stops_the_tunnels_it_started() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn closing_the_terminal_stops_the_build_and_its_tunnels() {
     need_netns!("closing_the_terminal_stops_the_build_and_its_tunnels");
     let w = SshWorker::start();
@@ -411,6 +414,7 @@ fn closing_the_terminal_stops_the_build_and_its_tunnels() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn sixteen_concurrent_builds_through_ssh() {
     need_netns!("sixteen_concurrent_builds_through_ssh");
     let w = SshWorker::start();
@@ -449,6 +453,7 @@ fn sixteen_concurrent_builds_through_ssh() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn watch_closes_its_tunnels_on_ctrl_c() {
     need_netns!("watch_closes_its_tunnels_on_ctrl_c");
     let w = SshWorker::start();
@@ -463,9 +468,7 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
     // Each round opens a tunnel and closes it; interrupt while one is open
     // or between rounds: either way none may remain.
     wait_for(10, "a tunnel of the watch", || w.ssh_processes().len() == 1);
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    signal(child.id() as i32, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -477,6 +480,7 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn env_whose_output_nobody_reads_stops_its_tunnels() {
     need_netns!("env_whose_output_nobody_reads_stops_its_tunnels");
     let w = SshWorker::start();
@@ -518,6 +522,7 @@ fn a_missing_ssh_client_is_named() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
     need_netns!("an_empty_reply_through_a_tunnel_names_its_likely_cause");
     let w = SshWorker::start();

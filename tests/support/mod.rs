@@ -20,7 +20,30 @@ pub fn root() -> PathBuf {
 }
 
 pub fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    euid() == 0
+}
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// kill(2): `pid` may be negative for a process group. The tests only
+/// signal processes (and groups) that they started themselves.
+pub fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill touches no memory of ours.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Enter the network namespace at `path` in this thread.
+pub fn enter_netns(path: &str) {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(path).unwrap();
+    // SAFETY: setns on a descriptor we own; affects this thread only.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}");
 }
 
 /// A fresh directory under target/, removed on drop.
@@ -195,9 +218,7 @@ impl Distccd {
 
 impl Drop for Distccd {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGTERM);
-        }
+        signal(-(self.child.id() as i32), libc::SIGTERM);
         let _ = self.child.wait();
     }
 }
@@ -510,13 +531,7 @@ impl Netns {
     pub fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/var/run/netns/{}", self.name);
         thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let ns = std::fs::File::open(&path).unwrap();
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0,
-                "setns {path}"
-            );
+            enter_netns(&path);
             f()
         })
         .join()
@@ -606,9 +621,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGTERM);
-        }
+        signal(-(self.child.id() as i32), libc::SIGTERM);
         let _ = self.child.wait();
     }
 }
@@ -762,9 +775,7 @@ impl Drop for SshWorker {
                 .next()
                 .and_then(|p| p.parse::<i32>().ok())
             {
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
+                signal(pid, libc::SIGTERM);
             }
         }
     }
