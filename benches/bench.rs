@@ -91,13 +91,7 @@ fn time_env(hosts: &str, vars: &[(&str, &str)]) -> Duration {
 
 /// Peak RSS of one run, from the binary's own trace (VmHWM).
 fn peak_kib(hosts: &str) -> u64 {
-    let r = run(&["-v", "env"], &[("DISTCC_AUTO_HOSTS", hosts)]);
-    r.stderr
-        .split("peak memory ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no peak memory in trace: {}", r.show()))
+    run(&["-v", "env"], &[("DISTCC_AUTO_HOSTS", hosts)]).peak_kib()
 }
 
 /// A listener with a backlog large enough for 1024 simultaneous connects
@@ -311,7 +305,7 @@ fn main() {
             ]);
             c
         });
-        assert_eq!(r.code, 0, "{}", r.show());
+        r.expect(0, format_args!(""));
         for n in [1usize, 8, 64] {
             let h = format!("{} {}", d.entry(), hosts(n, 9, ""));
             let s = repeat(5, || time_env(&h, &[("DISTCC_AUTO_TIMEOUT", "1")]));
@@ -453,7 +447,7 @@ fn time_tunnels(w: &SshWorker, command: &str, hosts: &str, n: usize) -> Duration
         );
     }
     let r = run(&["kill"], &[("DISTCC_AUTO_TUNNEL_PIDS", pids)]);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     took
 }
 
@@ -589,15 +583,7 @@ fn end_to_end(t: &mut Table, d: &Distccd, cpus: usize) {
     let hosts = d.entry();
     // What distcc-auto decides, so that the hand-written run uses the same.
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    let get = |name: &str| {
-        r.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .trim_end_matches(';')
-            .trim_matches('\'')
-            .to_string()
-    };
+    let get = |name: &str| r.export(name);
     let (distcc_hosts, jobs) = (get("DISTCC_HOSTS"), get("DISTCC_AUTO_JOBS"));
     let build = |c: &mut Command| {
         make_clean(dir.path());

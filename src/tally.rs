@@ -140,8 +140,25 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
     lines
 }
 
-/// Read every counted worker's counters again, at once, by `deadline`.
+/// Read every counted worker's counters again, at once, by `deadline`,
+/// until two reads 50 ms apart agree: distccd counts a compile only after
+/// it has sent the object back, so the last ones may still be on the way.
 pub fn read(before: &[Baseline], deadline: Instant) -> Vec<Option<(u64, u64)>> {
+    let mut last = read_once(before, deadline);
+    while Instant::now() + SETTLE < deadline {
+        std::thread::sleep(SETTLE);
+        let now = read_once(before, deadline);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn read_once(before: &[Baseline], deadline: Instant) -> Vec<Option<(u64, u64)>> {
     std::thread::scope(|s| {
         let handles: Vec<_> = before
             .iter()

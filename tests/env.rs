@@ -44,13 +44,7 @@ fn assert_eval_only(r: &Run) {
 }
 
 fn var(r: &Run, name: &str) -> String {
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with(&format!("export {name}=")))
-        .unwrap_or_else(|| panic!("no {name}\n{}", r.show()));
-    let v = line[format!("export {name}=").len()..].trim_end_matches(';');
-    v.trim_matches('\'').to_string()
+    r.export(name)
 }
 
 #[test]
@@ -59,7 +53,7 @@ fn live_worker_and_dead_port() {
     let dead = closed_port();
     let hosts = format!("{} 127.0.0.1:{dead}:{dead}", d.entry());
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert_eval_only(&r);
     let cpp = cpus();
     assert_eq!(
@@ -95,7 +89,7 @@ fn job_count_adds_local_and_preprocessor_slots() {
         ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
     ];
     let r = run(&["env"], &vars);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     // The bigger worker comes first.
     assert_eq!(
         var(&r, "DISTCC_HOSTS"),
@@ -114,7 +108,7 @@ fn job_port_closed_means_no_jobs() {
     let closed = closed_port();
     let hosts = format!("127.0.0.1:{closed}:{} {}", d.stats_port, d.entry());
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(
         !var(&r, "DISTCC_HOSTS").contains(&format!(":{closed}/")),
         "{}",
@@ -137,7 +131,7 @@ fn ipv6_worker() {
     let d = Distccd::start_on("::1", 2);
     let hosts = format!("[::1]:{}:{}", d.port, d.stats_port);
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(
         var(&r, "DISTCC_HOSTS").ends_with(&format!(" [::1]:{}/2,lzo", d.port)),
         "{}",
@@ -203,7 +197,7 @@ fn nothing_to_build_on_is_97_with_empty_stdout() {
             ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "0"),
         ],
     );
-    assert_eq!(r.code, 97, "{}", r.show());
+    r.expect(97, format_args!(""));
     assert_eq!(r.stdout, "");
     assert!(
         r.stderr
@@ -221,7 +215,7 @@ fn nothing_to_build_on_is_97_with_empty_stdout() {
             ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert_eq!(var(&r, "DISTCC_HOSTS"), "localhost/3 --localslots=3");
     assert_eq!(var(&r, "DISTCC_AUTO_JOBS"), "3");
 }
@@ -259,7 +253,7 @@ fn configuration_errors_are_96_and_name_the_culprit() {
         ),
     ] {
         let r = run(&["env"], &vars);
-        assert_eq!(r.code, 96, "{}", r.show());
+        r.expect(96, format_args!(""));
         assert_eq!(r.stdout, "", "{}", r.show());
         assert!(r.stderr.contains(want), "want {want:?}\n{}", r.show());
     }
@@ -277,7 +271,7 @@ fn hosts_table_and_json() {
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(lines[0].starts_with("ENTRY"), "{}", r.show());
     // Priority order: the live worker first, with what it reported.
@@ -315,7 +309,7 @@ fn hosts_table_and_json() {
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
         ],
     );
-    assert_eq!(j.code, 0, "{}", j.show());
+    j.expect(0, format_args!(""));
     assert_eq!(j.stdout.lines().count(), 1);
     assert!(j.stdout.starts_with(&format!("{{\"workers\":[{{\"entry\":\"{}\",\"transport\":\"tcp\",\"address\":\"127.0.0.1:{}\",\"up\":true,\"reason\":null,\"max_kids\":3,", d.entry(), d.stats_port)), "{}", j.show());
     assert!(j.stdout.contains("\"jobs\":5,"), "{}", j.show());
@@ -326,7 +320,7 @@ fn hosts_shows_entries_that_name_the_same_worker() {
     let d = Distccd::start(2);
     let hosts = format!("{} tcp://localhost:{}:{}", d.entry(), d.port, d.stats_port);
     let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert_eq!(
         r.cells(2)[..3],
         [
@@ -369,7 +363,7 @@ fn verbose_traces_each_step() {
         let hosts = d.entry();
         vars.push(("DISTCC_AUTO_HOSTS", hosts.as_str()));
         let r = run(&args, &vars);
-        assert_eq!(r.code, 0, "{}", r.show());
+        r.expect(0, format_args!(""));
         assert_eval_only(&r);
         for want in [
             format!("debug: entry '{}'", d.entry()),
@@ -395,7 +389,7 @@ fn help_and_version() {
         format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))
     );
     let r = run(&["bogus"], &[]);
-    assert_eq!(r.code, 2, "{}", r.show());
+    r.expect(2, format_args!(""));
 }
 
 #[test]
@@ -467,7 +461,7 @@ fn stalled_and_oversized_replies_are_bounded() {
             ("DISTCC_AUTO_TIMEOUT", "1"),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(
         r.took < Duration::from_millis(2500),
         "took {:?}: {}",

@@ -242,7 +242,7 @@ fn distccd_34_truncated_reply_is_still_used() {
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     // dcc_free_mem was cut off: slots are dcc_max_kids.
     assert!(
         r.stdout.contains(&format!(
@@ -310,7 +310,7 @@ fn memory_stays_small_whatever_workers_send() {
             ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "1"),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert_eq!(
         r.stderr
             .matches("dropped: stats reply larger than 64 KiB")
@@ -319,13 +319,7 @@ fn memory_stays_small_whatever_workers_send() {
         "{}",
         r.show()
     );
-    let kib: u64 = r
-        .stderr
-        .split("peak memory ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{}", r.show()));
+    let kib = r.peak_kib();
     assert!(
         kib > 0 && kib < 16 * 1024,
         "peak RSS {kib} KiB with 16 workers sending 100 MB each"
@@ -364,7 +358,7 @@ fn blackholed_workers_cost_one_deadline_not_one_each() {
         let mut c = ns.cmd("iptables");
         c.args(rule);
         let r = run_cmd(c);
-        assert_eq!(r.code, 0, "iptables: {}", r.show());
+        r.expect(0, format_args!("iptables: "));
     }
     let _d = ns.distccd("127.0.0.1", 3632, 3633, 2, Stdio::null());
     wait_for(10, "distccd", || {
@@ -386,7 +380,7 @@ fn blackholed_workers_cost_one_deadline_not_one_each() {
                 ("DISTCC_AUTO_TIMEOUT", "1"),
             ],
         ));
-        assert_eq!(r.code, 0, "{}", r.show());
+        r.expect(0, format_args!(""));
         assert!(
             r.took < Duration::from_millis(1800),
             "{n} blackholed workers took {:?}",

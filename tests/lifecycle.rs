@@ -75,7 +75,7 @@ fn a_reused_pid_is_never_signalled() {
         echo "stopped=$?"
     "#;
     let r = run_cmd(client(&w, script, "ssh://worker"));
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert_eq!(line(&r, "refused="), "1", "{}", r.show());
     assert!(
         r.stderr
@@ -94,16 +94,8 @@ fn another_users_tunnel_is_not_permitted_at_once() {
     need_netns!("another_users_tunnel_is_not_permitted_at_once");
     let w = SshWorker::start();
     let env = run_cmd(client(&w, "distcc-auto env", "ssh://worker"));
-    assert_eq!(env.code, 0, "{}", env.show());
-    let strip = |name: &str| {
-        env.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .trim_end_matches(';')
-            .trim_matches('\'')
-            .to_string()
-    };
+    env.expect(0, format_args!(""));
+    let strip = |name: &str| env.export(name);
     let (pids, ids) = (
         strip("DISTCC_AUTO_TUNNEL_PIDS"),
         strip("DISTCC_AUTO_TUNNEL_IDS"),
@@ -118,7 +110,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
     c.uid(65534).gid(65534); // nobody
     let start = Instant::now();
     let r = run_cmd(c);
-    assert_eq!(r.code, 1, "{}", r.show());
+    r.expect(1, format_args!(""));
     assert!(r.stderr.contains("not permitted"), "{}", r.show());
     assert!(
         start.elapsed() < Duration::from_millis(1000),
@@ -133,7 +125,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
             ("DISTCC_AUTO_TUNNEL_IDS", &ids),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert_none_left(&w, "", "after the owner's kill");
 }
 
@@ -193,7 +185,7 @@ fn env_whose_pids_reach_nobody_stops_its_tunnels() {
             .env("DISTCC_AUTO_HOSTS", d.entry());
         c
     });
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
 }
 
 #[test]
@@ -222,7 +214,7 @@ fn everything_ssh_starts_is_stopped_with_it() {
     let mut c = client(&w, script, "ssh://worker");
     c.env("DISTCC_AUTO_SSH_COMMAND", &jump);
     let r = run_cmd(c);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(line(&r, "hosts=").contains("127.0.0.1:"), "{}", r.show());
     assert_none_left(&w, "-W 10.231.0.2", "ProxyJump");
 
@@ -232,7 +224,7 @@ fn everything_ssh_starts_is_stopped_with_it() {
     let mut c = client(&w, script, "ssh://worker");
     c.env("DISTCC_AUTO_SSH_COMMAND", &wrapper);
     let r = run_cmd(c);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(
         line(&r, "hosts=").contains("127.0.0.1:"),
         "up: {}",
@@ -274,7 +266,7 @@ fn an_ignored_sigterm_is_not_inherited_by_ssh() {
     c.env("DISTCC_AUTO_SSH_TIMEOUT", "5");
     let start = Instant::now();
     let r = run_cmd(c);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}: {}",
@@ -367,7 +359,7 @@ fn a_file_limit_costs_time_not_workers() {
             .env("DISTCC_DIR", std::env::temp_dir())
             .stdin(Stdio::null());
         let r = run_cmd(c);
-        assert_eq!(r.code, 0, "{limit}: {}", r.show());
+        r.expect(0, format_args!("{limit}: "));
         let used = r.stdout.matches(",lzo").count();
         assert_eq!(
             used,

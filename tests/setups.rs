@@ -10,13 +10,7 @@ use support::*;
 const SHELLS: [&str; 2] = ["bash", "zsh"];
 
 fn var(r: &Run, name: &str) -> String {
-    let prefix = format!("export {name}=");
-    let line = r
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name}: {}", r.show()));
-    line.trim_end_matches(';').trim_matches('\'').to_string()
+    r.export(name)
 }
 
 #[test]
@@ -28,7 +22,7 @@ fn a_worker_without_stats_is_used_with_default_slots() {
         ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
     ];
     let r = run(&["env"], &vars);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     // Up with distcc's default of 4 slots, after the worker that reported
     // (even though 4 > 2).
     assert_eq!(
@@ -90,7 +84,7 @@ fn a_worker_without_stats_is_used_with_default_slots() {
         r.show()
     );
     let r = run(&["env"], &[vars[0], ("DISTCC_AUTO_NO_STATS_SLOTS", "four")]);
-    assert_eq!(r.code, 96, "{}", r.show());
+    r.expect(96, format_args!(""));
     assert!(
         r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS='four'"),
         "{}",
@@ -108,7 +102,7 @@ fn a_build_through_a_worker_without_stats_compiles_there() {
             .env("DISTCC_DIR", src.path().join(".distcc"))
             .env("DISTCC_AUTO_HOSTS", plain.entry());
         let r = run_cmd(c);
-        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}: "));
         // No counters to read: the tally says so instead of counting.
         assert!(
             r.stderr
@@ -201,7 +195,7 @@ fn the_address_that_answered_goes_into_distcc_hosts() {
         .env("DISTCC_FALLBACK", "0");
     let before = stat_in(&lan.worker, "dcc_compile_ok");
     let r = run_cmd(c);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     assert!(
         r.stdout
             .contains(&format!("hosts={WORKER_IP}:3632/2,lzo\n")),
@@ -288,8 +282,13 @@ fn ccache_in_front_of_distcc_in_both_set_ups() {
             "/usr/lib/distcc:/usr/bin:/bin",
             "distcc_build make 'CC=ccache cc'",
         );
-        assert_eq!(r.code, 0, "{sh}, distcc first: {}", r.show());
-        assert_eq!(d.stat("dcc_compile_ok") - before, 4, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}, distcc first: "));
+        assert_eq!(
+            d.grown("dcc_compile_ok", before, 4),
+            4,
+            "{sh}: {}",
+            r.show()
+        );
         assert!(
             r.stderr
                 .contains("4 remote compiles on 1 worker (0 failed)"),
@@ -308,8 +307,13 @@ fn ccache_in_front_of_distcc_in_both_set_ups() {
             "/usr/lib/ccache:/usr/bin:/bin",
             "distcc_build make CC=cc",
         );
-        assert_eq!(r.code, 0, "{sh}, ccache first: {}", r.show());
-        assert_eq!(d.stat("dcc_compile_ok") - before, 4, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}, ccache first: "));
+        assert_eq!(
+            d.grown("dcc_compile_ok", before, 4),
+            4,
+            "{sh}: {}",
+            r.show()
+        );
 
         // What the build sees in each set-up, and a prefix of the user's own.
         let t = TempDir::new("ccache-env");
@@ -369,7 +373,7 @@ fn the_job_count_goes_where_the_command_reads_it() {
                 c.env("DISTCC_AUTO_APPEND_JOBS", append);
             }
             let r = run_cmd(c);
-            assert_eq!(r.code, 0, "{sh} {args}: {}", r.show());
+            r.expect(0, format_args!("{sh} {args}: "));
             assert_eq!(r.stdout, want, "{sh} {args}: {}", r.show());
             assert_eq!(
                 r.stderr
@@ -383,7 +387,7 @@ fn the_job_count_goes_where_the_command_reads_it() {
         c.env("DISTCC_AUTO_HOSTS", d.entry())
             .env("DISTCC_AUTO_APPEND_JOBS", "no");
         let r = run_cmd(c);
-        assert_eq!(r.code, 96, "{sh}: {}", r.show());
+        r.expect(96, format_args!("{sh}: "));
         assert!(
             r.stderr.contains("DISTCC_AUTO_APPEND_JOBS='no'"),
             "{sh}: {}",
@@ -458,10 +462,10 @@ fn tally_refuses_counters_that_are_not_its_own() {
             ("DISTCC_AUTO_COUNTERS", "$(touch /tmp/x)=1,1"),
         ],
     );
-    assert_eq!(r.code, 96, "{}", r.show());
+    r.expect(96, format_args!(""));
     assert!(r.stderr.contains("DISTCC_AUTO_COUNTERS"), "{}", r.show());
     let r = run(&["tally", "x"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
-    assert_eq!(r.code, 2, "{}", r.show());
+    r.expect(2, format_args!(""));
 }
 
 #[test]
@@ -472,7 +476,7 @@ fn pasted_distcc_hosts_entries_get_a_hint() {
         ("localhost/2", "DISTCC_AUTO_EARLY_LOCAL_JOBS"),
     ] {
         let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", entry)]);
-        assert_eq!(r.code, 96, "{}", r.show());
+        r.expect(96, format_args!(""));
         assert!(r.stdout.is_empty(), "{}", r.show());
         assert!(
             r.stderr.contains(&format!("bad entry '{entry}'")) && r.stderr.contains(hint),

@@ -39,7 +39,7 @@ fn builds_across_a_real_worker_in_bash_and_zsh() {
             ],
             "distcc_build make",
         );
-        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}: "));
         // make got -j (3 remote + 2 preprocessor) and the daemon compiled
         // every one of the four files.
         let flags = std::fs::read_to_string(src.path().join("makeflags.txt")).unwrap();
@@ -48,7 +48,12 @@ fn builds_across_a_real_worker_in_bash_and_zsh() {
             "{sh}: MAKEFLAGS {flags:?}\n{}",
             r.show()
         );
-        assert_eq!(d.stat("dcc_compile_ok") - before, 4, "{sh}: {}", r.show());
+        assert_eq!(
+            d.grown("dcc_compile_ok", before, 4),
+            4,
+            "{sh}: {}",
+            r.show()
+        );
         assert!(
             r.stderr
                 .contains("distcc-auto: -j 5: 0 local, 2 preprocessor, 3 remote on 1 worker"),
@@ -123,7 +128,7 @@ fn arguments_and_environment_reach_the_command_untouched() {
             &vars,
             "distcc_build printf '[%s]' 'two words' '*' '$HOME' ''",
         );
-        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}: "));
         assert_eq!(
             r.stdout,
             "[two words][*][$HOME][][-j][3]",
@@ -132,7 +137,7 @@ fn arguments_and_environment_reach_the_command_untouched() {
         );
 
         let r = in_shell(sh, t.path(), &vars, "distcc_build sh -c 'env' sh");
-        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}: "));
         let env: Vec<&str> = r.stdout.lines().collect();
         assert!(
             env.contains(
@@ -213,7 +218,7 @@ fn finds_the_installed_binary_beside_the_shell_file() {
         c.current_dir(root());
         c
     });
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let share = prefix.path().join("usr/share/distcc-auto");
     // Sourced by absolute path, and by bare name from its own directory.
     for (sh, file) in [
@@ -234,7 +239,7 @@ fn finds_the_installed_binary_beside_the_shell_file() {
         c.env("DISTCC_AUTO_HOSTS", d.entry());
         c.env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0");
         let r = run_cmd(c);
-        assert_eq!(r.code, 0, "{sh} {file}: {}", r.show());
+        r.expect(0, format_args!("{sh} {file}: "));
         assert_eq!(r.stdout, "ok -j 1 ", "{sh} {file}: {}", r.show());
     }
 }

@@ -216,7 +216,7 @@ fn relative_install_and_relative_path_survive_a_cd() {
         c.current_dir(root());
         c
     });
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let cd_build = "b() { cd /; f=$1; shift; w='p q'; builtin printf '[%s]' $w \"$@\" > \"$f\"; env > \"$f.env\"; return 3; }";
     for sh in ["bash", "zsh"] {
         let file = if sh == "bash" {

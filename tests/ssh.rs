@@ -46,9 +46,9 @@ fn distcc_build_through_ssh_in_bash_and_zsh() {
         c.current_dir(src.path())
             .env("DISTCC_DIR", src.path().join(".distcc"));
         let r = run_cmd(c);
-        assert_eq!(r.code, 0, "{sh}: {}", r.show());
+        r.expect(0, format_args!("{sh}: "));
         assert_eq!(
-            w.compile_ok(3633) - before,
+            w.compiled(3633, before, 4),
             4,
             "{sh}: compiled through the tunnel\n{}",
             r.show()
@@ -79,7 +79,7 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
             "distcc_build sh -c 'exit 3' sh",
             "ssh://worker",
         ));
-        assert_eq!(r.code, 3, "{sh}: {}", r.show());
+        r.expect(3, format_args!("{sh}: "));
         assert_no_ssh_left(&w, &format!("{sh}: failed build"));
 
         // A signal to the whole process group, as a terminal's Ctrl-C
@@ -139,7 +139,7 @@ fn eval_env_then_kill() {
         script,
         "ssh://worker ssh://root@worker:2222/3632/3633",
     ));
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let pids: Vec<&str> = r
         .stdout
         .lines()
@@ -175,7 +175,7 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
     let pid = victim.id().to_string();
     for pids in [pid.as_str(), "1", "0", "-1", "abc"] {
         let r = run(&["kill"], &[("DISTCC_AUTO_TUNNEL_PIDS", pids)]);
-        assert_eq!(r.code, 1, "{}", r.show());
+        r.expect(1, format_args!(""));
         assert_eq!(
             r.stdout,
             "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS DISTCC_AUTO_TUNNEL_IDS \
@@ -208,7 +208,7 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
             ("DISTCC_AUTO_TUNNEL_IDS", &ids),
         ],
     );
-    assert_eq!(r.code, 1, "{}", r.show());
+    r.expect(1, format_args!(""));
     assert!(
         r.stderr
             .contains("is not the ssh tunnel that distcc-auto started"),
@@ -222,7 +222,7 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
     victim.kill().unwrap();
     victim.wait().unwrap();
     let r = run(&["kill"], &[]);
-    assert_eq!(r.code, 0, "nothing to kill is fine: {}", r.show());
+    r.expect(0, format_args!("nothing to kill is fine: "));
 }
 
 #[test]
@@ -261,7 +261,7 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
             "{entry}: bounded by the ssh deadline: {:?}",
             start.elapsed()
         );
-        assert_eq!(r.code, 0, "{entry}: falls back to local jobs: {}", r.show());
+        r.expect(0, format_args!("{entry}: falls back to local jobs: "));
         let row = r.row(entry);
         assert!(
             row.contains(" down ") && row.contains(want),
@@ -299,7 +299,7 @@ fn mixed_tcp_and_ssh_workers() {
     c.current_dir(src.path())
         .env("DISTCC_DIR", src.path().join(".distcc"));
     let r = run_cmd(c);
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let ssh_row = r.row("ssh://worker");
     assert!(
         ssh_row.contains("worker via 127.0.0.1:") && ssh_row.contains(" up "),
@@ -312,7 +312,13 @@ fn mixed_tcp_and_ssh_workers() {
         "{}",
         r.show()
     );
-    let compiled = (w.compile_ok(4633) - tcp_before) + (w.compile_ok(3633) - ssh_before);
+    // distccd counts a compile only after it has replied: poll the sum.
+    let sum = || (w.compile_ok(4633) - tcp_before) + (w.compile_ok(3633) - ssh_before);
+    let until = Instant::now() + Duration::from_secs(5);
+    while sum() < 4 && Instant::now() < until {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let compiled = sum();
     assert_eq!(compiled, 4, "every file compiled on a worker: {}", r.show());
     assert_no_ssh_left(&w, "mixed");
 }
@@ -336,8 +342,8 @@ fn interrupted_env_stops_the_tunnels_it_started() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let child = c.spawn().unwrap();
+        // Both tunnels exist: env is waiting for them, its signals guarded.
         wait_for(10, "both ssh processes", || w.ssh_processes().len() == 2);
-        thread::sleep(Duration::from_millis(300));
         signal(child.id() as i32, sig);
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -392,7 +398,7 @@ fn closing_the_terminal_stops_the_build_and_its_tunnels() {
         ]);
         c
     });
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let keys = format!(
         "distcc_build sh -c 'echo > {}; sleep 60' sh",
         marker.display()
@@ -507,7 +513,7 @@ fn a_missing_ssh_client_is_named() {
             ("DISTCC_AUTO_SSH_COMMAND", "no-such-ssh-client -v"),
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.show());
+    r.expect(0, format_args!(""));
     let row = r.stdout.lines().nth(1).unwrap();
     assert!(
         row.starts_with("ssh://ci@w1  ci@w1 via ssh  down"),

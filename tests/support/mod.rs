@@ -210,6 +210,20 @@ impl Distccd {
             .unwrap()
     }
 
+    /// How far `key` has grown from `before`, once it stops growing toward
+    /// `want`: distccd counts a compile only after it has replied, so a
+    /// single read right after a build can come too early.
+    pub fn grown(&self, key: &str, before: u64, want: u64) -> u64 {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.stat(key) - before;
+            if now >= want || Instant::now() > until {
+                return now;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The DISTCC_AUTO_HOSTS entry for this daemon.
     pub fn entry(&self) -> String {
         format!("127.0.0.1:{}:{}", self.port, self.stats_port)
@@ -291,6 +305,39 @@ impl Run {
             .lines()
             .find(|l| l.starts_with(entry))
             .unwrap_or_else(|| panic!("no row {entry}: {}", self.show()))
+    }
+
+    /// Assert the exit status; on failure show `what` and the whole run.
+    #[track_caller]
+    pub fn expect(&self, code: i32, what: std::fmt::Arguments) -> &Run {
+        assert_eq!(self.code, code, "{what}{}", self.show());
+        self
+    }
+
+    /// The value `env` exports for `name` (unquoted: the values tests
+    /// read have no quotes inside).
+    #[track_caller]
+    pub fn export(&self, name: &str) -> String {
+        let prefix = format!("export {name}=");
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name}\n{}", self.show()))
+            .trim_end_matches(';')
+            .trim_matches('\'')
+            .to_string()
+    }
+
+    /// The peak memory (VmHWM, KiB) that `-v` traces: the binary's own, where
+    /// a parent's wait4 rusage would count the process it was forked from.
+    #[track_caller]
+    pub fn peak_kib(&self) -> u64 {
+        self.stderr
+            .split("peak memory ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no peak memory in trace: {}", self.show()))
     }
 
     /// A failure message that shows everything.
@@ -745,6 +792,20 @@ impl SshWorker {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// How many compiles the daemon on `port` has done since `before`,
+    /// once that reaches `want` or stops: distccd counts a compile only
+    /// after it has replied.
+    pub fn compiled(&self, port: u16, before: u64, want: u64) -> u64 {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.compile_ok(port) - before;
+            if now >= want || Instant::now() > until {
+                return now;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// DISTCC_AUTO_SSH_COMMAND for the client.
