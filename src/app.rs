@@ -5,14 +5,16 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
+use crate::cli::Format;
 use crate::config::{self, Config};
 use crate::error::Error;
 use crate::plan::{self, Local, Plan};
 use crate::probe::{self, Route};
 use crate::signals::{self, OnInterrupt};
+use crate::table::{self, Layout};
 use crate::tunnel::TunnelInfo;
 use crate::{
-    debug, debugging, emit, kill, registry, say, set_debug, stats, sys, tally, trace, warn,
+    debug, debugging, emit, json, kill, registry, say, set_debug, stats, sys, tally, trace, warn,
 };
 
 /// `env`: probe, then print shell code for `eval`.
@@ -48,24 +50,34 @@ pub fn env(verbose: bool) -> Result<(), Error> {
 }
 
 /// `hosts`: probe, then a table (or JSON) for a person.
-pub fn hosts(verbose: bool, json: bool, check: bool) -> Result<(), Error> {
+pub fn hosts(verbose: bool, format: Format, check: bool) -> Result<(), Error> {
     let config = configure(verbose, check)?;
     let plan = probe_and_plan(&config, false, OnInterrupt::Die);
     // A person's look: every tunnel closes before we exit.
     registry::close(&[]);
-    print(&if json {
-        emit::hosts_json(&plan, &config.hosts.duplicates, config.timeout)
-    } else {
-        emit::hosts_table(&plan, &config.hosts.duplicates)
-    })?;
+    print(&render(&plan, &config, format, None))?;
     plan.usable()
+}
+
+/// The one place that turns a plan into what `hosts` shows.
+fn render(plan: &Plan, config: &Config, format: Format, round: Option<json::Round>) -> String {
+    let dups = &config.hosts.duplicates;
+    let layout = || match format {
+        Format::Wide => Layout::Wide,
+        _ => Layout::Fit(table::terminal_width()),
+    };
+    match (format, round) {
+        (Format::Json, round) => json::hosts(plan, dups, config.timeout, round),
+        (_, None) => table::hosts(plan, dups, layout()),
+        (_, Some(r)) => table::watch(plan, r.previous, layout()),
+    }
 }
 
 /// `hosts --watch`: probe, draw, wait, until Ctrl-C (exit 0, after closing
 /// the tunnels of the current round) or until the output cannot be written
 /// (`| head`: the tunnels close and it ends). On a terminal each round
 /// redraws the screen; otherwise rounds are appended.
-pub fn watch(verbose: bool, json: bool, check: bool, every: Duration) -> Result<(), Error> {
+pub fn watch(verbose: bool, format: Format, check: bool, every: Duration) -> Result<(), Error> {
     use std::io::IsTerminal;
     let config = configure(verbose, check)?;
     let guarded = signals::guard(true, OnInterrupt::ExitZero);
@@ -76,16 +88,21 @@ pub fn watch(verbose: bool, json: bool, check: bool, every: Duration) -> Result<
         let plan = probe_with(&config, false, &guarded);
         // Each round opens and closes its own tunnels.
         registry::stop_all();
+        let json = format == Format::Json;
+        let this = json::Round {
+            number: round,
+            previous: &previous,
+        };
+        let body = render(&plan, &config, format, Some(this));
         let body = if json {
-            emit::hosts_json(&plan, &config.hosts.duplicates, config.timeout)
+            body
         } else {
-            let header = format!(
-                "distcc-auto hosts --watch: every {}, round {round}, {} of {} workers up\n\n",
+            format!(
+                "distcc-auto hosts --watch: every {}, round {round}, {} of {} workers up\n\n{body}",
                 probe::secs(every),
                 plan.up().count(),
                 plan.workers.len()
-            );
-            header + &emit::watch_table(&plan, &previous)
+            )
         };
         previous = emit::counters(&plan);
         // Clear and home only on a terminal; a pipe gets plain blocks.

@@ -13,7 +13,7 @@ pub enum Command {
     /// Probe and print a table (or JSON) for a person; with `watch`, again
     /// and again at that interval.
     Hosts {
-        json: bool,
+        format: Format,
         check: bool,
         watch: Option<Duration>,
     },
@@ -28,6 +28,17 @@ pub enum Command {
     Version,
 }
 
+/// How `hosts` shows what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A table that fits the terminal.
+    Table,
+    /// A table with every column on one line (--wide).
+    Wide,
+    /// One JSON document (--json).
+    Json,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub command: Command,
@@ -36,7 +47,7 @@ pub struct Args {
 
 pub const USAGE: &str = "\
 Usage: distcc-auto [-v] env
-       distcc-auto [-v] hosts [--json] [--check] [--watch [SECONDS]]
+       distcc-auto [-v] hosts [--json | --wide] [--check] [--watch [SECONDS]]
        distcc-auto [-v] kill
        distcc-auto [-v] tally [BUILD_STATUS]
        distcc-auto --help | --version
@@ -55,7 +66,9 @@ Commands:
               warn when a build that exited BUILD_STATUS 0 sent none
 
 Options:
-  --json          with hosts: print one JSON document
+  --json          with hosts: print one JSON document (schema 1)
+  --wide          with hosts: every column on one line, however wide
+                  (by default the table fits COLUMNS or the terminal)
   --check         with hosts: also compile a test file on each worker
                   (as DISTCC_AUTO_CHECK=compile)
   --watch [SECS]  with hosts: redraw every SECS seconds (at least and by
@@ -92,7 +105,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     let mut parser = lexopt::Parser::from_args(args);
     let mut command = None;
     let mut verbose = false;
-    let mut json = false;
+    let mut format = None;
     let mut check = false;
     let mut watch = None;
     while let Some(arg) = parser.next()? {
@@ -100,7 +113,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             Short('h') | Long("help") => command = Some(Command::Help),
             Short('V') | Long("version") => command = Some(Command::Version),
             Short('v') | Long("verbose") => verbose = true,
-            Long("json") => json = true,
+            Long("json") | Long("wide") => {
+                let f = if arg == Long("json") {
+                    Format::Json
+                } else {
+                    Format::Wide
+                };
+                if format.is_some_and(|g| g != f) {
+                    return Err(usage("--json and --wide go separately".into()));
+                }
+                format = Some(f);
+            }
             Long("check") => check = true,
             Long("watch") => {
                 // `--watch`, `--watch=N` or `--watch N`.
@@ -137,7 +160,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 command = Some(match v.to_str() {
                     Some("env") => Command::Env,
                     Some("hosts") => Command::Hosts {
-                        json: false,
+                        format: Format::Table,
                         check: false,
                         watch: None,
                     },
@@ -151,11 +174,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         }
     }
     let command = match command {
-        Some(Command::Hosts { .. }) => Command::Hosts { json, check, watch },
+        Some(Command::Hosts { .. }) => Command::Hosts {
+            format: format.unwrap_or(Format::Table),
+            check,
+            watch,
+        },
         Some(c @ (Command::Help | Command::Version)) => c,
-        Some(c) if json || check || watch.is_some() => {
-            let opt = if json {
+        Some(c) if format.is_some() || check || watch.is_some() => {
+            let opt = if format == Some(Format::Json) {
                 "--json"
+            } else if format == Some(Format::Wide) {
+                "--wide"
             } else if check {
                 "--check"
             } else {
@@ -216,7 +245,11 @@ mod tests {
 
     #[test]
     fn commands_and_options() {
-        let hosts = |json, check, watch| Command::Hosts { json, check, watch };
+        let hosts = |json, check, watch| Command::Hosts {
+            format: if json { Format::Json } else { Format::Table },
+            check,
+            watch,
+        };
         assert_eq!(
             p(&["env"]).unwrap(),
             Args {
@@ -259,6 +292,14 @@ mod tests {
             p(&["--watch", "hosts"]).unwrap().command,
             hosts(false, false, Some(MIN_WATCH))
         );
+        assert_eq!(
+            p(&["hosts", "--wide"]).unwrap().command,
+            Command::Hosts {
+                format: Format::Wide,
+                check: false,
+                watch: None
+            }
+        );
         assert_eq!(p(&["kill"]).unwrap().command, Command::Kill);
         assert_eq!(p(&["--help"]).unwrap().command, Command::Help);
         assert_eq!(p(&["env", "-h"]).unwrap().command, Command::Help);
@@ -271,6 +312,8 @@ mod tests {
             (&[][..], "no command given"),
             (&["frobnicate"][..], "unknown command 'frobnicate'"),
             (&["env", "--json"][..], "--json goes with 'hosts'"),
+            (&["env", "--wide"][..], "--wide goes with 'hosts'"),
+            (&["hosts", "--json", "--wide"][..], "--json and --wide"),
             (&["env", "--check"][..], "--check goes with 'hosts'"),
             (
                 &["hosts", "--watch", "1"][..],

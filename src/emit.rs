@@ -1,6 +1,7 @@
-//! Rendering a plan: shell code for `eval`, the one-line summary, the
-//! `hosts` table and its JSON form. This module is the only caller of
-//! `shell_escape`: everything `eval` reads is built here, in a fixed order.
+//! Rendering a plan: shell code for `eval`, the one-line summary, and the
+//! cells that the tables (`table`) and the JSON (`json`) share. This module
+//! is the only caller of `shell_escape`: everything `eval` reads is built
+//! here, in a fixed order.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -43,6 +44,11 @@ pub const UNSET_SCRIPT: &str = "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_
                                 DISTCC_AUTO_TUNNEL_IDS DISTCC_AUTO_COUNTERS \
                                 DISTCC_AUTO_CCACHE_PREFIX;\n";
 
+/// DISTCC_HOSTS as a person may paste it into a shell.
+pub(crate) fn quoted_hosts(plan: &Plan) -> String {
+    quote(&plan.distcc_hosts()).into_owned()
+}
+
 /// One line for stderr: what -j is made of.
 pub fn summary(plan: &Plan) -> String {
     let n = plan.up().count();
@@ -58,7 +64,7 @@ pub fn summary(plan: &Plan) -> String {
 
 /// Where a worker was asked, as a person wants to read it: for an ssh
 /// worker, the destination and the tunnel's local job and stats ports.
-fn address(w: &Worker) -> String {
+pub(crate) fn address(w: &Worker) -> String {
     match (&w.tunnel, w.address) {
         (Some(t), _) => format!(
             "{} via 127.0.0.1:{},{}",
@@ -73,60 +79,32 @@ fn address(w: &Worker) -> String {
     }
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-fn load(w: &Worker) -> Option<String> {
+pub(crate) fn load(w: &Worker) -> Option<String> {
     w.stats.as_ref()?.mean_load().map(|l| format!("{l:.2}"))
 }
 
-fn free_mem(w: &Worker) -> Option<String> {
+pub(crate) fn free_mem(w: &Worker) -> Option<String> {
     w.stats.as_ref()?.free_mem_mib.map(|m| format!("{m} MiB"))
 }
 
-fn millis(w: &Worker) -> f64 {
-    (w.elapsed.as_secs_f64() * 10_000.0).round() / 10.0
+/// How long a probe took, as a person reads it: "0.4 ms", "12 ms", "2.0 s".
+pub(crate) fn took(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
 }
 
 /// Entries dropped as naming a worker already listed: (entry, first).
 pub type Duplicates = [(String, String)];
-
-/// The `hosts` table: a row per worker in priority order, a row per
-/// duplicate entry, then the totals. KIDS is what a worker advertises
-/// (dcc_max_kids), SLOTS what it was granted.
-pub fn hosts_table(plan: &Plan, duplicates: &Duplicates) -> String {
-    let header = [
-        "ENTRY", "ADDRESS", "STATE", "KIDS", "LOAD", "FREE_MEM", "SLOTS", "TIME", "REASON",
-    ];
-    let rows = plan.workers.iter().map(|w| {
-        let s = w.stats.as_ref();
-        vec![
-            w.spec.entry.clone(),
-            address(w),
-            state(w),
-            opt(s.map(|s| s.max_kids)),
-            opt(load(w)),
-            opt(free_mem(w)),
-            slots(w),
-            format!("{} ms", millis(w)),
-            reason(w),
-        ]
-    });
-    let dups = duplicates.iter().map(|(entry, first)| {
-        let mut row = vec![entry.clone(), "-".into(), "dup".into()];
-        row.extend(["-"; 5].map(String::from));
-        row.push(format!("same worker as '{first}'"));
-        row
-    });
-    let mut out = columns(&header, rows.chain(dups), &[3, 4, 6, 7]);
-    let _ = writeln!(out, "\n{}", totals(plan));
-    let _ = writeln!(out, "DISTCC_HOSTS={}", quote(&plan.distcc_hosts()));
-    if let Some(why) = &plan.nothing {
-        let _ = writeln!(out, "nothing to build on: {why}");
-    }
-    out
-}
 
 /// Why an up worker's slots are a default, and how to fix that.
 pub fn no_stats_note(w: &Worker) -> Option<String> {
@@ -139,19 +117,19 @@ pub fn no_stats_note(w: &Worker) -> Option<String> {
     ))
 }
 
-/// The REASON cell: why a worker was dropped, or a note on one that is up.
-fn reason(w: &Worker) -> String {
+/// Why a worker was dropped, or a note on one that is up.
+pub(crate) fn reason(w: &Worker) -> String {
     w.dropped
         .clone()
         .or_else(|| no_stats_note(w))
         .unwrap_or_default()
 }
 
-fn state(w: &Worker) -> String {
+pub(crate) fn state(w: &Worker) -> String {
     if w.is_up() { "up" } else { "down" }.into()
 }
 
-fn slots(w: &Worker) -> String {
+pub(crate) fn slots(w: &Worker) -> String {
     if w.is_up() {
         w.slots.to_string()
     } else {
@@ -159,45 +137,16 @@ fn slots(w: &Worker) -> String {
     }
 }
 
-fn totals(plan: &Plan) -> String {
+pub(crate) fn totals(plan: &Plan) -> String {
     format!(
-        "local slots: {}, preprocessor slots: {}, remote slots: {} on {} of {} workers, total: -j {}",
+        "-j {}: {} local, {} preprocessor, {} remote slots; {} of {} workers up",
+        plan.jobs(),
         plan.local_slots,
         plan.preprocessor_slots,
         plan.remote_slots(),
         plan.up().count(),
-        plan.workers.len(),
-        plan.jobs()
+        plan.workers.len()
     )
-}
-
-/// Aligned columns: `numeric` ones to the right, the last one ragged.
-fn columns(header: &[&str], rows: impl Iterator<Item = Vec<String>>, numeric: &[usize]) -> String {
-    let mut rows: Vec<Vec<String>> =
-        std::iter::once(header.iter().map(|s| s.to_string()).collect())
-            .chain(rows)
-            .collect();
-    let cols = header.len();
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &mut rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            let pad = " ".repeat(widths[c] - cell.chars().count());
-            if c + 1 == cols {
-                line.push_str(cell);
-            } else if numeric.contains(&c) {
-                let _ = write!(line, "{pad}{cell}  ");
-            } else {
-                let _ = write!(line, "{cell}{pad}  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// Compiles a worker had done when last seen: (ok, failed), by entry.
@@ -206,134 +155,28 @@ pub type Counters = HashMap<String, (u64, u64)>;
 pub fn counters(plan: &Plan) -> Counters {
     plan.workers
         .iter()
-        .filter_map(|w| {
-            let s = w.stats.as_ref()?;
-            Some((
-                w.spec.entry.clone(),
-                (s.compile_ok?, s.compile_error.unwrap_or(0)),
-            ))
-        })
+        .filter_map(|w| Some((w.spec.entry.clone(), compiles(w)?)))
         .collect()
 }
 
-/// One `hosts --watch` round: per worker its state, slots, distccd's
-/// current load figure, load average, free memory, the compiles that
-/// succeeded and failed since the previous round, and the probe time.
-pub fn watch_table(plan: &Plan, previous: &Counters) -> String {
-    let header = [
-        "ENTRY", "STATE", "SLOTS", "CUR_LOAD", "LOAD", "FREE_MEM", "+OK", "+FAILED", "TIME",
-        "REASON",
-    ];
-    let rows = plan.workers.iter().map(|w| {
-        let s = w.stats.as_ref();
-        let now = s.and_then(|s| Some((s.compile_ok?, s.compile_error.unwrap_or(0))));
-        // A restarted daemon counts from 0 again: show its total then.
-        let delta = |pick: fn((u64, u64)) -> u64| match (now, previous.get(&w.spec.entry)) {
-            (Some(n), Some(p)) if pick(n) >= pick(*p) => (pick(n) - pick(*p)).to_string(),
-            (Some(n), _) => pick(n).to_string(),
-            (None, _) => "-".into(),
-        };
-        vec![
-            w.spec.entry.clone(),
-            state(w),
-            slots(w),
-            opt(s.and_then(|s| s.current_load)),
-            opt(load(w)),
-            opt(free_mem(w)),
-            delta(|c| c.0),
-            delta(|c| c.1),
-            format!("{} ms", millis(w)),
-            reason(w),
-        ]
-    });
-    let mut out = columns(&header, rows, &[2, 3, 4, 6, 7, 8]);
-    let _ = writeln!(out, "\n{}", totals(plan));
-    out
+/// A worker's compile counters: (ok, failed).
+pub(crate) fn compiles(w: &Worker) -> Option<(u64, u64)> {
+    let s = w.stats.as_ref()?;
+    Some((s.compile_ok?, s.compile_error.unwrap_or(0)))
 }
 
-/// The same as one JSON document.
-pub fn hosts_json(plan: &Plan, duplicates: &Duplicates, timeout: std::time::Duration) -> String {
-    let mut workers = Vec::new();
-    for w in &plan.workers {
-        let s = w.stats.as_ref();
-        let load: Vec<String> = s.map_or(vec![], |s| s.load.iter().map(|l| num(*l)).collect());
-        workers.push(format!(
-            "{{\"entry\":{},\"transport\":{},\"address\":{},\"up\":{},\"reason\":{},\
-             \"max_kids\":{},\"load\":[{}],\"current_load\":{},\"free_mem_mib\":{},\"slots\":{},\
-             \"probe_ms\":{},\"tunnel\":{},\"no_stats\":{}}}",
-            string(&w.spec.entry),
-            string(if w.spec.is_ssh() { "ssh" } else { "tcp" }),
-            string(&address(w)),
-            w.is_up(),
-            w.dropped.as_deref().map_or("null".into(), string),
-            num(s.map(|s| s.max_kids)),
-            load.join(","),
-            num(s.and_then(|s| s.current_load)),
-            num(s.and_then(|s| s.free_mem_mib)),
-            w.slots,
-            millis(w),
-            w.tunnel.as_ref().map_or("null".into(), |t| format!(
-                "{{\"pid\":{},\"destination\":{},\"local_distcc_port\":{},\"local_stats_port\":{}}}",
-                t.pid,
-                string(&t.destination),
-                t.local_distcc_port,
-                t.local_stats_port
-            )),
-            w.no_stats.as_deref().map_or("null".into(), string),
-        ));
-    }
-    let dups: Vec<String> = duplicates
-        .iter()
-        .map(|(entry, first)| {
-            format!(
-                "{{\"entry\":{},\"same_as\":{}}}",
-                string(entry),
-                string(first)
-            )
-        })
-        .collect();
-    format!(
-        "{{\"workers\":[{}],\"duplicates\":[{}],\"local_slots\":{},\"preprocessor_slots\":{},\"remote_slots\":{},\
-         \"jobs\":{},\"distcc_hosts\":{},\"timeout_s\":{},\"nothing_to_build_on\":{}}}\n",
-        workers.join(","),
-        dups.join(","),
-        plan.local_slots,
-        plan.preprocessor_slots,
-        plan.remote_slots(),
-        plan.jobs(),
-        string(&plan.distcc_hosts()),
-        timeout.as_secs_f64(),
-        plan.nothing.as_deref().map_or("null".into(), string),
-    )
-}
-
-fn num<T: ToString>(v: Option<T>) -> String {
-    v.map_or_else(|| "null".into(), |v| v.to_string())
-}
-
-/// A JSON string literal.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Compiles since the previous round: (ok, failed). A restarted daemon
+/// counts from 0 again: all of its count is new then.
+pub(crate) fn since(w: &Worker, previous: &Counters) -> Option<(u64, u64)> {
+    let now = compiles(w)?;
+    Some(match previous.get(&w.spec.entry) {
+        Some(p) if now.0 >= p.0 && now.1 >= p.1 => (now.0 - p.0, now.1 - p.1),
+        _ => now,
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
     use crate::hostspec::parse_entry;
@@ -342,7 +185,8 @@ mod tests {
     use crate::stats::Stats;
     use std::time::Duration;
 
-    fn sample_plan(fallback: &str) -> Plan {
+    /// Two workers: w1 up with 16 slots, [fd00::7] timed out.
+    pub(crate) fn sample_plan(fallback: &str) -> Plan {
         let vars = [
             ("DISTCC_AUTO_HOSTS", "w"),
             ("DISTCC_AUTO_EARLY_LOCAL_JOBS", "2"),
@@ -387,6 +231,7 @@ mod tests {
                     "[fd00::7]",
                     Outcome::Down {
                         reason: "timed out after 2 s (connecting to the stats port)".into(),
+                        code: crate::fault::Code::Timeout,
                     },
                 ),
             ],
@@ -421,73 +266,5 @@ mod tests {
             summary(&p),
             "-j 21: 2 local, 3 preprocessor, 16 remote on 1 worker"
         );
-    }
-
-    #[test]
-    fn table_lists_every_worker_and_totals() {
-        let t = hosts_table(&sample_plan("0"), &[("W1".into(), "w1".into())]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(
-            lines[0].starts_with("ENTRY") && lines[0].ends_with("REASON"),
-            "{t}"
-        );
-        assert!(
-            lines[1].starts_with("w1 ") && lines[1].contains(" up ") && lines[1].contains("1.2 ms"),
-            "{t}"
-        );
-        assert!(
-            lines[2].starts_with("[fd00::7]")
-                && lines[2].contains("[fd00::7]:3633")
-                && lines[2].ends_with("timed out after 2 s (connecting to the stats port)"),
-            "{t}"
-        );
-        let dup: Vec<&str> = lines[3].split_whitespace().collect();
-        assert_eq!(&dup[..3], ["W1", "-", "dup"], "{t}");
-        assert!(lines[3].ends_with("same worker as 'w1'"), "{t}");
-        assert!(t.contains("local slots: 2, preprocessor slots: 3, remote slots: 16 on 1 of 2 workers, total: -j 21"), "{t}");
-    }
-
-    #[test]
-    fn watch_table_shows_compiles_since_the_last_round() {
-        let mut p = sample_plan("0");
-        if let Some(s) = p.workers[0].stats.as_mut() {
-            s.compile_ok = Some(40);
-            s.compile_error = Some(2);
-            s.current_load = Some(3);
-        }
-        let first = watch_table(&p, &Counters::new());
-        let row: Vec<&str> = first.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(
-            row,
-            ["w1", "up", "16", "3", "0.50", "-", "40", "2", "1.2", "ms"],
-            "{first}"
-        );
-        let mut before = counters(&p);
-        before.insert("w1".into(), (35, 2));
-        let next = watch_table(&p, &before);
-        let row: Vec<&str> = next.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(&row[6..8], ["5", "0"], "{next}");
-        assert!(
-            next.lines().nth(2).unwrap().starts_with("[fd00::7]  down"),
-            "{next}"
-        );
-    }
-
-    #[test]
-    fn json_is_one_document() {
-        let j = hosts_json(
-            &sample_plan("0"),
-            &[("W1".into(), "w1".into())],
-            Duration::from_secs(2),
-        );
-        assert!(j.starts_with("{\"workers\":[{\"entry\":\"w1\",\"transport\":\"tcp\",\"address\":\"w1:3633\",\"up\":true,\"reason\":null,\"max_kids\":16,\"load\":[0.5,0.5,0.5]"), "{j}");
-        assert!(j.contains("\"jobs\":21,\"distcc_hosts\":\"localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo\""), "{j}");
-        assert!(
-            j.contains(
-                "],\"duplicates\":[{\"entry\":\"W1\",\"same_as\":\"w1\"}],\"local_slots\":2,"
-            ),
-            "{j}"
-        );
-        assert_eq!(string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
     }
 }

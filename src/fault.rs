@@ -22,7 +22,62 @@ pub enum Fault {
     Io(String),
 }
 
+/// Why a worker is not used, for machines (`hosts --json`'s
+/// `reason_code`): stable names, beside the reason text for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Its name did not resolve.
+    Unresolved,
+    /// It did not answer within the deadline.
+    Timeout,
+    /// Nothing listens on its ports (refused, or no route).
+    Refused,
+    /// Its distccd closed the connection at once: --allow excludes us.
+    NotAllowed,
+    /// It answered, but not as distccd does (or reported unusable stats).
+    Protocol,
+    /// The compile check failed.
+    CompileFailed,
+    /// The ssh tunnel could not be set up.
+    Ssh,
+    /// A local system error (sockets, threads, file descriptors).
+    Local,
+    /// Too little free memory for one compiler.
+    NoMemory,
+    /// No stats port, and DISTCC_AUTO_NO_STATS_SLOTS is 0.
+    NoStats,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unresolved => "unresolved",
+            Code::Timeout => "timeout",
+            Code::Refused => "refused",
+            Code::NotAllowed => "not_allowed",
+            Code::Protocol => "protocol",
+            Code::CompileFailed => "compile_failed",
+            Code::Ssh => "ssh",
+            Code::Local => "local",
+            Code::NoMemory => "no_memory",
+            Code::NoStats => "no_stats",
+        }
+    }
+}
+
 impl Fault {
+    pub fn code(&self) -> Code {
+        match self {
+            Fault::Timeout => Code::Timeout,
+            Fault::Refused(_) => Code::Refused,
+            Fault::Protocol(m) if m.ends_with(crate::stats::EMPTY_REPLY) => Code::NotAllowed,
+            Fault::Protocol(_) => Code::Protocol,
+            Fault::Compile(_) => Code::CompileFailed,
+            Fault::Ssh(_) => Code::Ssh,
+            Fault::Io(_) => Code::Local,
+        }
+    }
+
     /// The same fault, with what was being done in front of its text.
     pub fn context(self, what: &str) -> Fault {
         match self {

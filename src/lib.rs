@@ -14,6 +14,7 @@ pub mod emit;
 pub mod error;
 pub mod fault;
 pub mod hostspec;
+pub mod json;
 pub mod kill;
 pub mod plan;
 pub mod probe;
@@ -21,6 +22,7 @@ pub mod registry;
 pub mod signals;
 pub mod stats;
 pub mod sys;
+pub mod table;
 pub mod tally;
 pub mod tunnel;
 

@@ -31,15 +31,15 @@ fn run() -> Result<(), Error> {
         Command::Version => app::print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Env => app::env(v),
         Command::Hosts {
-            json,
+            format,
             check,
             watch: None,
-        } => app::hosts(v, json, check),
+        } => app::hosts(v, format, check),
         Command::Hosts {
-            json,
+            format,
             check,
             watch: Some(every),
-        } => app::watch(v, json, check, every),
+        } => app::watch(v, format, check, every),
         Command::Kill => app::kill(),
         Command::Tally { status } => app::tally(v, status),
     }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::fault::Code;
 use crate::hostspec::{Host, HostSpec};
 use crate::probe::{Outcome, Probe, Target};
 use crate::stats::Stats;
@@ -51,6 +52,8 @@ pub struct Worker {
     pub stats: Option<Stats>,
     /// Why it gets no jobs; `None` when it is used.
     pub dropped: Option<String>,
+    /// The same, for machines; `None` when it is used.
+    pub code: Option<Code>,
     pub slots: u32,
     pub elapsed: Duration,
     /// The ssh tunnel it is reached through.
@@ -139,8 +142,12 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
                  probe,
              }| {
                 let mut no_stats = None;
+                let mut code = None;
                 let (stats, dropped, slots) = match probe.outcome {
-                    Outcome::Down { reason } => (None, Some(reason), 0),
+                    Outcome::Down { reason, code: c } => {
+                        code = Some(c);
+                        (None, Some(reason), 0)
+                    }
                     Outcome::NoStats { why } => {
                         let slots = config.no_stats_slots;
                         no_stats = Some(why);
@@ -148,6 +155,7 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
                             let why = "no stats port (distccd without --stats) and \
                                    DISTCC_AUTO_NO_STATS_SLOTS is 0"
                                 .to_string();
+                            code = Some(Code::NoStats);
                             (None, Some(why), 0)
                         } else {
                             decisions.push(format!(
@@ -179,6 +187,9 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
                             }
                             _ => slots,
                         };
+                        if dropped.is_some() {
+                            code = Some(Code::NoMemory);
+                        }
                         (Some(stats), dropped, slots)
                     }
                 };
@@ -192,6 +203,7 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
                     elapsed: probe.elapsed,
                     tunnel: probe.tunnel,
                     no_stats,
+                    code,
                 }
             },
         )
@@ -346,6 +358,7 @@ mod tests {
             entry,
             Outcome::Down {
                 reason: "connection refused".into(),
+                code: Code::Refused,
             },
         )
     }

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use crate::ask;
 use crate::config::SshSettings;
-use crate::fault::Fault;
+use crate::fault::{Code, Fault};
 use crate::hostspec::{Host, HostSpec};
 use crate::signals::Guarded;
-use crate::stats::{self, Stats};
+use crate::stats::Stats;
 use crate::tunnel::{self, TunnelInfo};
 
 /// Where to ask: for a TCP worker its own address, for an ssh worker the
@@ -56,6 +56,7 @@ pub enum Outcome {
     },
     Down {
         reason: String,
+        code: Code,
     },
 }
 
@@ -147,7 +148,7 @@ fn describe(outcome: &Outcome) -> String {
             }
         ),
         Outcome::NoStats { why } => format!("up without stats ({why})"),
-        Outcome::Down { reason } => format!("down: {reason}"),
+        Outcome::Down { reason, .. } => format!("down: {reason}"),
     }
 }
 
@@ -286,7 +287,7 @@ pub fn probe_all(
             let (target, probe) = if !slots.acquire(until) {
                 let budget = bounds.budget(matches!(route, Route::Ssh(_)), WAITING);
                 let why = format!("timed out after {} ({})", secs(budget), stage_name(WAITING));
-                (route.target(), down(None, why, bounds.start))
+                (route.target(), down(None, Code::Local, why, bounds.start))
             } else {
                 stage.store(first, Ordering::Relaxed);
                 let answer = match &route {
@@ -326,7 +327,12 @@ pub fn probe_all(
                 Err(e) => {
                     results[i] = Some((
                         routes[i].target(),
-                        down(None, format!("could not start a probe thread: {e}"), start),
+                        down(
+                            None,
+                            Code::Local,
+                            format!("could not start a probe thread: {e}"),
+                            start,
+                        ),
                     ));
                     break;
                 }
@@ -353,7 +359,7 @@ pub fn probe_all(
                 let stage = stages[i].load(Ordering::Relaxed);
                 let budget = bounds.budget(is_ssh(&routes[i]), stage);
                 let reason = format!("timed out after {} ({})", secs(budget), stage_name(stage));
-                (routes[i].target(), down(None, reason, start))
+                (routes[i].target(), down(None, Code::Timeout, reason, start))
             })
         })
         .collect()
@@ -372,7 +378,7 @@ fn through_tunnel(
     let remote = Route::Ssh(spec.clone()).target();
     let t = match tunnel::open(spec, ssh, bounds.ssh_deadline) {
         Ok(t) => t,
-        Err(fault) => return (remote, down(None, fault.to_string(), start)),
+        Err(fault) => return (remote, down(None, fault.code(), fault.to_string(), start)),
     };
     let target = Target {
         host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -380,18 +386,21 @@ fn through_tunnel(
         stats_port: t.info.local_stats_port,
     };
     let mut probe = probe_one(&target, bounds.ssh_deadline, bounds, true, stage);
-    if let Outcome::Down { reason } = &mut probe.outcome {
+    if let Outcome::Down { reason, code } = &mut probe.outcome {
         let mut said = t.said();
-        if reason.as_str() == stats::EMPTY_REPLY && said.is_empty() {
+        if *code == Code::NotAllowed && said.is_empty() {
             // ssh says why it closed a forward just before closing it.
             thread::sleep(Duration::from_millis(50));
             said = t.said();
         }
         t.stop();
-        *reason = match empty_through_tunnel(reason, &said, spec.stats_port) {
-            Some(why) => why,
-            None if said.is_empty() => format!("through the ssh tunnel: {reason}"),
-            None => format!("through the ssh tunnel: {reason} (ssh: {said})"),
+        (*code, *reason) = match empty_through_tunnel(*code, &said, spec.stats_port) {
+            Some(found) => found,
+            None if said.is_empty() => (*code, format!("through the ssh tunnel: {reason}")),
+            None => (
+                *code,
+                format!("through the ssh tunnel: {reason} (ssh: {said})"),
+            ),
         };
     }
     probe.tunnel = Some(t.info.clone());
@@ -401,21 +410,30 @@ fn through_tunnel(
 
 /// An empty stats reply through a tunnel has three causes on the worker;
 /// what ssh said tells them apart.
-fn empty_through_tunnel(reason: &str, said: &str, port: u16) -> Option<String> {
-    if reason != stats::EMPTY_REPLY {
+fn empty_through_tunnel(code: Code, said: &str, port: u16) -> Option<(Code, String)> {
+    if code != Code::NotAllowed {
         return None;
     }
     Some(if said.contains("Connection refused") {
-        format!(
-            "nothing listens on the worker's localhost:{port} (ssh: {said}): distccd is not \
-             running there with --stats, or listens only on another address (its --listen)"
+        (
+            Code::Refused,
+            format!(
+                "nothing listens on the worker's localhost:{port} (ssh: {said}): distccd is not \
+                 running there with --stats, or listens only on another address (its --listen)"
+            ),
         )
     } else if said.contains("open failed") {
-        format!("the worker's sshd refused the forward to localhost:{port} (ssh: {said})")
+        (
+            Code::Ssh,
+            format!("the worker's sshd refused the forward to localhost:{port} (ssh: {said})"),
+        )
     } else {
-        "distccd on the worker closed the connection without a reply: its --allow \
-         probably lacks 127.0.0.1, where the tunnel arrives"
-            .into()
+        (
+            Code::NotAllowed,
+            "distccd on the worker closed the connection without a reply: its --allow \
+             probably lacks 127.0.0.1, where the tunnel arrives"
+                .into(),
+        )
     })
 }
 
@@ -423,10 +441,10 @@ fn target_label(t: &Target) -> String {
     format!("{}:{}", t.host, t.stats_port)
 }
 
-fn down(address: Option<SocketAddr>, reason: String, start: Instant) -> Probe {
+fn down(address: Option<SocketAddr>, code: Code, reason: String, start: Instant) -> Probe {
     Probe {
         address,
-        outcome: Outcome::Down { reason },
+        outcome: Outcome::Down { reason, code },
         elapsed: start.elapsed(),
         tunnel: None,
     }
@@ -438,7 +456,7 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
     let start = Instant::now();
     let addrs = match ask::resolve(&t.host, t.stats_port) {
         Ok(a) => a,
-        Err(why) => return down(None, why, start),
+        Err(why) => return down(None, Code::Unresolved, why, start),
     };
     let mut last = None;
     for (n, addr) in addrs.iter().enumerate() {
@@ -473,9 +491,11 @@ fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &
                     secs(bounds.budget(ssh, at)),
                     stage_name(at)
                 );
-                last = Some(down(Some(*addr), reason, start));
+                last = Some(down(Some(*addr), Code::Timeout, reason, start));
             }
-            Err(fault) => last = Some(down(Some(*addr), fault.to_string(), start)),
+            Err(fault) => {
+                last = Some(down(Some(*addr), fault.code(), fault.to_string(), start));
+            }
         }
     }
     let mut p = last.expect("at least one address");

@@ -14,7 +14,10 @@ use support::*;
 fn compile_check_passes_on_a_real_worker() {
     let d = Distccd::start(2);
     let before = d.stat("dcc_compile_ok");
-    let r = run(&["hosts", "--check"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
+    let r = run(
+        &["hosts", "--check", "--wide"],
+        &[("DISTCC_AUTO_HOSTS", &d.entry())],
+    );
     r.expect(0, format_args!(""));
     assert!(
         r.stdout.lines().nth(1).unwrap().contains(" up "),
@@ -49,7 +52,7 @@ fn compile_check_drops_a_worker_without_the_compiler() {
     // refuses others by closing the connection, and says why in its log.
     let d = Distccd::start(2);
     let r = run(
-        &["hosts"],
+        &["hosts", "--wide"],
         &[
             ("DISTCC_AUTO_HOSTS", &d.entry()),
             ("DISTCC_AUTO_CHECK", "compile"),
@@ -95,7 +98,7 @@ fn compile_check_against_garbage_and_silence() {
     ] {
         let hosts = format!("127.0.0.1:{job}:{}", d.stats_port);
         let r = run(
-            &["hosts", "--check"],
+            &["hosts", "--check", "--wide"],
             &[
                 ("DISTCC_AUTO_HOSTS", &hosts),
                 ("DISTCC_AUTO_TIMEOUT", "0.5"),
@@ -139,7 +142,7 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
         "8 - 5 busy: {}",
         r.show()
     );
-    let r = go(&["hosts"], "1");
+    let r = go(&["hosts", "--wide"], "1");
     let row = r.cells(1);
     assert_eq!(
         (row[3], row[6]),
@@ -160,7 +163,7 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
 fn watch_appends_rounds_on_a_pipe_and_exits_0_on_ctrl_c() {
     let d = Distccd::start(2);
     let mut c = cmd(
-        &["hosts", "--watch", "2"],
+        &["hosts", "--watch", "2", "--wide"],
         &[("DISTCC_AUTO_HOSTS", &d.entry())],
     );
     c.stdout(Stdio::piped()).stderr(Stdio::piped());

@@ -265,7 +265,7 @@ fn hosts_table_and_json() {
     let dead = closed_port();
     let hosts = format!("127.0.0.1:{dead}:{dead} {}", d.entry());
     let r = run(
-        &["hosts"],
+        &["hosts", "--wide"],
         &[
             ("DISTCC_AUTO_HOSTS", &hosts),
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
@@ -295,9 +295,34 @@ fn hosts_table_and_json() {
         r.show()
     );
     assert!(
-        r.stdout.contains(
-            "local slots: 0, preprocessor slots: 2, remote slots: 3 on 1 of 2 workers, total: -j 5"
-        ),
+        r.stdout
+            .contains("-j 5: 0 local, 2 preprocessor, 3 remote slots; 1 of 2 workers up"),
+        "{}",
+        r.show()
+    );
+
+    // By default the table fits the terminal: the reason on its own line.
+    let r = run(
+        &["hosts"],
+        &[
+            ("DISTCC_AUTO_HOSTS", &hosts),
+            ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
+            ("COLUMNS", "60"),
+        ],
+    );
+    r.expect(0, format_args!(""));
+    assert!(r.stdout.starts_with("WORKER"), "{}", r.show());
+    assert!(
+        r.stdout
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .all(|l| l.chars().count() <= 60),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("\n    stats port {dead}: connection refused")),
         "{}",
         r.show()
     );
@@ -311,7 +336,12 @@ fn hosts_table_and_json() {
     );
     j.expect(0, format_args!(""));
     assert_eq!(j.stdout.lines().count(), 1);
-    assert!(j.stdout.starts_with(&format!("{{\"workers\":[{{\"entry\":\"{}\",\"transport\":\"tcp\",\"address\":\"127.0.0.1:{}\",\"up\":true,\"reason\":null,\"max_kids\":3,", d.entry(), d.stats_port)), "{}", j.show());
+    assert!(j.stdout.starts_with(&format!("{{\"schema\":1,\"workers\":[{{\"entry\":\"{}\",\"transport\":\"tcp\",\"address\":\"127.0.0.1:{}\",\"host\":\"127.0.0.1\",\"port\":{},\"up\":true,\"reason\":null,\"reason_code\":null,", d.entry(), d.stats_port, d.stats_port)), "{}", j.show());
+    assert!(
+        j.stdout.contains("\"reason_code\":\"refused\""),
+        "{}",
+        j.show()
+    );
     assert!(j.stdout.contains("\"jobs\":5,"), "{}", j.show());
 }
 
@@ -319,7 +349,7 @@ fn hosts_table_and_json() {
 fn hosts_shows_entries_that_name_the_same_worker() {
     let d = Distccd::start(2);
     let hosts = format!("{} tcp://localhost:{}:{}", d.entry(), d.port, d.stats_port);
-    let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
+    let r = run(&["hosts", "--wide"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
     r.expect(0, format_args!(""));
     assert_eq!(
         r.cells(2)[..3],
@@ -346,7 +376,7 @@ fn hosts_shows_entries_that_name_the_same_worker() {
         r.show()
     );
     assert!(
-        r.stdout.contains("remote slots: 2 on 1 of 1 workers"),
+        r.stdout.contains("2 remote slots; 1 of 1 workers up"),
         "counted once: {}",
         r.show()
     );

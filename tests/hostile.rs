@@ -211,7 +211,10 @@ fn hostile_stats_values_are_never_trusted() {
     }
     // The table shows the odd values as not reported.
     let fake = FakeStats::replying(stats_reply(&cases[6].0));
-    let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &fake.entry())]);
+    let r = run(
+        &["hosts", "--wide"],
+        &[("DISTCC_AUTO_HOSTS", &fake.entry())],
+    );
     let row = r.cells(1);
     assert_eq!(
         &row[2..7],
@@ -269,7 +272,7 @@ fn distccd_34_truncated_reply_is_still_used() {
         thread::sleep(Duration::from_secs(20));
     });
     let r = run(
-        &["hosts"],
+        &["hosts", "--wide"],
         &[
             ("DISTCC_AUTO_HOSTS", &stall.entry()),
             ("DISTCC_AUTO_TIMEOUT", "0.5"),
@@ -374,7 +377,7 @@ fn blackholed_workers_cost_one_deadline_not_one_each() {
         hosts.push("127.0.0.1".into());
         let r = run_cmd(cmd_in(
             Some(&ns),
-            &["hosts"],
+            &["hosts", "--wide"],
             &[
                 ("DISTCC_AUTO_HOSTS", &hosts.join(" ")),
                 ("DISTCC_AUTO_TIMEOUT", "1"),
@@ -431,7 +434,7 @@ fn names_that_fail_or_hang_in_the_resolver() {
     // No resolver listening: the name fails at once.
     let r = run_cmd(cmd_in(
         Some(&d_ns),
-        &["hosts"],
+        &["hosts", "--wide"],
         &vars("worker-a.test nowhere.test"),
     ));
     let row = r.row("nowhere.test");
@@ -446,7 +449,7 @@ fn names_that_fail_or_hang_in_the_resolver() {
     let _mute = d_ns.mute_udp("127.0.0.53:53");
     let r = run_cmd(cmd_in(
         Some(&d_ns),
-        &["hosts"],
+        &["hosts", "--wide"],
         &vars("worker-a.test slow.test"),
     ));
     let row = r.row("slow.test");

@@ -507,7 +507,7 @@ fn env_whose_output_nobody_reads_stops_its_tunnels() {
 fn a_missing_ssh_client_is_named() {
     // Needs no namespace: the client cannot even start.
     let r = run(
-        &["hosts"],
+        &["hosts", "--wide"],
         &[
             ("DISTCC_AUTO_HOSTS", "ssh://ci@w1"),
             ("DISTCC_AUTO_SSH_COMMAND", "no-such-ssh-client -v"),
@@ -575,4 +575,43 @@ fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
         r.show()
     );
     assert_no_ssh_left(&w, "hosts");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn hosts_fits_80_columns_with_mixed_workers() {
+    need_netns!("hosts_fits_80_columns_with_mixed_workers");
+    let w = SshWorker::start();
+    // Names resolve from the client namespace's own files only.
+    w.lan.client.etc("nsswitch.conf", "hosts: files\n");
+    w.lan.client.etc("hosts", "127.0.0.1 localhost\n");
+    // An ssh worker, a TCP worker, a dead one with a long reason, a long
+    // name that does not resolve, and one more ssh entry that fails.
+    let hosts = format!(
+        "ssh://worker {WORKER_IP}:4632:4633 {WORKER_IP}:9:9 \
+         a-rather-long-worker-name-that-does-not-resolve.build.example.invalid ssh://worker:22/3632"
+    );
+    for watch in [false, true] {
+        let script = if watch {
+            "timeout -s INT 3 distcc-auto hosts --watch 2; true"
+        } else {
+            "distcc-auto hosts"
+        };
+        let mut c = client(&w, "bash", script, &hosts);
+        c.env("COLUMNS", "80");
+        let r = run_cmd(c);
+        let long: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.chars().count() > 80 && !l.starts_with("DISTCC_HOSTS="))
+            .collect();
+        assert!(
+            long.is_empty(),
+            "watch={watch}: lines over 80: {long:?}\n{}",
+            r.show()
+        );
+        assert!(r.row("ssh://worker").contains(" up "), "{}", r.show());
+        assert!(r.stdout.contains("via 127.0.0.1:"), "{}", r.show());
+        assert_no_ssh_left(&w, "hosts");
+    }
 }

@@ -299,12 +299,20 @@ impl Run {
             .collect()
     }
 
-    /// The `hosts` table row of `entry` (the first stdout line it starts).
-    pub fn row(&self, entry: &str) -> &str {
-        self.stdout
-            .lines()
-            .find(|l| l.starts_with(entry))
-            .unwrap_or_else(|| panic!("no row {entry}: {}", self.show()))
+    /// The `hosts` table row of `entry` (the first stdout line it starts),
+    /// with the indented lines below it (address, reason), joined by
+    /// spaces: what a person reads as that worker's row.
+    pub fn row(&self, entry: &str) -> String {
+        let mut lines = self.stdout.lines().skip_while(|l| !l.starts_with(entry));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("no row {entry}: {}", self.show()));
+        let mut row = format!("{first} ");
+        for more in lines.take_while(|l| l.starts_with("    ")) {
+            row.push_str(more.trim());
+            row.push(' ');
+        }
+        row
     }
 
     /// Assert the exit status; on failure show `what` and the whole run.
