@@ -6,6 +6,9 @@ SHELL = /bin/bash
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 SHAREDIR = $(DESTDIR)$(PREFIX)/share/distcc-auto
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 BIN ?= target/release/distcc-auto
 
 all:
@@ -27,9 +30,12 @@ test: deps lint
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks
-	shellcheck -x tests/*.sh .ci/run
+	shellcheck -x tests/*.sh .ci/run shell/completions/distcc-auto.bash
 	shellcheck --enable=all shell/distcc.sh
 	zsh -n shell/distcc.zsh
+	zsh -n shell/completions/_distcc-auto
+	fish --no-execute shell/distcc.fish
+	fish --no-execute shell/completions/distcc-auto.fish
 	mandoc -T lint -W warning man/distcc-auto.1
 
 demo:
@@ -38,17 +44,26 @@ demo:
 bench: deps
 	$(CARGO) bench --bench bench
 
-install: all install-files
+# `make` builds; `make install` (also as root, without a Rust toolchain)
+# only installs what was built.
+install: install-files
 
-# Installs what is built, without building (the tests use it with BIN=).
+# Installs $(BIN) and the files beside it, without building (the tests use
+# it with BIN=).
 install-files:
-	install -d $(BINDIR) $(SHAREDIR) $(MANDIR)
+	@test -x $(BIN) || { echo "$(BIN) is not built: run 'make' first (as yourself)" >&2; exit 1; }
+	install -d $(BINDIR) $(SHAREDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
 	install -m 755 $(BIN) $(BINDIR)/distcc-auto
-	install -m 644 shell/distcc.sh shell/distcc.zsh $(SHAREDIR)/
+	install -m 644 shell/distcc.sh shell/distcc.zsh shell/distcc.fish $(SHAREDIR)/
 	install -m 644 man/distcc-auto.1 $(MANDIR)/distcc-auto.1
+	install -m 644 shell/completions/distcc-auto.bash $(BASHCOMPDIR)/distcc-auto
+	install -m 644 shell/completions/_distcc-auto $(ZSHCOMPDIR)/_distcc-auto
+	install -m 644 shell/completions/distcc-auto.fish $(FISHCOMPDIR)/distcc-auto.fish
 
 uninstall:
-	rm -f $(BINDIR)/distcc-auto $(SHAREDIR)/distcc.sh $(SHAREDIR)/distcc.zsh $(MANDIR)/distcc-auto.1
+	rm -f $(BINDIR)/distcc-auto $(SHAREDIR)/distcc.sh $(SHAREDIR)/distcc.zsh \
+		$(SHAREDIR)/distcc.fish $(MANDIR)/distcc-auto.1 $(BASHCOMPDIR)/distcc-auto \
+		$(ZSHCOMPDIR)/_distcc-auto $(FISHCOMPDIR)/distcc-auto.fish
 	-rmdir $(SHAREDIR)
 
 clean:

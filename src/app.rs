@@ -2,10 +2,11 @@
 //! through `probe`, `tunnel`, `kill` and `tally`, and renders through
 //! `emit`. `main` only parses, dispatches and maps errors to exit codes.
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crate::cli::Format;
+use crate::cli::{Format, Shell};
 use crate::config::{self, Config};
 use crate::error::Error;
 use crate::plan::{self, Local, Plan};
@@ -14,11 +15,12 @@ use crate::signals::{self, OnInterrupt};
 use crate::table::{self, Layout};
 use crate::tunnel::TunnelInfo;
 use crate::{
-    debug, debugging, emit, json, kill, registry, say, set_debug, stats, sys, tally, trace, warn,
+    debug, debugging, emit, jobs, json, kill, registry, say, set_debug, stats, stderr_is_terminal,
+    sys, tally, trace, warn,
 };
 
 /// `env`: probe, then print shell code for `eval`.
-pub fn env(verbose: bool) -> Result<(), Error> {
+pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
     let config = configure(verbose, false)?;
     let plan = probe_and_plan(&config, true, OnInterrupt::Die);
     if let Err(e) = plan.usable() {
@@ -44,7 +46,7 @@ pub fn env(verbose: bool) -> Result<(), Error> {
         std::env::var_os("PATH").as_deref(),
         std::env::var_os("CCACHE_PREFIX").is_some(),
     );
-    let printed = write_stdout(&emit::env_script(&plan, &keep, prefix));
+    let printed = write_stdout(&emit::env_script(&plan, &keep, prefix, shell));
     registry::close(if printed.is_ok() { &pids } else { &[] });
     printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
 }
@@ -124,8 +126,91 @@ pub fn watch(verbose: bool, format: Format, check: bool, every: Duration) -> Res
     Ok(())
 }
 
+/// `exec`: probe, run the command with -j N and DISTCC_HOSTS (and no
+/// DISTCC_AUTO_* variable), wait for it, say how many compiles ran
+/// remotely, stop the tunnels, and end as the command did: its exit status,
+/// or death by the same signal.
+pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
+    let config = configure(verbose, false)?;
+    // Always: a signal while the command runs is passed on to it.
+    let guarded = signals::guard(true, OnInterrupt::Die);
+    let plan = probe_with(&config, true, &guarded);
+    if let Err(e) = plan.usable() {
+        registry::close(&[]);
+        return Err(e);
+    }
+    say(&emit::summary(&plan));
+    let (argv, own) = jobs::place(command, plan.jobs(), config.append_jobs);
+    if own {
+        say(&format!(
+            "the command has its own job count; the probed -j {} is not used",
+            plan.jobs()
+        ));
+    }
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DISTCC_AUTO_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("DISTCC_HOSTS", plan.distcc_hosts());
+    let prefix = crate::ccache::prefix(
+        std::env::var_os("PATH").as_deref(),
+        std::env::var_os("CCACHE_PREFIX").is_some(),
+    );
+    if let Some(p) = prefix {
+        cmd.env("CCACHE_PREFIX", p);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            registry::close(&[]);
+            let code = if e.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            say(&format!(
+                "exec: cannot run '{}': {e}",
+                argv[0].to_string_lossy()
+            ));
+            return Err(Error::Exit(code));
+        }
+    };
+    signals::set_child(child.id());
+    // Wait without reaping, so that the PID stays the command's until no
+    // signal can be passed on to it any more; then reap.
+    sys::wait_exit(child.id());
+    signals::set_child(0);
+    let status = child
+        .wait()
+        .map_err(|e| Error::Other(format!("waiting for the command: {e}")))?;
+    if let Some(code) = status.code() {
+        let before = tally::parse(&tally::render(&plan)).unwrap_or_default();
+        let after = tally::read(&before, Instant::now() + config.timeout);
+        for line in tally::summarize(&before, &after, code == 0) {
+            say(&line);
+        }
+    }
+    let n = registry::close(&[]);
+    if n > 0 {
+        say(&format!(
+            "stopped {n} ssh tunnel{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(code), _) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
+        (None, Some(sig)) => signals::die_of(sig),
+        (None, None) => Err(Error::Exit(1)),
+    }
+}
+
 /// `kill`: stop the tunnels that `env` handed over, print `unset` lines.
-pub fn kill() -> Result<(), Error> {
+pub fn kill(shell: Shell) -> Result<(), Error> {
     // Cleanup, often run from a trap while the terminal hangs up or Ctrl-C
     // is pressed again: the same signal must not cut it short.
     signals::ignore();
@@ -135,7 +220,7 @@ pub fn kill() -> Result<(), Error> {
     for line in said {
         say(&line);
     }
-    print(emit::UNSET_SCRIPT)?;
+    print(&emit::unset_script(shell))?;
     if refused.is_empty() {
         Ok(())
     } else {
@@ -212,7 +297,17 @@ fn probe_with(config: &Config, warn_dropped: bool, guarded: &signals::Guarded) -
     let start = Instant::now();
     let routes: Vec<Route> = config.hosts.specs.iter().map(Route::of).collect();
     let bounds = probe::Bounds::new(config, start);
-    let probes = probe::probe_all(&routes, &bounds, &config.ssh, debugging(), guarded);
+    // A progress line for a person at a terminal, when not tracing.
+    let names: Option<Vec<String>> = (stderr_is_terminal() && !debugging())
+        .then(|| config.hosts.specs.iter().map(|s| s.entry.clone()).collect());
+    let probes = probe::probe_all(
+        &routes,
+        &bounds,
+        &config.ssh,
+        debugging(),
+        names.as_deref(),
+        guarded,
+    );
     trace!(
         "probing took {:.1?}, peak memory {} KiB",
         start.elapsed(),

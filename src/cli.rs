@@ -24,6 +24,16 @@ pub enum Command {
     Tally {
         status: i32,
     },
+    /// Probe, run the command with -j N and DISTCC_HOSTS, stop the tunnels,
+    /// exit as the command did.
+    Exec {
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Print the shell file that defines `distcc_build`, for a binary
+    /// installed without them (`cargo install`).
+    Init {
+        shell: &'static str,
+    },
     Help,
     Version,
 }
@@ -39,17 +49,30 @@ pub enum Format {
     Json,
 }
 
+/// The shell that reads `env` and `kill` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    /// POSIX sh, bash, zsh: `export NAME='VALUE';`
+    Sh,
+    /// fish: `set -gx NAME 'VALUE';`
+    Fish,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub command: Command,
     pub verbose: bool,
+    /// With env and kill: whose syntax to print.
+    pub shell: Shell,
 }
 
 pub const USAGE: &str = "\
-Usage: distcc-auto [-v] env
+Usage: distcc-auto [-v] env [--shell sh|fish]
        distcc-auto [-v] hosts [--json | --wide] [--check] [--watch [SECONDS]]
-       distcc-auto [-v] kill
+       distcc-auto [-v] kill [--shell sh|fish]
        distcc-auto [-v] tally [BUILD_STATUS]
+       distcc-auto [-v] exec [--] COMMAND [ARGS...]
+       distcc-auto init bash|zsh|fish
        distcc-auto --help | --version
 
 Probe the distcc workers in DISTCC_AUTO_HOSTS and size DISTCC_HOSTS and -j.
@@ -61,6 +84,13 @@ Commands:
               was used or dropped; its ssh tunnels close before it exits
   kill        stop the ssh tunnels in DISTCC_AUTO_TUNNEL_PIDS and print
               unset lines: eval \"$(distcc-auto kill)\"
+  exec        probe, run COMMAND ARGS with -j N (before the first --, none
+              when ARGS hold a job count) and DISTCC_HOSTS, stop the
+              tunnels, say how many compiles ran remotely, and exit as
+              COMMAND did: for fish, CI scripts, Makefiles and IDEs
+  init        print the shell code that defines distcc_build, for a binary
+              installed by cargo: eval \"$(distcc-auto init bash)\", or
+              distcc-auto init fish | source
   tally       after a build (run by distcc_build): count the compiles the
               workers in DISTCC_AUTO_COUNTERS did since env, on stderr;
               warn when a build that exited BUILD_STATUS 0 sent none
@@ -73,6 +103,8 @@ Options:
                   (as DISTCC_AUTO_CHECK=compile)
   --watch [SECS]  with hosts: redraw every SECS seconds (at least and by
                   default 2) until Ctrl-C
+  --shell SHELL   with env and kill: print sh (the default; also bash and
+                  zsh) or fish syntax: distcc-auto env --shell fish | source
   -v, --verbose   trace every step on stderr (also DISTCC_AUTO_DEBUG=1)
   -h, --help      print this help
   -V, --version   print the version
@@ -106,6 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     let mut command = None;
     let mut verbose = false;
     let mut format = None;
+    let mut shell = None;
     let mut check = false;
     let mut watch = None;
     while let Some(arg) = parser.next()? {
@@ -125,6 +158,19 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 format = Some(f);
             }
             Long("check") => check = true,
+            Long("shell") => {
+                let v = parser.value()?;
+                shell = Some(match v.to_str() {
+                    Some("sh" | "bash" | "zsh") => Shell::Sh,
+                    Some("fish") => Shell::Fish,
+                    _ => {
+                        return Err(usage(format!(
+                            "--shell '{}': expected sh, bash, zsh or fish",
+                            v.to_string_lossy()
+                        )));
+                    }
+                });
+            }
             Long("watch") => {
                 // `--watch`, `--watch=N` or `--watch N`.
                 let value = match parser.optional_value() {
@@ -145,6 +191,20 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     Some(v) => watch_interval(&v.to_string_lossy())?,
                 });
             }
+            Value(v) if command == Some(Command::Init { shell: "" }) => {
+                let shell = match v.to_str() {
+                    Some("bash") => "bash",
+                    Some("zsh") => "zsh",
+                    Some("fish") => "fish",
+                    _ => {
+                        return Err(usage(format!(
+                            "init '{}': expected bash, zsh or fish",
+                            v.to_string_lossy()
+                        )));
+                    }
+                };
+                command = Some(Command::Init { shell });
+            }
             Value(v) if matches!(command, Some(Command::Tally { .. })) => {
                 let status = v.to_str().and_then(|s| s.parse::<i32>().ok());
                 command = Some(Command::Tally {
@@ -156,6 +216,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     })?,
                 });
             }
+            Value(v) if command.is_none() && v == "exec" => {
+                // Everything after `exec` is the command, options included.
+                let mut rest: Vec<std::ffi::OsString> = parser.raw_args()?.collect();
+                if rest.first().is_some_and(|a| a == "--") {
+                    rest.remove(0);
+                }
+                if rest.is_empty() {
+                    return Err(usage("exec: no command given".into()));
+                }
+                command = Some(Command::Exec { command: rest });
+            }
             Value(v) if command.is_none() => {
                 command = Some(match v.to_str() {
                     Some("env") => Command::Env,
@@ -166,6 +237,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     },
                     Some("kill") => Command::Kill,
                     Some("tally") => Command::Tally { status: 0 },
+                    Some("init") => Command::Init { shell: "" },
                     Some("help") => Command::Help,
                     _ => return Err(usage(format!("unknown command '{}'", v.to_string_lossy()))),
                 })
@@ -195,10 +267,23 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 name(&c)
             )));
         }
+        Some(Command::Init { shell: "" }) => {
+            return Err(usage("init: which shell? bash, zsh or fish".into()));
+        }
         Some(c) => c,
         None => return Err(usage("no command given".into())),
     };
-    Ok(Args { command, verbose })
+    if shell.is_some() && !matches!(command, Command::Env | Command::Kill) {
+        return Err(usage(format!(
+            "--shell goes with 'env' or 'kill', not '{}'",
+            name(&command)
+        )));
+    }
+    Ok(Args {
+        command,
+        verbose,
+        shell: shell.unwrap_or(Shell::Sh),
+    })
 }
 
 fn name(c: &Command) -> &'static str {
@@ -207,6 +292,8 @@ fn name(c: &Command) -> &'static str {
         Command::Hosts { .. } => "hosts",
         Command::Kill => "kill",
         Command::Tally { .. } => "tally",
+        Command::Exec { .. } => "exec",
+        Command::Init { .. } => "init",
         Command::Help => "help",
         Command::Version => "version",
     }
@@ -254,21 +341,24 @@ mod tests {
             p(&["env"]).unwrap(),
             Args {
                 command: Command::Env,
-                verbose: false
+                verbose: false,
+                shell: Shell::Sh
             }
         );
         assert_eq!(
             p(&["-v", "env"]).unwrap(),
             Args {
                 command: Command::Env,
-                verbose: true
+                verbose: true,
+                shell: Shell::Sh
             }
         );
         assert_eq!(
             p(&["hosts", "--json", "--verbose"]).unwrap(),
             Args {
                 command: hosts(true, false, None),
-                verbose: true
+                verbose: true,
+                shell: Shell::Sh
             }
         );
         assert_eq!(p(&["hosts"]).unwrap().command, hosts(false, false, None));
@@ -301,6 +391,23 @@ mod tests {
             }
         );
         assert_eq!(p(&["kill"]).unwrap().command, Command::Kill);
+        assert_eq!(p(&["env", "--shell", "fish"]).unwrap().shell, Shell::Fish);
+        assert_eq!(
+            p(&["init", "zsh"]).unwrap().command,
+            Command::Init { shell: "zsh" }
+        );
+        assert_eq!(p(&["kill", "--shell=bash"]).unwrap().shell, Shell::Sh);
+        let exec = |args: &[&str]| Command::Exec {
+            command: args.iter().map(Into::into).collect(),
+        };
+        assert_eq!(
+            p(&["-v", "exec", "make", "-j", "--json"]).unwrap().command,
+            exec(&["make", "-j", "--json"])
+        );
+        assert_eq!(
+            p(&["exec", "--", "--weird", "x"]).unwrap().command,
+            exec(&["--weird", "x"])
+        );
         assert_eq!(p(&["--help"]).unwrap().command, Command::Help);
         assert_eq!(p(&["env", "-h"]).unwrap().command, Command::Help);
         assert_eq!(p(&["-V"]).unwrap().command, Command::Version);
@@ -329,6 +436,15 @@ mod tests {
                 "--watch '0x10': the interval",
             ),
             (&["env", "extra"][..], "unexpected argument"),
+            (&["exec"][..], "exec: no command given"),
+            (&["env", "--shell", "csh"][..], "--shell 'csh'"),
+            (&["init"][..], "init: which shell?"),
+            (&["init", "tcsh"][..], "init 'tcsh'"),
+            (
+                &["hosts", "--shell", "fish"][..],
+                "--shell goes with 'env' or 'kill'",
+            ),
+            (&["exec", "--"][..], "exec: no command given"),
             (&["--bogus"][..], "invalid option '--bogus'"),
         ] {
             let e = p(args).unwrap_err();

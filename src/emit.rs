@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use crate::cli::Shell;
 use crate::plan::{Plan, Worker};
 use crate::tunnel::TunnelInfo;
 
@@ -16,33 +17,57 @@ fn quote(s: &str) -> Cow<'_, str> {
     shell_escape::unix::escape(Cow::Borrowed(s))
 }
 
-/// The lines `eval "$(distcc-auto env)"` reads. Only values we built are
-/// emitted, each quoted; the variable names are fixed. `ccache_prefix` is
-/// what `distcc_build` gives CCACHE_PREFIX (see `ccache`).
-pub fn env_script(plan: &Plan, tunnels: &[TunnelInfo], ccache_prefix: Option<&str>) -> String {
+/// The variables `env` sets, in the order it prints them.
+const NAMES: [&str; 6] = [
+    "DISTCC_HOSTS",
+    "DISTCC_AUTO_JOBS",
+    "DISTCC_AUTO_TUNNEL_PIDS",
+    "DISTCC_AUTO_TUNNEL_IDS",
+    "DISTCC_AUTO_COUNTERS",
+    "DISTCC_AUTO_CCACHE_PREFIX",
+];
+
+/// The lines `eval "$(distcc-auto env)"` (or fish's `| source`) reads.
+/// Only values we built are emitted, each quoted; the names are fixed.
+/// `ccache_prefix` is what `distcc_build` gives CCACHE_PREFIX (`ccache`).
+pub fn env_script(
+    plan: &Plan,
+    tunnels: &[TunnelInfo],
+    ccache_prefix: Option<&str>,
+    shell: Shell,
+) -> String {
     let pids: Vec<String> = tunnels.iter().map(|t| t.pid.to_string()).collect();
     let ids: Vec<String> = tunnels.iter().map(TunnelInfo::identity).collect();
+    let values = [
+        plan.distcc_hosts(),
+        plan.jobs().to_string(),
+        pids.join(" "),
+        ids.join(" "),
+        crate::tally::render(plan),
+        ccache_prefix.unwrap_or_default().into(),
+    ];
     let mut out = String::new();
-    for (name, value) in [
-        ("DISTCC_HOSTS", plan.distcc_hosts()),
-        ("DISTCC_AUTO_JOBS", plan.jobs().to_string()),
-        ("DISTCC_AUTO_TUNNEL_PIDS", pids.join(" ")),
-        ("DISTCC_AUTO_TUNNEL_IDS", ids.join(" ")),
-        ("DISTCC_AUTO_COUNTERS", crate::tally::render(plan)),
-        (
-            "DISTCC_AUTO_CCACHE_PREFIX",
-            ccache_prefix.unwrap_or_default().into(),
-        ),
-    ] {
-        let _ = writeln!(out, "export {name}={};", quote(&value));
+    for (name, value) in NAMES.iter().zip(values) {
+        let _ = match shell {
+            Shell::Sh => writeln!(out, "export {name}={};", quote(&value)),
+            Shell::Fish => writeln!(out, "set -gx {name} {};", fish_quote(&value)),
+        };
     }
     out
 }
 
-/// What `eval "$(distcc-auto kill)"` reads.
-pub const UNSET_SCRIPT: &str = "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS \
-                                DISTCC_AUTO_TUNNEL_IDS DISTCC_AUTO_COUNTERS \
-                                DISTCC_AUTO_CCACHE_PREFIX;\n";
+/// What `eval "$(distcc-auto kill)"` (or `| source` in fish) reads.
+pub fn unset_script(shell: Shell) -> String {
+    match shell {
+        Shell::Sh => format!("unset {};\n", NAMES.join(" ")),
+        Shell::Fish => NAMES.iter().map(|n| format!("set -e {n};\n")).collect(),
+    }
+}
+
+/// A fish string literal: in single quotes only `\\` and `\'` are special.
+pub fn fish_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
 
 /// DISTCC_HOSTS as a person may paste it into a shell.
 pub(crate) fn quoted_hosts(plan: &Plan) -> String {
@@ -242,7 +267,7 @@ pub(crate) mod tests {
     fn env_is_quoted_shell_in_fixed_order() {
         let p = sample_plan("0");
         assert_eq!(
-            env_script(&p, &[], Some("distcc")),
+            env_script(&p, &[], Some("distcc"), Shell::Sh),
             "export DISTCC_HOSTS='localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo';\n\
              export DISTCC_AUTO_JOBS=21;\n\
              export DISTCC_AUTO_TUNNEL_PIDS='';\n\
@@ -258,10 +283,21 @@ pub(crate) mod tests {
             local_distcc_port: 1,
             local_stats_port: 2,
         };
-        let with_tunnels = env_script(&p, &[tunnel(41), tunnel(42)], None);
+        let with_tunnels = env_script(&p, &[tunnel(41), tunnel(42)], None, Shell::Sh);
         assert!(with_tunnels.contains("export DISTCC_AUTO_TUNNEL_PIDS='41 42';\n"));
         assert!(with_tunnels.contains("export DISTCC_AUTO_TUNNEL_IDS='41:1000:77 42:1000:77';\n"));
         assert!(with_tunnels.ends_with("export DISTCC_AUTO_CCACHE_PREFIX='';\n"));
+        let fish = env_script(&p, &[tunnel(41)], Some("distcc"), Shell::Fish);
+        assert!(fish.starts_with("set -gx DISTCC_HOSTS 'localhost/2 --localslots=2 --localslots_cpp=3 w1:3632/16,lzo';\n"), "{fish}");
+        assert!(
+            fish.contains("set -gx DISTCC_AUTO_TUNNEL_PIDS '41';\n"),
+            "{fish}"
+        );
+        assert_eq!(fish_quote("a'b\\c $x"), "'a\\'b\\\\c $x'");
+        assert_eq!(
+            unset_script(Shell::Fish).lines().next(),
+            Some("set -e DISTCC_HOSTS;")
+        );
         assert_eq!(
             summary(&p),
             "-j 21: 2 local, 3 preprocessor, 16 remote on 1 worker"

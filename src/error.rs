@@ -18,6 +18,8 @@ pub enum Error {
     Usage(String),
     /// Anything else (an I/O failure of our own).
     Other(String),
+    /// `exec`: the command's own exit status, passed on without a word.
+    Exit(u8),
 }
 
 impl Error {
@@ -27,6 +29,7 @@ impl Error {
             Error::NoWorkers(_) => EXIT_NO_WORKERS,
             Error::Usage(_) => 2,
             Error::Other(_) => 1,
+            Error::Exit(code) => *code,
         }
     }
 }
@@ -37,6 +40,7 @@ impl fmt::Display for Error {
             Error::Config(m) | Error::NoWorkers(m) | Error::Usage(m) | Error::Other(m) => {
                 f.write_str(m)
             }
+            Error::Exit(code) => write!(f, "exit status {code}"),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod emit;
 pub mod error;
 pub mod fault;
 pub mod hostspec;
+pub mod jobs;
 pub mod json;
 pub mod kill;
 pub mod plan;
@@ -62,6 +63,46 @@ macro_rules! trace {
             $crate::debug(&format!($($arg)*));
         }
     };
+}
+
+/// One line on stderr that the next call replaces ("" erases it): what a
+/// slow probe is waiting for, for a person at a terminal. Cut to the
+/// terminal's width, so that it never wraps.
+pub fn progress(msg: &str) {
+    use std::io::Write;
+    let width = stderr_width();
+    let line: String = format!("distcc-auto: {msg}")
+        .chars()
+        .take(width.saturating_sub(1))
+        .collect();
+    let text = if msg.is_empty() {
+        "\r\x1b[K".to_string()
+    } else {
+        format!("\r\x1b[K{line}")
+    };
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// Whether stderr is a terminal (where a progress line may be drawn).
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+fn stderr_width() -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
 }
 
 pub fn warn(msg: &str) {

@@ -12,6 +12,7 @@ use distcc_auto::{app, say, sys};
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             say(&format!("error: {e}"));
             ExitCode::from(e.exit_code())
@@ -29,7 +30,7 @@ fn run() -> Result<(), Error> {
     match args.command {
         Command::Help => app::print(cli::USAGE),
         Command::Version => app::print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
-        Command::Env => app::env(v),
+        Command::Env => app::env(v, args.shell),
         Command::Hosts {
             format,
             check,
@@ -40,7 +41,13 @@ fn run() -> Result<(), Error> {
             check,
             watch: Some(every),
         } => app::watch(v, format, check, every),
-        Command::Kill => app::kill(),
+        Command::Kill => app::kill(args.shell),
         Command::Tally { status } => app::tally(v, status),
+        Command::Exec { command } => app::exec(v, &command),
+        Command::Init { shell } => app::print(match shell {
+            "bash" => include_str!("../shell/distcc.sh"),
+            "zsh" => include_str!("../shell/distcc.zsh"),
+            _ => include_str!("../shell/distcc.fish"),
+        }),
     }
 }

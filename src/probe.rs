@@ -117,6 +117,19 @@ fn stage_name(s: u8) -> &'static str {
     }
 }
 
+/// A stage in a word or two, for the progress line.
+fn short_stage(s: u8) -> &'static str {
+    match s {
+        RESOLVING => "resolving",
+        CONNECTING => "connecting",
+        READING => "stats reply",
+        JOB_PORT => "job port",
+        TUNNEL => "ssh login",
+        WAITING => "file limit",
+        _ => "compile check",
+    }
+}
+
 /// Where a probe starts: an address needs no resolving.
 fn first_stage(r: &Route) -> u8 {
     match r {
@@ -253,6 +266,7 @@ pub fn probe_all(
     bounds: &Bounds,
     ssh: &SshSettings,
     trace: bool,
+    progress: Option<&[String]>,
     _signals: &Guarded,
 ) -> Vec<(Target, Probe)> {
     let start = bounds.start;
@@ -341,15 +355,47 @@ pub fn probe_all(
     }
     drop(tx);
     let mut missing = results.iter().filter(|r| r.is_none()).count();
+    let mut shown = false;
     while missing > 0 {
         let left = last.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        // With a person watching, look up now and then to say what is
+        // still awaited.
+        let wait = match progress {
+            Some(_) => left.min(Duration::from_millis(250)),
+            None => left,
+        };
+        match rx.recv_timeout(wait) {
             Ok((i, t, p)) => {
                 results[i] = Some((t, p));
                 missing -= 1;
             }
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
             Err(_) => break,
         }
+        if let Some(names) = progress
+            && start.elapsed() >= Duration::from_secs(1)
+            && missing > 0
+        {
+            let waiting: Vec<String> = (0..routes.len())
+                .filter(|&i| results[i].is_none())
+                .map(|i| {
+                    format!(
+                        "{} ({})",
+                        names[i],
+                        short_stage(stages[i].load(Ordering::Relaxed))
+                    )
+                })
+                .collect();
+            crate::progress(&format!(
+                "waiting for {missing} of {} workers: {}",
+                routes.len(),
+                waiting.join(", ")
+            ));
+            shown = true;
+        }
+    }
+    if shown {
+        crate::progress("");
     }
     results
         .into_iter()

@@ -8,7 +8,7 @@
 //! `Guarded` token, which only `guard` makes, is what starting the probes
 //! asks for.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::thread;
 
 use crate::registry;
@@ -27,6 +27,16 @@ pub enum OnInterrupt {
 }
 
 static EXIT_ZERO_ON_INT: AtomicBool = AtomicBool::new(false);
+/// `exec`'s command while it runs: signals go to it, and `exec` ends when
+/// it ends.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// While `pid` runs (0: no longer), a signal is the command's business: one
+/// sent by another process is passed on to it, one from the terminal
+/// already reached it (same process group). `exec` then ends as it does.
+pub fn set_child(pid: u32) {
+    CHILD.store(i32::try_from(pid).unwrap_or(0), Ordering::SeqCst);
+}
 
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
@@ -57,10 +67,26 @@ pub fn guard(needed: bool, on_int: OnInterrupt) -> Guarded {
         .name("signals".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait reads the set and writes the signal number.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                interrupted(sig);
+            loop {
+                // SAFETY: sigwaitinfo reads the set and fills the info.
+                let (sig, info) = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    (libc::sigwaitinfo(&set, &mut info), info)
+                };
+                if sig < 0 {
+                    continue; // EINTR
+                }
+                let child = CHILD.load(Ordering::SeqCst);
+                if child <= 0 {
+                    interrupted(sig);
+                }
+                // si_code <= 0: sent by a process (kill, SI_USER or
+                // SI_QUEUE); above: the kernel, for the whole terminal.
+                if info.si_code <= 0 {
+                    // SAFETY: kill touches no memory; child is our child,
+                    // not yet reaped (set_child(0) comes after the wait).
+                    unsafe { libc::kill(child, sig) };
+                }
             }
         });
     if started.is_err() {
@@ -90,6 +116,12 @@ fn interrupted(sig: libc::c_int) -> ! {
     if sig == libc::SIGINT && EXIT_ZERO_ON_INT.load(Ordering::Relaxed) {
         std::process::exit(0);
     }
+    die_of(sig)
+}
+
+/// End the process the way signal `sig` would: default action, unblocked
+/// in this thread, raised (exit 128 + sig if it is ignored regardless).
+pub fn die_of(sig: libc::c_int) -> ! {
     // Die of the signal itself: default action, unblocked, raised.
     let mut one: libc::sigset_t = set();
     // SAFETY: plain signal calls on this thread and a local set.

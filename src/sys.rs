@@ -231,6 +231,26 @@ pub fn group_listens(pgid: u32, ports: &[u16], listeners: &[(u16, u64)]) -> bool
     })
 }
 
+/// Wait until child `pid` has exited, without reaping it: until it is
+/// reaped, its PID cannot be given to another process.
+pub fn wait_exit(pid: u32) {
+    loop {
+        // SAFETY: waitid writes into the siginfo we pass.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
 /// MemAvailable from /proc/meminfo, in MiB.
 pub fn mem_available_mib() -> Option<u64> {
     kib_field(

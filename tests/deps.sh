@@ -4,14 +4,14 @@
 # command to run and fails. Used by the Makefile and by .ci/run.
 set -eu
 
-# distcc: the real distccd and client; zsh, dash: the shells we test;
+# distcc: the real distccd and client; zsh, dash, fish: the shells we test;
 # openssh-*: the real sshd and client for ssh:// workers; iproute2,
 # iptables: test-made network namespaces; shellcheck, mandoc: `make lint`;
 # make, gcc, libc6-dev: building C; procps (ps, pkill), util-linux (script),
 # tmux: process and terminal checks; ccache: the ccache set-ups;
 # lsdistcc ships with distcc.
 PACKAGES="distcc zsh dash openssh-server openssh-client iproute2 iptables \
-shellcheck mandoc make gcc libc6-dev procps util-linux tmux ccache"
+shellcheck mandoc make gcc libc6-dev procps util-linux tmux ccache fish"
 
 missing=
 for p in $PACKAGES; do
