@@ -211,7 +211,7 @@ fn fish_distcc_build_builds_and_passes_status_and_environment() {
     );
     // Sourcing defines distcc_build and nothing else.
     assert_eq!(
-        r.stdout.lines().filter(|l| l.contains("distcc")).last(),
+        r.stdout.lines().rfind(|l| l.contains("distcc")),
         Some("distcc_build"),
         "{}",
         r.show()
