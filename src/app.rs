@@ -253,9 +253,10 @@ fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let config = Config::read(config::process_env, cpus, check)?;
     set_debug(verbose || config.debug);
-    for (entry, first) in &config.hosts.duplicates {
+    for d in &config.hosts.duplicates {
         warn(&format!(
-            "DISTCC_AUTO_HOSTS: entry '{entry}' names the same worker as '{first}'; counted once"
+            "DISTCC_AUTO_HOSTS: entry '{}' names the same worker as '{}'; counted once",
+            d.entry, d.first
         ));
     }
     if debugging() {

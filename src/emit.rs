@@ -128,8 +128,8 @@ pub(crate) fn took(d: std::time::Duration) -> String {
     }
 }
 
-/// Entries dropped as naming a worker already listed: (entry, first).
-pub type Duplicates = [(String, String)];
+/// Entries dropped as naming a worker already listed.
+pub type Duplicates = [crate::hostspec::Duplicate];
 
 /// Why an up worker's slots are a default, and how to fix that.
 pub fn no_stats_note(w: &Worker) -> Option<String> {

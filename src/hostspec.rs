@@ -88,13 +88,21 @@ impl HostSpec {
     }
 }
 
+/// An entry dropped as naming a worker already listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The entry as written.
+    pub entry: String,
+    /// The earlier entry that names the same worker.
+    pub first: String,
+}
+
 /// The result of parsing `DISTCC_AUTO_HOSTS`: distinct workers in the order
 /// written, plus a note for every entry dropped as a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     pub specs: Vec<HostSpec>,
-    /// Entries dropped as naming a worker already listed: (entry, first).
-    pub duplicates: Vec<(String, String)>,
+    pub duplicates: Vec<Duplicate>,
 }
 
 /// Parse the whole variable. Any bad entry is a configuration error that
@@ -114,7 +122,10 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
             ))
         })?;
         match seen.get(&spec.identity()) {
-            Some(&first) => duplicates.push((spec.entry, specs[first].entry.clone())),
+            Some(&first) => duplicates.push(Duplicate {
+                entry: spec.entry,
+                first: specs[first].entry.clone(),
+            }),
             None => {
                 seen.insert(spec.identity(), specs.len());
                 specs.push(spec);
@@ -531,7 +542,10 @@ mod tests {
         assert_eq!(p.duplicates.len(), 5);
         assert_eq!(
             p.duplicates[0],
-            ("127.0.0.1".to_string(), "localhost:3632".to_string())
+            Duplicate {
+                entry: "127.0.0.1".into(),
+                first: "localhost:3632".into()
+            }
         );
         // Different job ports are different daemons.
         assert_eq!(parse_hosts("w1 w1:4000").unwrap().specs.len(), 2);

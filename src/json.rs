@@ -10,6 +10,7 @@ use std::fmt::{Display, Write};
 use std::time::Duration;
 
 use crate::emit::{Counters, Duplicates, address, compiles, since};
+use crate::hostspec::Transport;
 use crate::plan::{Plan, Worker};
 
 /// Where a watch round is: its number, when, and the counters before it.
@@ -65,11 +66,12 @@ pub fn hosts(
     round: Option<Round>,
 ) -> String {
     let workers = array(plan.workers.iter().map(|w| worker(w, round.as_ref())));
-    let dups = array(
-        duplicates
-            .iter()
-            .map(|(entry, first)| Obj::new().str("entry", entry).str("same_as", first).end()),
-    );
+    let dups = array(duplicates.iter().map(|d| {
+        Obj::new()
+            .str("entry", &d.entry)
+            .str("same_as", &d.first)
+            .end()
+    }));
     let mut doc = Obj::new().raw("schema", 1);
     if let Some(r) = &round {
         let now = std::time::SystemTime::now()
@@ -119,7 +121,13 @@ fn worker(w: &Worker, round: Option<&Round>) -> String {
     let done = compiles(w);
     let mut o = Obj::new()
         .str("entry", &w.spec.entry)
-        .str("transport", if w.spec.is_ssh() { "ssh" } else { "tcp" })
+        .str(
+            "transport",
+            match w.spec.transport {
+                Transport::Tcp => "tcp",
+                Transport::Ssh { .. } => "ssh",
+            },
+        )
         .str("address", &address(w))
         .opt_str("host", host.as_deref())
         .num("port", port)
@@ -178,7 +186,10 @@ mod tests {
     fn one_document_with_schema_nulls_and_codes() {
         let j = hosts(
             &sample_plan("0"),
-            &[("W1".into(), "w1".into())],
+            &[crate::hostspec::Duplicate {
+                entry: "W1".into(),
+                first: "w1".into(),
+            }],
             Duration::from_secs(2),
             None,
         );

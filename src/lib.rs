@@ -21,11 +21,13 @@ pub mod plan;
 pub mod probe;
 pub mod registry;
 pub mod signals;
+pub mod slots;
 pub mod stats;
 pub mod sys;
 pub mod table;
 pub mod tally;
 pub mod tunnel;
+pub mod watcher;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -166,7 +166,7 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
                         }
                     }
                     Outcome::Up { stats } => {
-                        let (slots, dropped) = worker_slots(&stats, mem);
+                        let Sizing { slots, dropped } = worker_slots(&stats, mem);
                         let why = match (&dropped, stats.free_mem_mib) {
                             (Some(d), _) => d.clone(),
                             (None, Some(free)) if mem > 0 => format!(
@@ -270,8 +270,15 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
     }
 }
 
+/// Rule 1's answer for one worker.
+struct Sizing {
+    slots: u32,
+    /// Why it gets none, when it gets none.
+    dropped: Option<String>,
+}
+
 /// Rule 1: a worker's slots, or why it is dropped.
-fn worker_slots(stats: &Stats, compiler_memory_mib: u64) -> (u32, Option<String>) {
+fn worker_slots(stats: &Stats, compiler_memory_mib: u64) -> Sizing {
     match stats.free_mem_mib {
         Some(free) if compiler_memory_mib > 0 => {
             let fit = u32::try_from(free / compiler_memory_mib).unwrap_or(u32::MAX);
@@ -279,9 +286,12 @@ fn worker_slots(stats: &Stats, compiler_memory_mib: u64) -> (u32, Option<String>
             let dropped = (slots == 0).then(|| {
                 format!("not enough free memory ({free} MiB free, {compiler_memory_mib} MiB per compiler)")
             });
-            (slots, dropped)
+            Sizing { slots, dropped }
         }
-        _ => (stats.max_kids, None),
+        _ => Sizing {
+            slots: stats.max_kids,
+            dropped: None,
+        },
     }
 }
 

@@ -11,14 +11,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Condvar, Mutex, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::ask;
 use crate::config::SshSettings;
 use crate::fault::{Code, Fault};
-use crate::hostspec::{Host, HostSpec};
+use crate::hostspec::{Host, HostSpec, Transport};
 use crate::signals::Guarded;
 use crate::stats::Stats;
 use crate::tunnel::{self, TunnelInfo};
@@ -80,10 +80,10 @@ pub enum Route {
 
 impl Route {
     pub fn of(spec: &HostSpec) -> Route {
-        if spec.is_ssh() {
-            Route::Ssh(spec.clone())
-        } else {
-            Route::Direct(Target::of(spec))
+        // A new transport makes the compiler list every place to update.
+        match spec.transport {
+            Transport::Ssh { .. } => Route::Ssh(spec.clone()),
+            Transport::Tcp => Route::Direct(Target::of(spec)),
         }
     }
 
@@ -165,49 +165,6 @@ fn describe(outcome: &Outcome) -> String {
     }
 }
 
-/// How many probes may hold sockets at once: what the file limit allows,
-/// each probe counted at three descriptors (a socket, the resolver's, a
-/// tunnel's log). The rest wait their turn within the deadline.
-struct Slots {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-impl Slots {
-    fn for_file_limit() -> Slots {
-        let limit = crate::sys::file_limit();
-        let used = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
-        let n = (limit.saturating_sub(used + 16) / 3).max(1);
-        Slots {
-            free: Mutex::new(usize::try_from(n).unwrap_or(usize::MAX)),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Take a slot, waiting until `until` at most.
-    fn acquire(&self, until: Instant) -> bool {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            free = self
-                .freed
-                .wait_timeout(free, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        *free -= 1;
-        true
-    }
-
-    fn release(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.freed.notify_one();
-    }
-}
-
 /// The deadlines of one probing phase.
 #[derive(Debug, Clone)]
 pub struct Bounds {
@@ -280,7 +237,7 @@ pub fn probe_all(
     let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
     let is_ssh = |r: &Route| matches!(r, Route::Ssh(_));
     let last = bounds.last(routes.iter().any(is_ssh));
-    let slots = Arc::new(Slots::for_file_limit());
+    let slots = Arc::new(crate::slots::Slots::for_file_limit());
     // A fresh closure per attempt: a failed spawn consumes it.
     let job = |i: usize| {
         let (tx, stages, route, ssh, bounds, slots) = (
@@ -309,7 +266,7 @@ pub fn probe_all(
                         t.clone(),
                         probe_one(t, bounds.deadline, &bounds, false, stage),
                     ),
-                    Route::Ssh(spec) => through_tunnel(spec, &ssh, &bounds, stage),
+                    Route::Ssh(spec) => tunnel::probe_through(spec, &ssh, &bounds, stage),
                 };
                 slots.release();
                 answer
@@ -411,83 +368,16 @@ pub fn probe_all(
         .collect()
 }
 
-/// Start a tunnel, then probe the worker through it like any other. A
-/// tunnel whose worker does not answer is stopped at once.
-fn through_tunnel(
-    spec: &HostSpec,
-    ssh: &SshSettings,
-    bounds: &Bounds,
-    stage: &AtomicU8,
-) -> (Target, Probe) {
-    let start = Instant::now();
-    stage.store(TUNNEL, Ordering::Relaxed);
-    let remote = Route::Ssh(spec.clone()).target();
-    let t = match tunnel::open(spec, ssh, bounds.ssh_deadline) {
-        Ok(t) => t,
-        Err(fault) => return (remote, down(None, fault.code(), fault.to_string(), start)),
-    };
-    let target = Target {
-        host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
-        distcc_port: t.info.local_distcc_port,
-        stats_port: t.info.local_stats_port,
-    };
-    let mut probe = probe_one(&target, bounds.ssh_deadline, bounds, true, stage);
-    if let Outcome::Down { reason, code } = &mut probe.outcome {
-        let mut said = t.said();
-        if *code == Code::NotAllowed && said.is_empty() {
-            // ssh says why it closed a forward just before closing it.
-            thread::sleep(Duration::from_millis(50));
-            said = t.said();
-        }
-        t.stop();
-        (*code, *reason) = match empty_through_tunnel(*code, &said, spec.stats_port) {
-            Some(found) => found,
-            None if said.is_empty() => (*code, format!("through the ssh tunnel: {reason}")),
-            None => (
-                *code,
-                format!("through the ssh tunnel: {reason} (ssh: {said})"),
-            ),
-        };
-    }
-    probe.tunnel = Some(t.info.clone());
-    probe.elapsed = start.elapsed();
-    (target, probe)
-}
-
-/// An empty stats reply through a tunnel has three causes on the worker;
-/// what ssh said tells them apart.
-fn empty_through_tunnel(code: Code, said: &str, port: u16) -> Option<(Code, String)> {
-    if code != Code::NotAllowed {
-        return None;
-    }
-    Some(if said.contains("Connection refused") {
-        (
-            Code::Refused,
-            format!(
-                "nothing listens on the worker's localhost:{port} (ssh: {said}): distccd is not \
-                 running there with --stats, or listens only on another address (its --listen)"
-            ),
-        )
-    } else if said.contains("open failed") {
-        (
-            Code::Ssh,
-            format!("the worker's sshd refused the forward to localhost:{port} (ssh: {said})"),
-        )
-    } else {
-        (
-            Code::NotAllowed,
-            "distccd on the worker closed the connection without a reply: its --allow \
-             probably lacks 127.0.0.1, where the tunnel arrives"
-                .into(),
-        )
-    })
-}
-
 fn target_label(t: &Target) -> String {
     format!("{}:{}", t.host, t.stats_port)
 }
 
-fn down(address: Option<SocketAddr>, code: Code, reason: String, start: Instant) -> Probe {
+pub(crate) fn down(
+    address: Option<SocketAddr>,
+    code: Code,
+    reason: String,
+    start: Instant,
+) -> Probe {
     Probe {
         address,
         outcome: Outcome::Down { reason, code },
@@ -498,7 +388,13 @@ fn down(address: Option<SocketAddr>, code: Code, reason: String, start: Instant)
 
 /// One worker, start to end: its stats by `deadline`, the compile check
 /// (when asked for) by the check's own deadline.
-fn probe_one(t: &Target, deadline: Instant, bounds: &Bounds, ssh: bool, stage: &AtomicU8) -> Probe {
+pub(crate) fn probe_one(
+    t: &Target,
+    deadline: Instant,
+    bounds: &Bounds,
+    ssh: bool,
+    stage: &AtomicU8,
+) -> Probe {
     let start = Instant::now();
     let addrs = match ask::resolve(&t.host, t.stats_port) {
         Ok(a) => a,

@@ -79,8 +79,8 @@ pub fn hosts(plan: &Plan, duplicates: &Duplicates, layout: Layout) -> String {
                     notes: notes(w),
                 }
             });
-            let dups = duplicates.iter().map(|(entry, first)| Row {
-                name: entry.clone(),
+            let dups = duplicates.iter().map(|d| Row {
+                name: d.entry.clone(),
                 cells: vec![
                     "dup".into(),
                     "-".into(),
@@ -89,7 +89,7 @@ pub fn hosts(plan: &Plan, duplicates: &Duplicates, layout: Layout) -> String {
                     "-".into(),
                     "-".into(),
                 ],
-                notes: vec![format!("same worker as '{first}'")],
+                notes: vec![format!("same worker as '{}'", d.first)],
             });
             fit(&header, rows.chain(dups).collect(), &[2, 3, 5, 6], width)
         }
@@ -145,10 +145,10 @@ fn hosts_wide(plan: &Plan, duplicates: &Duplicates) -> String {
             reason(w),
         ]
     });
-    let dups = duplicates.iter().map(|(entry, first)| {
-        let mut row = vec![entry.clone(), "-".into(), "dup".into()];
+    let dups = duplicates.iter().map(|d| {
+        let mut row = vec![d.entry.clone(), "-".into(), "dup".into()];
         row.extend(["-"; 5].map(String::from));
-        row.push(format!("same worker as '{first}'"));
+        row.push(format!("same worker as '{}'", d.first));
         row
     });
     columns(&header, rows.chain(dups), &[3, 4, 6, 7])
@@ -321,7 +321,14 @@ mod tests {
     #[test]
     fn wide_table_lists_every_worker_and_totals() {
         let p = sample_plan("0");
-        let t = hosts(&p, &[("W1".into(), "w1".into())], Layout::Wide);
+        let t = hosts(
+            &p,
+            &[crate::hostspec::Duplicate {
+                entry: "W1".into(),
+                first: "w1".into(),
+            }],
+            Layout::Wide,
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert!(
             lines[0].starts_with("ENTRY") && lines[0].ends_with("REASON"),
@@ -357,7 +364,14 @@ mod tests {
         p.workers[1].dropped = Some(long.clone());
         // The fixed columns take 50: any width from there on is kept.
         for width in [50, 60, 80, 100] {
-            let t = hosts(&p, &[("W1".into(), "w1".into())], Layout::Fit(width));
+            let t = hosts(
+                &p,
+                &[crate::hostspec::Duplicate {
+                    entry: "W1".into(),
+                    first: "w1".into(),
+                }],
+                Layout::Fit(width),
+            );
             let body: Vec<&str> = t.lines().take_while(|l| !l.is_empty()).collect();
             for l in &body {
                 assert!(l.chars().count() <= width, "{width}: {l:?}\n{t}");

@@ -14,11 +14,14 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 pub use crate::config::SshSettings;
-use crate::fault::Fault;
-use crate::hostspec::HostSpec;
+use crate::fault::{Code, Fault};
+use crate::hostspec::{Host, HostSpec};
+use crate::probe::{self, Bounds, Outcome, Probe, Route, Target};
 use crate::{registry, signals, sys};
 
 /// How many times to pick new local ports when a forward cannot bind.
@@ -180,9 +183,11 @@ enum Ready {
 
 fn wait_ready(t: &Tunnel, deadline: Instant) -> Result<(), Ready> {
     let ports = [t.info.local_distcc_port, t.info.local_stats_port];
-    match watcher::wait(t.info.pid, ports, deadline) {
-        Some(watcher::Verdict::Ready) => Ok(()),
-        Some(watcher::Verdict::Exited(status)) => Err(why_it_exited(&t.said(), status, &ports)),
+    match crate::watcher::wait(t.info.pid, ports, deadline) {
+        Some(crate::watcher::Verdict::Ready) => Ok(()),
+        Some(crate::watcher::Verdict::Exited(status)) => {
+            Err(why_it_exited(&t.said(), status, &ports))
+        }
         None => {
             let said = t.said();
             let tail = if said.is_empty() {
@@ -195,139 +200,81 @@ fn wait_ready(t: &Tunnel, deadline: Instant) -> Result<(), Ready> {
     }
 }
 
-/// One thread watches every pending tunnel, however many logins are under
-/// way, and wakes each waiting thread once, with its verdict: many pending
-/// ssh logins must not keep the CPU busy.
-mod watcher {
-    use std::collections::BTreeMap;
-    use std::process::ExitStatus;
-    use std::sync::{Condvar, Mutex};
-    use std::thread;
-    use std::time::{Duration, Instant};
-
-    use crate::{registry, sys};
-
-    #[derive(Debug, Clone, Copy)]
-    pub enum Verdict {
-        /// The tunnel's processes listen on both forwards: logged in.
-        Ready,
-        /// ssh (or the shell running the ssh command) exited first.
-        Exited(ExitStatus),
-    }
-
-    struct Pending {
-        ports: [u16; 2],
-        verdict: Option<Verdict>,
-    }
-
-    struct State {
-        pending: BTreeMap<u32, Pending>,
-        running: bool,
-    }
-
-    static STATE: Mutex<State> = Mutex::new(State {
-        pending: BTreeMap::new(),
-        running: false,
-    });
-    static DECIDED: Condvar = Condvar::new();
-
-    fn lock() -> std::sync::MutexGuard<'static, State> {
-        STATE.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wait until tunnel `pid` is ready or has exited; `None` at `deadline`.
-    pub fn wait(pid: u32, ports: [u16; 2], deadline: Instant) -> Option<Verdict> {
-        let mut st = lock();
-        st.pending.insert(
-            pid,
-            Pending {
-                ports,
-                verdict: None,
-            },
-        );
-        if !st.running {
-            let started = thread::Builder::new()
-                .name("tunnels".into())
-                .stack_size(128 * 1024)
-                .spawn(watch);
-            st.running = started.is_ok();
+/// Start a tunnel, then probe the worker through it like any other. A
+/// tunnel whose worker does not answer is stopped at once.
+pub fn probe_through(
+    spec: &HostSpec,
+    ssh: &SshSettings,
+    bounds: &Bounds,
+    stage: &AtomicU8,
+) -> (Target, Probe) {
+    let start = Instant::now();
+    stage.store(probe::TUNNEL, Ordering::Relaxed);
+    let remote = Route::Ssh(spec.clone()).target();
+    let t = match open(spec, ssh, bounds.ssh_deadline) {
+        Ok(t) => t,
+        Err(fault) => {
+            return (
+                remote,
+                probe::down(None, fault.code(), fault.to_string(), start),
+            );
         }
-        loop {
-            if let Some(v) = st.pending.get(&pid).and_then(|p| p.verdict) {
-                st.pending.remove(&pid);
-                return Some(v);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                st.pending.remove(&pid);
-                return None;
-            }
-            if !st.running {
-                // No watcher thread (a thread limit): look ourselves.
-                drop(st);
-                let v = look(pid, ports, &sys::loopback_listeners());
-                thread::sleep(Duration::from_millis(20).min(left));
-                st = lock();
-                if let Some(v) = v {
-                    st.pending.remove(&pid);
-                    return Some(v);
-                }
-                continue;
-            }
-            st = DECIDED
-                .wait_timeout(st, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+    };
+    let target = Target {
+        host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
+        distcc_port: t.info.local_distcc_port,
+        stats_port: t.info.local_stats_port,
+    };
+    let mut probe = probe::probe_one(&target, bounds.ssh_deadline, bounds, true, stage);
+    if let Outcome::Down { reason, code } = &mut probe.outcome {
+        let mut said = t.said();
+        if *code == Code::NotAllowed && said.is_empty() {
+            // ssh says why it closed a forward just before closing it.
+            thread::sleep(Duration::from_millis(50));
+            said = t.said();
         }
+        t.stop();
+        (*code, *reason) = match empty_through_tunnel(*code, &said, spec.stats_port) {
+            Some(found) => found,
+            None if said.is_empty() => (*code, format!("through the ssh tunnel: {reason}")),
+            None => (
+                *code,
+                format!("through the ssh tunnel: {reason} (ssh: {said})"),
+            ),
+        };
     }
+    probe.tunnel = Some(t.info.clone());
+    probe.elapsed = start.elapsed();
+    (target, probe)
+}
 
-    fn look(pid: u32, ports: [u16; 2], listeners: &[(u16, u64)]) -> Option<Verdict> {
-        if let Some(status) = registry::try_wait(pid) {
-            return Some(Verdict::Exited(status));
-        }
-        sys::group_listens(pid, &ports, listeners).then_some(Verdict::Ready)
+/// An empty stats reply through a tunnel has three causes on the worker;
+/// what ssh said tells them apart.
+fn empty_through_tunnel(code: Code, said: &str, port: u16) -> Option<(Code, String)> {
+    if code != Code::NotAllowed {
+        return None;
     }
-
-    /// The watcher: look at every undecided tunnel, back off while nothing
-    /// changes, end when none is left.
-    fn watch() {
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let todo: Vec<(u32, [u16; 2])> = {
-                let mut st = lock();
-                let todo: Vec<_> = st
-                    .pending
-                    .iter()
-                    .filter(|(_, p)| p.verdict.is_none())
-                    .map(|(&pid, p)| (pid, p.ports))
-                    .collect();
-                if todo.is_empty() {
-                    st.running = false;
-                    return;
-                }
-                todo
-            };
-            // One look at the kernel's listeners for all of them.
-            let listeners = sys::loopback_listeners();
-            let found: Vec<(u32, Verdict)> = todo
-                .into_iter()
-                .filter_map(|(pid, ports)| Some((pid, look(pid, ports, &listeners)?)))
-                .collect();
-            if found.is_empty() {
-                pause = (pause * 2).min(Duration::from_millis(40));
-            } else {
-                let mut st = lock();
-                for (pid, v) in found {
-                    if let Some(p) = st.pending.get_mut(&pid) {
-                        p.verdict = Some(v);
-                    }
-                }
-                DECIDED.notify_all();
-                pause = Duration::from_millis(2);
-            }
-            thread::sleep(pause);
-        }
-    }
+    Some(if said.contains("Connection refused") {
+        (
+            Code::Refused,
+            format!(
+                "nothing listens on the worker's localhost:{port} (ssh: {said}): distccd is not \
+                 running there with --stats, or listens only on another address (its --listen)"
+            ),
+        )
+    } else if said.contains("open failed") {
+        (
+            Code::Ssh,
+            format!("the worker's sshd refused the forward to localhost:{port} (ssh: {said})"),
+        )
+    } else {
+        (
+            Code::NotAllowed,
+            "distccd on the worker closed the connection without a reply: its --allow \
+             probably lacks 127.0.0.1, where the tunnel arrives"
+                .into(),
+        )
+    })
 }
 
 /// Why ssh (or the shell running DISTCC_AUTO_SSH_COMMAND) exited before
