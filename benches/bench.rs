@@ -164,6 +164,25 @@ fn hosts(n: usize, first_octet3: usize, ports: &str) -> String {
         .join(" ")
 }
 
+/// What every row may use: the real distccd of rows 1-3 and 5, and
+/// whether this run has a network namespace of its own (root).
+struct Ctx {
+    d: Distccd,
+    netns: bool,
+    cpus: usize,
+}
+
+/// The rows, in the order of the table.
+const ROWS: [fn(&mut Table, &Ctx); 7] = [
+    row_one_worker,
+    row_scaling,
+    row_blackholed,
+    row_tunnels,
+    |t, c| end_to_end(t, &c.d, c.cpus),
+    |t, _| shared_worker(t),
+    |t, _| pending_logins(t),
+];
+
 fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
     let mut t = Table {
@@ -191,12 +210,40 @@ fn main() {
         // The bench itself moves into its namespace, so that what it runs
         // needs no `ip netns exec` (which would add its own start-up time).
         enter_netns(&format!("/var/run/netns/{}", ns.name));
-        Some((ns, ()))
+        Some(ns)
     };
+    let ctx = Ctx {
+        d: Distccd::start(4),
+        netns: ns.is_some(),
+        cpus,
+    };
+    for row in ROWS {
+        row(&mut t, &ctx);
+    }
+    drop(ctx);
 
-    // Row 1 and 2: probe latency and scaling, and lsdistcc beside it.
-    let d = Distccd::start(4);
-    let one = repeat(RUNS, || time_env(&d.entry(), &[]));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measurement | N | median ms | min ms | max ms | goal | result |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    out.push_str(&t.rows);
+    let _ = writeln!(
+        out,
+        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1 and for row 5, interleaved), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
+        uname(),
+        started.elapsed().as_secs_f64()
+    );
+    print!("{out}");
+    std::fs::create_dir_all(root().join("target")).unwrap();
+    std::fs::write(root().join("target/bench.md"), &out).unwrap();
+    drop(ns);
+}
+
+/// Rows 1 and 2 for one live real distccd: distcc-auto and lsdistcc.
+fn row_one_worker(t: &mut Table, c: &Ctx) {
+    let one = repeat(RUNS, || time_env(&c.d.entry(), &[]));
     t.row(
         "1. `distcc-auto env`, live real distccd",
         "1",
@@ -208,7 +255,7 @@ fn main() {
         time_cmd(Command::new("lsdistcc").args([
             "-c1000",
             "-k0",
-            &format!("-r{}", d.port),
+            &format!("-r{}", c.d.port),
             "127.0.0.1",
         ]))
     });
@@ -219,7 +266,23 @@ fn main() {
         "-",
         &format!("{:.2}× distcc-auto", ratio(&lsd_one, &one)),
     );
-    if ns.is_some() {
+}
+
+/// Rows 1 and 2 at 16, 256 and 1024 workers (a fake stats server on many
+/// loopback addresses of the bench's own namespace).
+fn row_scaling(t: &mut Table, c: &Ctx) {
+    if !c.netns {
+        t.not_run(
+            "1. `distcc-auto env`, 16/256/1024 workers",
+            "needs root for a network namespace",
+        );
+        t.not_run(
+            "2. `lsdistcc`, 16/256/1024 workers",
+            "needs root for a network namespace",
+        );
+        return;
+    }
+    {
         fake_cluster(5633, 5632);
         for (n, goal) in [(16usize, 5.0), (256, 0.0), (1024, 150.0)] {
             let h = hosts(n, 1, ":5632:5633");
@@ -232,15 +295,20 @@ fn main() {
                 _ => ("-".into(), String::new()),
             };
             let kib = peak_kib(&h);
-            let verdict = if n == 1024 {
+            let rss = if n == 1024 {
                 format!(
-                    "{verdict}; peak RSS {:.1} MiB ({})",
+                    "peak RSS {:.1} MiB ({})",
                     kib as f64 / 1024.0,
                     met(kib <= 16 * 1024)
                 )
             } else {
-                format!("{verdict}; peak RSS {:.1} MiB", kib as f64 / 1024.0)
+                format!("peak RSS {:.1} MiB", kib as f64 / 1024.0)
             };
+            let verdict = [verdict, rss]
+                .into_iter()
+                .filter(|v| !v.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
             t.row(
                 "1. `distcc-auto env`, live workers (fake stats server)",
                 &n.to_string(),
@@ -265,32 +333,36 @@ fn main() {
                 .output()
                 .unwrap();
             let listed = String::from_utf8_lossy(&listed.stdout).lines().count();
-            let note = if listed == n {
-                String::new()
-            } else {
-                format!("; listed only {listed} of {n}")
+            // A tool that did not do the job has no time to compare.
+            let verdict = match listed {
+                0 => format!("failed: listed none of {n}"),
+                l if l < n => format!(
+                    "{:.2}× distcc-auto; listed only {l} of {n}",
+                    ratio(&lsd, &s)
+                ),
+                _ => format!("{:.2}× distcc-auto", ratio(&lsd, &s)),
             };
             t.row(
                 "2. `lsdistcc` (connect only), same workers",
                 &n.to_string(),
                 &lsd,
                 "-",
-                &format!("{:.2}× distcc-auto{note}", ratio(&lsd, &s)),
+                &verdict,
             );
         }
-    } else {
-        t.not_run(
-            "1. `distcc-auto env`, 16/256/1024 workers",
-            "needs root for a network namespace",
-        );
-        t.not_run(
-            "2. `lsdistcc`, 16/256/1024 workers",
-            "needs root for a network namespace",
-        );
     }
+}
 
-    // Row 3: blackholed workers cost one deadline.
-    if ns.is_some() {
+/// Row 3: any number of blackholed workers costs one deadline.
+fn row_blackholed(t: &mut Table, c: &Ctx) {
+    if !c.netns {
+        t.not_run(
+            "3. blackholed workers",
+            "needs root for a network namespace and iptables",
+        );
+        return;
+    }
+    {
         let r = run_cmd({
             let mut c = Command::new("iptables");
             c.args([
@@ -307,7 +379,7 @@ fn main() {
         });
         r.expect(0, format_args!(""));
         for n in [1usize, 8, 64] {
-            let h = format!("{} {}", d.entry(), hosts(n, 9, ""));
+            let h = format!("{} {}", c.d.entry(), hosts(n, 9, ""));
             let s = repeat(5, || time_env(&h, &[("DISTCC_AUTO_TIMEOUT", "1")]));
             let ok = s.max <= Duration::from_millis(1200);
             t.row(
@@ -318,15 +390,16 @@ fn main() {
                 met(ok),
             );
         }
-    } else {
-        t.not_run(
-            "3. blackholed workers",
-            "needs root for a network namespace and iptables",
-        );
     }
+}
 
-    // Row 4: ssh tunnels against a real sshd in a namespace.
-    if ns.is_some() {
+/// Row 4: ssh tunnels against a real sshd in a namespace.
+fn row_tunnels(t: &mut Table, c: &Ctx) {
+    if !c.netns {
+        t.not_run("4. ssh tunnels", "needs root for network namespaces");
+        return;
+    }
+    {
         let w = SshWorker::start();
         let mut extra = String::new();
         for i in 1..=16 {
@@ -379,33 +452,7 @@ fn main() {
                 );
             }
         }
-    } else {
-        t.not_run("4. ssh tunnels", "needs root for network namespaces");
     }
-
-    // Row 5: a real build, end to end; row 6: two at once on one worker.
-    end_to_end(&mut t, &d, cpus);
-    shared_worker(&mut t);
-    // Row 7: distcc-auto's own CPU while ssh logins are pending.
-    pending_logins(&mut t);
-
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| measurement | N | median ms | min ms | max ms | goal | result |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-    out.push_str(&t.rows);
-    let _ = writeln!(
-        out,
-        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1 and for row 5, interleaved), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
-        uname(),
-        started.elapsed().as_secs_f64()
-    );
-    print!("{out}");
-    std::fs::create_dir_all(root().join("target")).unwrap();
-    std::fs::write(root().join("target/bench.md"), &out).unwrap();
-    drop(ns);
 }
 
 fn ratio(a: &Spread, b: &Spread) -> f64 {
