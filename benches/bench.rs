@@ -173,7 +173,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 7] = [
+const ROWS: [fn(&mut Table, &Ctx); 8] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -181,6 +181,7 @@ const ROWS: [fn(&mut Table, &Ctx); 7] = [
     |t, c| end_to_end(t, &c.d, c.cpus),
     |t, _| shared_worker(t),
     |t, _| pending_logins(t),
+    |t, _| toolchain_check(t),
 ];
 
 fn main() {
@@ -478,22 +479,27 @@ fn time_tunnels(w: &SshWorker, command: &str, hosts: &str, n: usize) -> Duration
         .output()
         .unwrap();
     let took = start.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let pids = text
-        .lines()
-        .find_map(|l| l.strip_prefix("export DISTCC_AUTO_TUNNEL_PIDS="))
-        .unwrap_or("")
-        .trim_end_matches(';')
-        .trim_matches('\'');
+    let env = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took,
+        what: "env".into(),
+    };
+    let pids = env.export("DISTCC_AUTO_TUNNEL_PIDS");
     let up = pids.split(' ').filter(|p| !p.is_empty()).count();
     if up != n {
         // Say why, and count the run anyway: the table is what happened.
-        eprintln!(
-            "bench: only {up} of {n} tunnels came up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        eprintln!("bench: only {up} of {n} tunnels came up: {}", env.stderr);
     }
-    let r = run(&["kill"], &[("DISTCC_AUTO_TUNNEL_PIDS", pids)]);
+    let ids = env.export("DISTCC_AUTO_TUNNEL_IDS");
+    let r = run(
+        &["kill"],
+        &[
+            ("DISTCC_AUTO_TUNNEL_PIDS", &pids),
+            ("DISTCC_AUTO_TUNNEL_IDS", &ids),
+        ],
+    );
     r.expect(0, format_args!(""));
     took
 }
@@ -740,4 +746,36 @@ fn pending_logins(t: &mut Table) {
         "< 5% of a core",
         &format!("{cpu:.2} CPU s = {share:.1}% of a core ({})", met(share < 5.0)),
     );
+}
+
+/// Row 8: what the compile and toolchain checks cost: `env` against N real
+/// distccd with no check, the compile check, and the toolchain check (one
+/// compile on each worker, concurrently, plus one on this machine).
+fn toolchain_check(t: &mut Table) {
+    let daemons: Vec<Distccd> = (0..16).map(|_| Distccd::start(2)).collect();
+    for n in [1usize, 4, 16] {
+        let hosts: Vec<String> = daemons[..n].iter().map(Distccd::entry).collect();
+        let hosts = hosts.join(" ");
+        let mut base = None;
+        for check in ["none", "compile", "toolchain"] {
+            let s = repeat(5, || time_env(&hosts, &[("DISTCC_AUTO_CHECK", check)]));
+            let verdict = match base {
+                None => {
+                    base = Some(s.median);
+                    String::new()
+                }
+                Some(b) => format!(
+                    "+{:.1} ms over no check",
+                    (s.median.as_secs_f64() - b.as_secs_f64()) * 1000.0
+                ),
+            };
+            t.row(
+                &format!("8. `env` with DISTCC_AUTO_CHECK={check}, real distccd"),
+                &n.to_string(),
+                &s,
+                "-",
+                &verdict,
+            );
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use crate::cli::{Format, Shell};
-use crate::config::{self, Config};
+use crate::config::{self, CheckKind, Config};
 use crate::error::Error;
 use crate::plan::{self, Local, Plan};
 use crate::probe::{self, Route};
@@ -21,8 +21,8 @@ use crate::{
 
 /// `env`: probe, then print shell code for `eval`.
 pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
-    let config = configure(verbose, false)?;
-    let plan = probe_and_plan(&config, true, OnInterrupt::Die);
+    let config = configure(verbose, None)?;
+    let plan = probe_and_plan(&config, true, OnInterrupt::Die)?;
     if let Err(e) = plan.usable() {
         registry::close(&[]);
         return Err(e);
@@ -52,9 +52,9 @@ pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
 }
 
 /// `hosts`: probe, then a table (or JSON) for a person.
-pub fn hosts(verbose: bool, format: Format, check: bool) -> Result<(), Error> {
+pub fn hosts(verbose: bool, format: Format, check: Option<CheckKind>) -> Result<(), Error> {
     let config = configure(verbose, check)?;
-    let plan = probe_and_plan(&config, false, OnInterrupt::Die);
+    let plan = probe_and_plan(&config, false, OnInterrupt::Die)?;
     // A person's look: every tunnel closes before we exit.
     registry::close(&[]);
     print(&render(&plan, &config, format, None))?;
@@ -79,7 +79,12 @@ fn render(plan: &Plan, config: &Config, format: Format, round: Option<json::Roun
 /// the tunnels of the current round) or until the output cannot be written
 /// (`| head`: the tunnels close and it ends). On a terminal each round
 /// redraws the screen; otherwise rounds are appended.
-pub fn watch(verbose: bool, format: Format, check: bool, every: Duration) -> Result<(), Error> {
+pub fn watch(
+    verbose: bool,
+    format: Format,
+    check: Option<CheckKind>,
+    every: Duration,
+) -> Result<(), Error> {
     use std::io::IsTerminal;
     let config = configure(verbose, check)?;
     let guarded = signals::guard(true, OnInterrupt::ExitZero);
@@ -87,7 +92,7 @@ pub fn watch(verbose: bool, format: Format, check: bool, every: Duration) -> Res
     let mut previous = emit::Counters::new();
     for round in 1.. {
         let started = Instant::now();
-        let plan = probe_with(&config, false, &guarded);
+        let plan = probe_with(&config, false, &guarded)?;
         // Each round opens and closes its own tunnels.
         registry::stop_all();
         let json = format == Format::Json;
@@ -131,10 +136,10 @@ pub fn watch(verbose: bool, format: Format, check: bool, every: Duration) -> Res
 /// remotely, stop the tunnels, and end as the command did: its exit status,
 /// or death by the same signal.
 pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
-    let config = configure(verbose, false)?;
+    let config = configure(verbose, None)?;
     // Always: a signal while the command runs is passed on to it.
     let guarded = signals::guard(true, OnInterrupt::Die);
-    let plan = probe_with(&config, true, &guarded);
+    let plan = probe_with(&config, true, &guarded)?;
     if let Err(e) = plan.usable() {
         registry::close(&[]);
         return Err(e);
@@ -234,7 +239,7 @@ pub fn kill(shell: Shell) -> Result<(), Error> {
 
 /// `tally`: after a build, how many compiles ran remotely.
 pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
-    let config = configure(verbose, false)?;
+    let config = configure(verbose, None)?;
     let value = config::process_env("DISTCC_AUTO_COUNTERS").unwrap_or_default();
     let before = tally::parse(&value).map_err(|e| {
         Error::Config(format!(
@@ -249,7 +254,7 @@ pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
 }
 
 /// Read the configuration and say what is worth saying about it.
-fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
+fn configure(verbose: bool, check: Option<CheckKind>) -> Result<Config, Error> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let config = Config::read(config::process_env, cpus, check)?;
     set_debug(verbose || config.debug);
@@ -274,7 +279,7 @@ fn configure(verbose: bool, check: bool) -> Result<Config, Error> {
 }
 
 /// Guard the signals when tunnels may start, then probe and plan.
-fn probe_and_plan(config: &Config, warn_dropped: bool, on_int: OnInterrupt) -> Plan {
+fn probe_and_plan(config: &Config, warn_dropped: bool, on_int: OnInterrupt) -> Result<Plan, Error> {
     let ssh = config.hosts.specs.iter().any(|s| s.is_ssh());
     let guarded = signals::guard(ssh, on_int);
     probe_with(config, warn_dropped, &guarded)
@@ -282,9 +287,29 @@ fn probe_and_plan(config: &Config, warn_dropped: bool, on_int: OnInterrupt) -> P
 
 /// Probe every worker, decide the slots. `hosts` shows dropped workers in
 /// its table; `env` warns about them.
-fn probe_with(config: &Config, warn_dropped: bool, guarded: &signals::Guarded) -> Plan {
+fn probe_with(
+    config: &Config,
+    warn_dropped: bool,
+    guarded: &signals::Guarded,
+) -> Result<Plan, Error> {
+    // The toolchain check compares with this machine's own compiler.
+    let compiler = match &config.check {
+        Some(c) if c.kind == CheckKind::Toolchain => {
+            Some(crate::toolchain::local(&c.compiler).map_err(|e| {
+                Error::Other(format!(
+                    "the toolchain check needs this machine's {}: {e}",
+                    c.compiler
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    if let Some(c) = &compiler {
+        trace!("this machine's compiler: {c}");
+    }
     let local = Local {
         mem_available_mib: sys::mem_available_mib(),
+        compiler,
     };
     trace!(
         "{} CPUs, MemAvailable {} MiB, deadline {}, ssh deadline {}",
@@ -351,8 +376,11 @@ fn probe_with(config: &Config, warn_dropped: bool, guarded: &signals::Guarded) -
         if let Some(note) = emit::no_stats_note(w) {
             warn(&format!("worker '{}': {note}", w.spec.entry));
         }
+        if let Some(note) = &w.warning {
+            warn(&format!("worker '{}': {note}", w.spec.entry));
+        }
     }
-    plan
+    Ok(plan)
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.

@@ -23,6 +23,9 @@ pub enum Answer {
     },
 }
 
+/// What the compile check showed of the worker's compiler, when it ran.
+pub type Compiler = Option<String>;
+
 /// The addresses to ask for a host's stats port, or why there are none.
 pub fn resolve(host: &Host, port: u16) -> Result<Vec<SocketAddr>, String> {
     let addrs: Vec<SocketAddr> = match host {
@@ -48,7 +51,7 @@ pub fn ask(
     deadline: Instant,
     check: &Option<(String, Instant)>,
     stage: &AtomicU8,
-) -> Result<Answer, Fault> {
+) -> Result<(Answer, Compiler), Fault> {
     stage.store(CONNECTING, Ordering::Relaxed);
     let stats_said = format!("stats port {}", addr.port());
     let stats = match connect(addr, deadline) {
@@ -71,14 +74,18 @@ pub fn ask(
             (_, e) => e,
         }
     })?;
+    let mut made_by = None;
     if let Some((compiler, end)) = check {
         stage.store(CHECKING, Ordering::Relaxed);
-        check::run(&mut job, compiler, *end)?;
+        let object = check::run(&mut job, compiler, *end)?;
+        made_by =
+            Some(crate::toolchain::identify(&object).unwrap_or_else(|e| format!("unknown ({e})")));
     }
-    Ok(match stats {
+    let answer = match stats {
         Ok(stats) => Answer::Stats(stats),
         Err(why) => Answer::NoStats { job: job_addr, why },
-    })
+    };
+    Ok((answer, made_by))
 }
 
 fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fault> {

@@ -40,6 +40,25 @@ fn compiler_for_ccache(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
         .find(|real| !is_named(real, "ccache"))
 }
 
+/// The compiler that `name` runs here when neither ccache nor distcc is in
+/// the way: the first executable on PATH that is neither (a path is taken
+/// as it is).
+pub fn real_compiler(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return std::fs::canonicalize(name).ok();
+    }
+    let dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect());
+    dirs.iter()
+        .filter(|d| d.is_absolute())
+        .filter_map(|d| {
+            let real = std::fs::canonicalize(d.join(name)).ok()?;
+            let exec = real.metadata().ok()?.permissions().mode() & 0o111 != 0;
+            exec.then_some(real)
+        })
+        .find(|real| !is_named(real, "ccache") && !is_named(real, "distcc"))
+}
+
 fn is_named(p: &Path, name: &str) -> bool {
     p.file_name() == Some(OsStr::new(name))
 }

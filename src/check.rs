@@ -45,13 +45,14 @@ pub struct Reply {
     /// The compiler's wait status (0: compiled).
     pub status: u32,
     pub stderr: String,
-    pub object_len: u32,
+    /// The object file (empty when the compile failed).
+    pub object: Vec<u8>,
 }
 
-/// Whether the answer is a successful compile, or why not.
-pub fn verdict(reply: Result<Reply, Fault>, compiler: &str) -> Result<(), Fault> {
+/// The object file of a successful compile, or why there is none.
+pub fn verdict(reply: Result<Reply, Fault>, compiler: &str) -> Result<Vec<u8>, Fault> {
     match reply {
-        Ok(r) if r.status == 0 && r.object_len > 0 => Ok(()),
+        Ok(r) if r.status == 0 && !r.object.is_empty() => Ok(r.object),
         Ok(r) if r.status == 0 => Err(Fault::Compile(format!(
             "compile check: '{compiler}' produced no object file"
         ))),
@@ -96,8 +97,8 @@ pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, Fault> {
     }
     let mut status = None;
     let mut stderr = String::new();
-    let mut object_len = None;
-    while object_len.is_none() {
+    let mut object = None;
+    while object.is_none() {
         let (name, n) = read_token(r).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => {
                 Fault::Protocol("compile check: the reply ended early".into())
@@ -116,7 +117,7 @@ pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, Fault> {
                 r.read_exact(&mut buf).map_err(io_reason)?;
                 match name.as_str() {
                     "SERR" => stderr = String::from_utf8_lossy(&buf).into_owned(),
-                    "DOTO" => object_len = Some(n),
+                    "DOTO" => object = Some(buf),
                     _ => {}
                 }
                 // A failed compile ends after SOUT with an empty DOTO.
@@ -132,7 +133,7 @@ pub fn read_reply(r: &mut impl Read, compiler: &str) -> Result<Reply, Fault> {
         status: status
             .ok_or_else(|| Fault::Protocol("compile check: the reply has no STAT".into()))?,
         stderr,
-        object_len: object_len.unwrap_or(0),
+        object: object.unwrap_or_default(),
     })
 }
 
@@ -158,8 +159,9 @@ fn io_reason(e: io::Error) -> Fault {
     }
 }
 
-/// Run the check on an open connection to the job port, by `deadline`.
-pub fn run(sock: &mut TcpStream, compiler: &str, deadline: Instant) -> Result<(), Fault> {
+/// Run the check on an open connection to the job port, by `deadline`;
+/// the object file it made.
+pub fn run(sock: &mut TcpStream, compiler: &str, deadline: Instant) -> Result<Vec<u8>, Fault> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(Fault::Timeout);
@@ -204,7 +206,10 @@ mod tests {
     #[test]
     fn replies() {
         let ok = b"DONE00000001STAT00000000SERR00000000SOUT00000000DOTO00000004\x7fELF".to_vec();
-        assert_eq!(verdict(read_reply(&mut &ok[..], "cc"), "cc"), Ok(()));
+        assert_eq!(
+            verdict(read_reply(&mut &ok[..], "cc"), "cc"),
+            Ok(b"\x7fELF".to_vec())
+        );
 
         // Exit status 1 is wait status 0x100.
         let mut failed = b"DONE00000001STAT00000100".to_vec();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
+use crate::config::CheckKind;
 use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +15,7 @@ pub enum Command {
     /// and again at that interval.
     Hosts {
         format: Format,
-        check: bool,
+        check: Option<CheckKind>,
         watch: Option<Duration>,
     },
     /// Kill the tunnels in DISTCC_AUTO_TUNNEL_PIDS and print `unset` lines.
@@ -68,7 +69,7 @@ pub struct Args {
 
 pub const USAGE: &str = "\
 Usage: distcc-auto [-v] env [--shell sh|fish]
-       distcc-auto [-v] hosts [--json | --wide] [--check] [--watch [SECONDS]]
+       distcc-auto [-v] hosts [--json | --wide] [--check[=toolchain]] [--watch [SECONDS]]
        distcc-auto [-v] kill [--shell sh|fish]
        distcc-auto [-v] tally [BUILD_STATUS]
        distcc-auto [-v] exec [--] COMMAND [ARGS...]
@@ -99,8 +100,9 @@ Options:
   --json          with hosts: print one JSON document (schema 1)
   --wide          with hosts: every column on one line, however wide
                   (by default the table fits COLUMNS or the terminal)
-  --check         with hosts: also compile a test file on each worker
-                  (as DISTCC_AUTO_CHECK=compile)
+  --check[=KIND]  with hosts: also compile a test file on each worker
+                  (as DISTCC_AUTO_CHECK=compile); =toolchain also compares
+                  the worker's compiler with this machine's
   --watch [SECS]  with hosts: redraw every SECS seconds (at least and by
                   default 2) until Ctrl-C
   --shell SHELL   with env and kill: print sh (the default; also bash and
@@ -119,7 +121,9 @@ Environment:
   DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS  extra preprocessor jobs (CPUs)
   DISTCC_AUTO_SSH_COMMAND                   ssh client and options for ssh:// workers (ssh)
   DISTCC_AUTO_SSH_TIMEOUT                   seconds to set up and probe an ssh worker (5)
-  DISTCC_AUTO_CHECK                         compile: drop workers that cannot compile (none)
+  DISTCC_AUTO_CHECK                         compile: drop workers that cannot compile;
+                                            toolchain: also those whose compiler differs (none)
+  DISTCC_AUTO_CHECK_TOOLCHAIN               drop or warn: what a differing compiler gets (drop)
   DISTCC_AUTO_CHECK_COMPILER                compiler for the check, as distcc names it (cc)
   DISTCC_AUTO_CHECK_TIMEOUT                 seconds for the compile check (5)
   DISTCC_AUTO_LOAD_AWARE                    1: take slots a busy worker cannot spare (0)
@@ -139,7 +143,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     let mut verbose = false;
     let mut format = None;
     let mut shell = None;
-    let mut check = false;
+    let mut check = None;
     let mut watch = None;
     while let Some(arg) = parser.next()? {
         match arg {
@@ -157,7 +161,22 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 }
                 format = Some(f);
             }
-            Long("check") => check = true,
+            Long("check") => {
+                // `--check` or `--check=compile|toolchain`.
+                check = Some(match parser.optional_value() {
+                    None => CheckKind::Compile,
+                    Some(v) => match v.to_str() {
+                        Some("compile") => CheckKind::Compile,
+                        Some("toolchain") => CheckKind::Toolchain,
+                        _ => {
+                            return Err(usage(format!(
+                                "--check='{}': expected compile or toolchain",
+                                v.to_string_lossy()
+                            )));
+                        }
+                    },
+                });
+            }
             Long("shell") => {
                 let v = parser.value()?;
                 shell = Some(match v.to_str() {
@@ -232,7 +251,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     Some("env") => Command::Env,
                     Some("hosts") => Command::Hosts {
                         format: Format::Table,
-                        check: false,
+                        check: None,
                         watch: None,
                     },
                     Some("kill") => Command::Kill,
@@ -252,12 +271,12 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
             watch,
         },
         Some(c @ (Command::Help | Command::Version)) => c,
-        Some(c) if format.is_some() || check || watch.is_some() => {
+        Some(c) if format.is_some() || check.is_some() || watch.is_some() => {
             let opt = if format == Some(Format::Json) {
                 "--json"
             } else if format == Some(Format::Wide) {
                 "--wide"
-            } else if check {
+            } else if check.is_some() {
                 "--check"
             } else {
                 "--watch"
@@ -332,9 +351,9 @@ mod tests {
 
     #[test]
     fn commands_and_options() {
-        let hosts = |json, check, watch| Command::Hosts {
+        let hosts = |json, check: bool, watch| Command::Hosts {
             format: if json { Format::Json } else { Format::Table },
-            check,
+            check: check.then_some(CheckKind::Compile),
             watch,
         };
         assert_eq!(
@@ -386,7 +405,15 @@ mod tests {
             p(&["hosts", "--wide"]).unwrap().command,
             Command::Hosts {
                 format: Format::Wide,
-                check: false,
+                check: None,
+                watch: None
+            }
+        );
+        assert_eq!(
+            p(&["hosts", "--check=toolchain"]).unwrap().command,
+            Command::Hosts {
+                format: Format::Table,
+                check: Some(CheckKind::Toolchain),
                 watch: None
             }
         );
@@ -437,6 +464,7 @@ mod tests {
             ),
             (&["env", "extra"][..], "unexpected argument"),
             (&["exec"][..], "exec: no command given"),
+            (&["hosts", "--check=gcc"][..], "--check='gcc'"),
             (&["env", "--shell", "csh"][..], "--shell 'csh'"),
             (&["init"][..], "init: which shell?"),
             (&["init", "tcsh"][..], "init 'tcsh'"),

@@ -58,21 +58,40 @@ pub struct Check {
     /// The compiler's name as distcc sends it (its base name).
     pub compiler: String,
     pub timeout: Duration,
+    pub kind: CheckKind,
+    /// With the toolchain check: what a worker whose compiler differs gets.
+    pub on_mismatch: OnMismatch,
+}
+
+/// How much the check proves; ordered from less to more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckKind {
+    /// The worker compiles the check file.
+    Compile,
+    /// ... and its compiler is the one this machine has.
+    Toolchain,
+}
+
+/// DISTCC_AUTO_CHECK_TOOLCHAIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMismatch {
+    Drop,
+    Warn,
 }
 
 impl Config {
     /// Read the configuration. `cpus` is the default for the fallback and
     /// preprocessor job counts, as in the reference tool.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>, cpus: u32) -> Result<Config, Error> {
-        Self::read(get, cpus, false)
+        Self::read(get, cpus, None)
     }
 
-    /// Read the configuration; `cli_check` (hosts --check) turns the
-    /// compile check on when DISTCC_AUTO_CHECK did not.
+    /// Read the configuration; `cli_check` (hosts --check[=KIND]) turns a
+    /// check on, the more thorough of it and DISTCC_AUTO_CHECK winning.
     pub fn read(
         get: impl Fn(&str) -> Option<String>,
         cpus: u32,
-        cli_check: bool,
+        cli_check: Option<CheckKind>,
     ) -> Result<Config, Error> {
         let hosts = match get("DISTCC_AUTO_HOSTS") {
             Some(v) => hostspec::parse_hosts(&v)?,
@@ -124,13 +143,31 @@ impl Config {
         };
         let debug = flag(&get, "DISTCC_AUTO_DEBUG")?;
         let load_aware = flag(&get, "DISTCC_AUTO_LOAD_AWARE")?;
-        let check = match set(&get, "DISTCC_AUTO_CHECK").as_deref() {
-            None | Some("none") if !cli_check => None,
-            None | Some("none") | Some("compile") => Some(Check {
+        let from_env = match set(&get, "DISTCC_AUTO_CHECK").as_deref() {
+            None | Some("none") => None,
+            Some("compile") => Some(CheckKind::Compile),
+            Some("toolchain") => Some(CheckKind::Toolchain),
+            Some(v) => {
+                return Err(bad(
+                    "DISTCC_AUTO_CHECK",
+                    v,
+                    "'compile', 'toolchain' or 'none'",
+                ));
+            }
+        };
+        let on_mismatch = match set(&get, "DISTCC_AUTO_CHECK_TOOLCHAIN").as_deref() {
+            None | Some("drop") => OnMismatch::Drop,
+            Some("warn") => OnMismatch::Warn,
+            Some(v) => return Err(bad("DISTCC_AUTO_CHECK_TOOLCHAIN", v, "'drop' or 'warn'")),
+        };
+        let check = match from_env.max(cli_check) {
+            None => None,
+            Some(kind) => Some(Check {
                 compiler: check_compiler(set(&get, "DISTCC_AUTO_CHECK_COMPILER"))?,
                 timeout: secs("DISTCC_AUTO_CHECK_TIMEOUT", DEFAULT_CHECK_TIMEOUT)?,
+                kind,
+                on_mismatch,
             }),
-            Some(v) => return Err(bad("DISTCC_AUTO_CHECK", v, "'compile' or 'none'")),
         };
         Ok(Config {
             hosts,
@@ -374,14 +411,37 @@ mod tests {
             c.check,
             Some(Check {
                 compiler: "g++".into(),
-                timeout: DEFAULT_CHECK_TIMEOUT
+                timeout: DEFAULT_CHECK_TIMEOUT,
+                kind: CheckKind::Compile,
+                on_mismatch: OnMismatch::Drop,
             })
         );
         assert!(c.load_aware);
         let c = cfg(&[("DISTCC_AUTO_HOSTS", "w"), ("DISTCC_AUTO_CHECK", "compile")]).unwrap();
         assert_eq!(c.check.unwrap().compiler, "cc");
+        let c = cfg(&[
+            ("DISTCC_AUTO_HOSTS", "w"),
+            ("DISTCC_AUTO_CHECK", "toolchain"),
+            ("DISTCC_AUTO_CHECK_TOOLCHAIN", "warn"),
+        ])
+        .unwrap()
+        .check
+        .unwrap();
+        assert_eq!(
+            (c.kind, c.on_mismatch),
+            (CheckKind::Toolchain, OnMismatch::Warn)
+        );
+        // hosts --check=toolchain over DISTCC_AUTO_CHECK=compile.
+        let get = |n: &str| match n {
+            "DISTCC_AUTO_HOSTS" => Some("w".to_string()),
+            "DISTCC_AUTO_CHECK" => Some("compile".to_string()),
+            _ => None,
+        };
+        let c = Config::read(get, 2, Some(CheckKind::Toolchain)).unwrap();
+        assert_eq!(c.check.unwrap().kind, CheckKind::Toolchain);
         for (name, value) in [
             ("DISTCC_AUTO_CHECK", "yes"),
+            ("DISTCC_AUTO_CHECK_TOOLCHAIN", "ignore"),
             ("DISTCC_AUTO_LOAD_AWARE", "true"),
             ("DISTCC_AUTO_CHECK_COMPILER", "cc;rm"),
             ("DISTCC_AUTO_CHECK_COMPILER", "-v"),

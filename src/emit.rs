@@ -147,6 +147,7 @@ pub(crate) fn reason(w: &Worker) -> String {
     w.dropped
         .clone()
         .or_else(|| no_stats_note(w))
+        .or_else(|| w.warning.clone())
         .unwrap_or_default()
 }
 
@@ -237,6 +238,7 @@ pub(crate) mod tests {
                     outcome,
                     elapsed: Duration::from_micros(1234),
                     tunnel: None,
+                    compiler: None,
                 },
             }
         };
@@ -249,6 +251,7 @@ pub(crate) mod tests {
             &config,
             Local {
                 mem_available_mib: None,
+                compiler: None,
             },
             vec![
                 mk("w1", Outcome::Up { stats }),

@@ -46,6 +46,8 @@ pub enum Code {
     NoMemory,
     /// No stats port, and DISTCC_AUTO_NO_STATS_SLOTS is 0.
     NoStats,
+    /// Its compiler is not the one this machine has (toolchain check).
+    Toolchain,
 }
 
 impl Code {
@@ -61,6 +63,7 @@ impl Code {
             Code::Local => "local",
             Code::NoMemory => "no_memory",
             Code::NoStats => "no_stats",
+            Code::Toolchain => "toolchain",
         }
     }
 }

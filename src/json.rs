@@ -135,6 +135,8 @@ fn worker(w: &Worker, round: Option<&Round>) -> String {
         .opt_str("reason", w.dropped.as_deref())
         .opt_str("reason_code", w.code.map(|c| c.as_str()))
         .opt_str("no_stats", w.no_stats.as_deref())
+        .opt_str("compiler", w.compiler.as_deref())
+        .opt_str("warning", w.warning.as_deref())
         .num("max_kids", s.map(|s| s.max_kids))
         .raw("load", load.unwrap_or_else(|| "null".into()))
         .num("current_load", s.and_then(|s| s.current_load))

@@ -26,6 +26,7 @@ pub mod stats;
 pub mod sys;
 pub mod table;
 pub mod tally;
+pub mod toolchain;
 pub mod tunnel;
 pub mod watcher;
 

@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{CheckKind, Config, OnMismatch};
 use crate::error::Error;
 use crate::fault::Code;
 use crate::hostspec::{Host, HostSpec};
@@ -29,10 +29,13 @@ use crate::stats::Stats;
 use crate::tunnel::TunnelInfo;
 
 /// Facts about the machine the build runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Local {
     /// `MemAvailable` from /proc/meminfo, when known.
     pub mem_available_mib: Option<u64>,
+    /// With the toolchain check: this machine's compiler, as its object for
+    /// the check file shows it (`toolchain::identify`).
+    pub compiler: Option<String>,
 }
 
 /// One configured worker, where it was asked and what it answered.
@@ -54,6 +57,10 @@ pub struct Worker {
     pub dropped: Option<String>,
     /// The same, for machines; `None` when it is used.
     pub code: Option<Code>,
+    /// Its compiler, when the compile check ran.
+    pub compiler: Option<String>,
+    /// Said about a worker that is used all the same.
+    pub warning: Option<String>,
     pub slots: u32,
     pub elapsed: Duration,
     /// The ssh tunnel it is reached through.
@@ -204,10 +211,32 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
                     tunnel: probe.tunnel,
                     no_stats,
                     code,
+                    compiler: probe.compiler,
+                    warning: None,
                 }
             },
         )
         .collect();
+
+    if let (Some(check), Some(here)) = (&config.check, &local.compiler)
+        && check.kind == CheckKind::Toolchain
+    {
+        for w in all.iter_mut().filter(|w| w.is_up()) {
+            if let Some(why) = toolchain_differs(w.compiler.as_deref(), here) {
+                decisions.push(format!("{}: {why}", w.spec.entry));
+                match check.on_mismatch {
+                    OnMismatch::Drop => {
+                        w.dropped = Some(why);
+                        w.code = Some(Code::Toolchain);
+                        w.slots = 0;
+                    }
+                    OnMismatch::Warn => {
+                        w.warning = Some(format!("{why} (kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn)"));
+                    }
+                }
+            }
+        }
+    }
 
     // A stable sort keeps configuration order among equals, and puts
     // dropped workers (0 slots) last in configuration order.
@@ -267,6 +296,19 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
         preprocessor_slots,
         nothing,
         decisions,
+    }
+}
+
+/// The toolchain check: why a worker's compiler is not this machine's.
+fn toolchain_differs(worker: Option<&str>, here: &str) -> Option<String> {
+    match worker {
+        Some(w) if w == here => None,
+        Some(w) => Some(format!(
+            "compiler differs: worker has {w}, this machine {here}"
+        )),
+        None => Some(format!(
+            "compiler unknown: the worker's check made no object to compare with this machine's {here}"
+        )),
     }
 }
 
@@ -351,6 +393,7 @@ mod tests {
 
     const LOCAL: Local = Local {
         mem_available_mib: Some(64 * 1024),
+        compiler: None,
     };
 
     fn up(entry: &str, kids: u32, load: f64, free: Option<u64>) -> Probed {
@@ -381,6 +424,7 @@ mod tests {
             outcome,
             elapsed: Duration::from_millis(1),
             tunnel: None,
+            compiler: None,
         };
         Probed {
             spec,
@@ -566,18 +610,69 @@ mod tests {
     }
 
     #[test]
+    fn toolchain_check_drops_or_warns_about_another_compiler() {
+        let here = "GCC: (Debian 12.2.0-14) 12.2.0 (x86-64, ELF64, little-endian)";
+        let local = Local {
+            mem_available_mib: None,
+            compiler: Some(here.into()),
+        };
+        let with = |entry: &str, compiler: Option<&str>| {
+            let mut p = up(entry, 4, 0.0, None);
+            p.probe.compiler = compiler.map(String::from);
+            p
+        };
+        let workers = || {
+            vec![
+                with("same", Some(here)),
+                with(
+                    "old",
+                    Some("GCC: (Debian 11.3.0-12) 11.3.0 (x86-64, ELF64, little-endian)"),
+                ),
+                with("none", None),
+            ]
+        };
+        let c = config(&[("DISTCC_AUTO_CHECK", "toolchain")]);
+        let p = plan(&c, local.clone(), workers());
+        let used: Vec<&str> = p.up().map(|w| w.spec.entry.as_str()).collect();
+        assert_eq!(used, ["same"]);
+        let old = p.workers.iter().find(|w| w.spec.entry == "old").unwrap();
+        assert_eq!(old.code, Some(Code::Toolchain));
+        assert_eq!(
+            old.dropped.as_deref(),
+            Some(
+                "compiler differs: worker has GCC: (Debian 11.3.0-12) 11.3.0 (x86-64, ELF64, little-endian), this machine GCC: (Debian 12.2.0-14) 12.2.0 (x86-64, ELF64, little-endian)"
+            )
+        );
+        let c = config(&[
+            ("DISTCC_AUTO_CHECK", "toolchain"),
+            ("DISTCC_AUTO_CHECK_TOOLCHAIN", "warn"),
+        ]);
+        let p = plan(&c, local.clone(), workers());
+        assert_eq!(p.up().count(), 3);
+        assert!(p.workers.iter().filter(|w| w.warning.is_some()).count() == 2);
+        // The compile check alone compares nothing.
+        let c = config(&[("DISTCC_AUTO_CHECK", "compile")]);
+        assert_eq!(plan(&c, local, workers()).up().count(), 3);
+    }
+
+    #[test]
     fn rule3_local_memory_cap() {
         let low = Local {
             mem_available_mib: Some(2500),
+            compiler: None,
         };
-        let p = plan(&config(&[]), low, vec![dead("w")]);
+        let p = plan(&config(&[]), low.clone(), vec![dead("w")]);
         assert_eq!(p.local_slots, 2, "2500 MiB / 1024 MiB");
         let c = config(&[("DISTCC_AUTO_EARLY_LOCAL_JOBS", "8")]);
-        assert_eq!(plan(&c, low, vec![up("w", 1, 0.0, None)]).local_slots, 2);
+        assert_eq!(
+            plan(&c, low.clone(), vec![up("w", 1, 0.0, None)]).local_slots,
+            2
+        );
         let off = config(&[("DISTCC_AUTO_COMPILER_MEMORY", "0")]);
         assert_eq!(plan(&off, low, vec![dead("w")]).local_slots, 4);
         let unknown = Local {
             mem_available_mib: None,
+            compiler: None,
         };
         assert_eq!(plan(&config(&[]), unknown, vec![dead("w")]).local_slots, 4);
     }
@@ -600,6 +695,7 @@ mod tests {
 
         let tiny = Local {
             mem_available_mib: Some(500),
+            compiler: None,
         };
         let e = plan(&config(&[]), tiny, vec![dead("w1")])
             .usable()

@@ -68,6 +68,8 @@ pub struct Probe {
     pub elapsed: Duration,
     /// The ssh tunnel the worker was reached through, while it runs.
     pub tunnel: Option<TunnelInfo>,
+    /// The worker's compiler, as the compile check's object shows it.
+    pub compiler: Option<String>,
 }
 
 /// How to reach a worker.
@@ -383,6 +385,7 @@ pub(crate) fn down(
         outcome: Outcome::Down { reason, code },
         elapsed: start.elapsed(),
         tunnel: None,
+        compiler: None,
     }
 }
 
@@ -413,7 +416,7 @@ pub(crate) fn probe_one(
             &bounds.check,
             stage,
         ) {
-            Ok(answer) => {
+            Ok((answer, compiler)) => {
                 // The address that answered is the one distcc will use.
                 let (address, outcome) = match answer {
                     ask::Answer::Stats(stats) => (*addr, Outcome::Up { stats }),
@@ -424,6 +427,7 @@ pub(crate) fn probe_one(
                     outcome,
                     elapsed: start.elapsed(),
                     tunnel: None,
+                    compiler,
                 };
             }
             Err(Fault::Timeout) => {

@@ -119,7 +119,11 @@ fn notes(w: &Worker) -> Vec<String> {
             format!("at {at}")
         });
     }
+    // With the toolchain check the reason names the compiler already.
     let why = reason(w);
+    if let Some(c) = w.compiler.as_ref().filter(|c| !why.contains(c.as_str())) {
+        v.push(format!("compiler: {c}"));
+    }
     if !why.is_empty() {
         v.push(why);
     }

@@ -1,0 +1,123 @@
+//! The toolchain check with real compilers: a real distccd whose `cc` is
+//! gcc 11 (gcc 11's driver bound over gcc 12's in a mount namespace of the
+//! daemon's own) beside a real distccd with this machine's gcc 12.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use support::*;
+
+/// A real distccd on free loopback ports whose gcc 12 driver is gcc 11.
+fn distccd_with_gcc11() -> (Daemon, u16, u16) {
+    let (port, stats) = (free_port(), free_port());
+    let script = format!(
+        "mount --bind /usr/bin/x86_64-linux-gnu-gcc-11 /usr/bin/x86_64-linux-gnu-gcc-12 && \
+         exec distccd --daemon --no-detach --log-stderr --listen 127.0.0.1 \
+         --allow 127.0.0.1/32 --port {port} --stats --stats-port {stats} --jobs 2"
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stderr(Stdio::null());
+    let d = Daemon::spawn(c, "distccd (gcc 11)");
+    wait_for(10, "the gcc 11 distccd", || {
+        std::net::TcpStream::connect(("127.0.0.1", stats)).is_ok()
+    });
+    (d, port, stats)
+}
+
+#[test]
+#[ignore = "needs root: a mount namespace"]
+fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
+    need_netns!("a_worker_with_another_gcc_is_dropped_with_both_versions_named");
+    assert!(
+        std::path::Path::new("/usr/bin/x86_64-linux-gnu-gcc-11").exists(),
+        "gcc-11 is missing: run `sh tests/deps.sh` (Debian package gcc-11)"
+    );
+    let same = Distccd::start(2);
+    let (_old, port, stats) = distccd_with_gcc11();
+    let old = format!("127.0.0.1:{port}:{stats}");
+    let hosts = format!("{old} {}", same.entry());
+    let r = run(
+        &["hosts", "--check=toolchain", "--wide"],
+        &[("DISTCC_AUTO_HOSTS", &hosts)],
+    );
+    r.expect(0, format_args!(""));
+    let dropped = r.row(&old);
+    assert!(
+        dropped.contains(" down ")
+            && dropped.contains("compiler differs: worker has GCC: (Debian 11.3.0-12) 11.3.0")
+            && dropped.contains("this machine GCC: (Debian 12."),
+        "{}",
+        r.show()
+    );
+    assert!(r.row(&same.entry()).contains(" up "), "{}", r.show());
+    assert!(
+        r.stdout.contains(&format!(
+            "DISTCC_HOSTS='--localslots_cpp=2 127.0.0.1:{}/2,lzo'",
+            same.port
+        )),
+        "only the worker with this machine's compiler is used: {}",
+        r.show()
+    );
+
+    // The identities in the table and in JSON.
+    let r = run(
+        &["hosts", "--check=toolchain"],
+        &[("DISTCC_AUTO_HOSTS", &same.entry()), ("COLUMNS", "120")],
+    );
+    assert!(
+        r.stdout.contains("compiler: GCC: (Debian 12."),
+        "{}",
+        r.show()
+    );
+    let j = run(
+        &["hosts", "--json"],
+        &[
+            ("DISTCC_AUTO_HOSTS", &hosts),
+            ("DISTCC_AUTO_CHECK", "toolchain"),
+        ],
+    );
+    assert!(
+        j.stdout.contains("\"reason_code\":\"toolchain\""),
+        "{}",
+        j.show()
+    );
+    assert!(
+        j.stdout.contains(
+            "\"compiler\":\"GCC: (Debian 11.3.0-12) 11.3.0 (x86-64, ELF64, little-endian)\""
+        ),
+        "{}",
+        j.show()
+    );
+
+    // With DISTCC_AUTO_CHECK_TOOLCHAIN=warn the worker is kept, with a warning.
+    let r = run(
+        &["env"],
+        &[
+            ("DISTCC_AUTO_HOSTS", &hosts),
+            ("DISTCC_AUTO_CHECK", "toolchain"),
+            ("DISTCC_AUTO_CHECK_TOOLCHAIN", "warn"),
+        ],
+    );
+    r.expect(0, format_args!(""));
+    assert!(
+        r.export("DISTCC_HOSTS")
+            .contains(&format!("127.0.0.1:{port}/2,lzo")),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("worker '{old}': compiler differs"))
+            && r.stderr.contains("kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn"),
+        "{}",
+        r.show()
+    );
+    // The plain compile check does not compare: both compile.
+    let r = run(
+        &["hosts", "--check", "--wide"],
+        &[("DISTCC_AUTO_HOSTS", &hosts)],
+    );
+    assert!(r.row(&old).contains(" up "), "{}", r.show());
+}
