@@ -391,6 +391,37 @@ fn row_blackholed(t: &mut Table, c: &Ctx) {
                 met(ok),
             );
         }
+        // The same 8 dead workers remembered (DISTCC_AUTO_BACKOFF_PERIOD):
+        // the first run waits for them once, the next ones do not.
+        let rt = TempDir::new("bench-runtime");
+        let rt_s = rt.path().display().to_string();
+        let h = format!("{} {}", c.d.entry(), hosts(8, 9, ""));
+        let vars = [
+            ("DISTCC_AUTO_TIMEOUT", "1"),
+            ("DISTCC_AUTO_BACKOFF_PERIOD", "60"),
+            ("XDG_RUNTIME_DIR", rt_s.as_str()),
+        ];
+        let first = time_env(&h, &vars);
+        let first = Spread {
+            median: first,
+            min: first,
+            max: first,
+        };
+        t.row(
+            "3. the same with 8 dead workers remembered: first run",
+            "8",
+            &first,
+            "about 1 s",
+            met(first.median <= Duration::from_millis(1200)),
+        );
+        let next = spread((0..5).map(|_| time_env(&h, &vars)).collect());
+        t.row(
+            "3. the same with 8 dead workers remembered: the runs after it",
+            "8",
+            &next,
+            "≤ 300 ms",
+            met(next.max <= Duration::from_millis(300)),
+        );
     }
 }
 

@@ -15,8 +15,8 @@ use crate::signals::{self, OnInterrupt};
 use crate::table::{self, Layout};
 use crate::tunnel::TunnelInfo;
 use crate::{
-    debug, debugging, emit, jobs, json, kill, registry, say, set_debug, stats, stderr_is_terminal,
-    sys, tally, trace, warn,
+    dead, debug, debugging, emit, jobs, json, kill, registry, say, set_debug, stats,
+    stderr_is_terminal, sys, tally, trace, warn,
 };
 
 /// `env`: probe, then print shell code for `eval`.
@@ -326,12 +326,35 @@ fn probe_with(
     // A progress line for a person at a terminal, when not tracing.
     let names: Option<Vec<String>> = (stderr_is_terminal() && !debugging())
         .then(|| config.hosts.specs.iter().map(|s| s.entry.clone()).collect());
+    // Workers that let the deadline pass within the backoff period.
+    let store = (config.backoff_period > 0)
+        .then(|| {
+            dead::Store::open().map_err(|e| warn(&format!("not remembering dead workers: {e}")))
+        })
+        .and_then(Result::ok);
+    let before = store.as_ref().map_or_else(dead::Dead::new, |s| {
+        s.load().unwrap_or_else(|e| {
+            warn(&format!("ignoring the remembered dead workers: {e}"));
+            dead::Dead::new()
+        })
+    });
+    let at = dead::now();
+    let not_waited: Vec<Option<u64>> = config
+        .hosts
+        .specs
+        .iter()
+        .map(|s| {
+            let age = at.saturating_sub(*before.get(&s.entry)?);
+            (age < config.backoff_period).then_some(age)
+        })
+        .collect();
     let probes = probe::probe_all(
         &routes,
         &bounds,
         &config.ssh,
         debugging(),
         names.as_deref(),
+        &not_waited,
         guarded,
     );
     trace!(
@@ -352,6 +375,11 @@ fn probe_with(
         })
         .collect();
     let plan = plan::plan(config, local, workers);
+    if let Some(store) = &store
+        && let Err(e) = store.update(|now| dead::update(now, &plan, at, config.backoff_period))
+    {
+        warn(&format!("cannot remember dead workers: {e}"));
+    }
     for d in &plan.decisions {
         debug(d);
     }
@@ -378,6 +406,12 @@ fn probe_with(
         }
         if let Some(note) = &w.warning {
             warn(&format!("worker '{}': {note}", w.spec.entry));
+        }
+    }
+    // A worker found up is not to be avoided by distcc's own backoff.
+    if let Some(dir) = crate::backoff::lock_dir() {
+        for name in crate::backoff::clear(&dir, &crate::backoff::files(&plan)) {
+            trace!("removed distcc's backoff file {}", dir.join(name).display());
         }
     }
     Ok(plan)

@@ -16,6 +16,9 @@ pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slots of a worker without `--stats`: distcc's own default for a host
 /// written without `/N`.
 pub const DEFAULT_NO_STATS_SLOTS: u32 = 4;
+/// How long a worker that let the deadline pass is not waited for, like
+/// distcc's own DISTCC_BACKOFF_PERIOD.
+pub const DEFAULT_BACKOFF_PERIOD: u64 = 60;
 /// The largest accepted job count in any `*_JOBS` variable.
 pub const MAX_JOBS: u32 = 65536;
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
@@ -30,6 +33,8 @@ pub struct Config {
     pub preprocessor_jobs: u32,
     /// Slots of a worker without a stats port; 0 drops such workers.
     pub no_stats_slots: u32,
+    /// Seconds a worker that let the deadline pass is not waited for.
+    pub backoff_period: u64,
     /// Whether `distcc_build` and `exec` add `-j N` to the command.
     pub append_jobs: bool,
     /// Bound on the whole probing phase.
@@ -176,6 +181,16 @@ impl Config {
             fallback_local_jobs: jobs("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", cpus)?,
             preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
             no_stats_slots: jobs("DISTCC_AUTO_NO_STATS_SLOTS", DEFAULT_NO_STATS_SLOTS)?,
+            backoff_period: match set(&get, "DISTCC_AUTO_BACKOFF_PERIOD") {
+                None => DEFAULT_BACKOFF_PERIOD,
+                Some(v) => whole(&v).filter(|&s| s <= 86400).ok_or_else(|| {
+                    bad(
+                        "DISTCC_AUTO_BACKOFF_PERIOD",
+                        &v,
+                        "a whole number of seconds from 0 (off) to 86400",
+                    )
+                })?,
+            },
             append_jobs: set(&get, "DISTCC_AUTO_APPEND_JOBS").is_none()
                 || flag(&get, "DISTCC_AUTO_APPEND_JOBS")?,
             timeout,
@@ -383,6 +398,8 @@ mod tests {
             ("DISTCC_AUTO_DEBUG", "off"),
             ("DISTCC_AUTO_APPEND_JOBS", "yes"),
             ("DISTCC_AUTO_NO_STATS_SLOTS", "-1"),
+            ("DISTCC_AUTO_BACKOFF_PERIOD", "1.5"),
+            ("DISTCC_AUTO_BACKOFF_PERIOD", "86401"),
             ("DISTCC_AUTO_SSH_COMMAND", "ssh # my options"),
             ("DISTCC_AUTO_SSH_COMMAND", "ssh\n-v"),
         ] {

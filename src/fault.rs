@@ -48,6 +48,8 @@ pub enum Code {
     NoStats,
     /// Its compiler is not the one this machine has (toolchain check).
     Toolchain,
+    /// It let the deadline pass shortly before and was not waited for.
+    NotWaited,
 }
 
 impl Code {
@@ -64,6 +66,7 @@ impl Code {
             Code::NoMemory => "no_memory",
             Code::NoStats => "no_stats",
             Code::Toolchain => "toolchain",
+            Code::NotWaited => "not_waited",
         }
     }
 }

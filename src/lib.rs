@@ -6,10 +6,12 @@
 
 pub mod app;
 pub mod ask;
+pub mod backoff;
 pub mod ccache;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dead;
 pub mod emit;
 pub mod error;
 pub mod fault;

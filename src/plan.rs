@@ -79,12 +79,18 @@ impl Worker {
     /// not the name, since distcc would try the name's first address, which
     /// may be dead (a dual-stack name with a broken IPv6 route).
     pub fn distcc_host(&self) -> String {
+        let (host, port) = self.distcc_address();
+        format!("{host}:{port}/{},lzo", self.slots)
+    }
+
+    /// The host and port this worker has in DISTCC_HOSTS.
+    pub fn distcc_address(&self) -> (Host, u16) {
         let host = match self.address.map(|a| a.ip()) {
             Some(IpAddr::V4(a)) => Host::V4(a),
             Some(IpAddr::V6(a)) => Host::V6(a),
             None => self.target.host.clone(),
         };
-        format!("{host}:{}/{},lzo", self.target.distcc_port, self.slots)
+        (host, self.target.distcc_port)
     }
 }
 

@@ -119,6 +119,10 @@ fn stage_name(s: u8) -> &'static str {
     }
 }
 
+/// How long workers that are not waited for may still answer once the
+/// others have: a worker that came back answers in milliseconds.
+const NOT_WAITED_GRACE: Duration = Duration::from_millis(100);
+
 /// A stage in a word or two, for the progress line.
 fn short_stage(s: u8) -> &'static str {
     match s {
@@ -226,6 +230,7 @@ pub fn probe_all(
     ssh: &SshSettings,
     trace: bool,
     progress: Option<&[String]>,
+    not_waited: &[Option<u64>],
     _signals: &Guarded,
 ) -> Vec<(Target, Probe)> {
     let start = bounds.start;
@@ -315,7 +320,20 @@ pub fn probe_all(
     drop(tx);
     let mut missing = results.iter().filter(|r| r.is_none()).count();
     let mut shown = false;
+    // Workers that let the deadline pass a moment ago are not waited for:
+    // once every other one has answered, a short grace, then the end.
+    let needed = |results: &[Option<(Target, Probe)>]| {
+        (0..routes.len())
+            .filter(|&i| results[i].is_none() && not_waited.get(i).copied().flatten().is_none())
+            .count()
+    };
+    let mut last = last;
+    let mut graced = false;
     while missing > 0 {
+        if !graced && needed(&results) == 0 {
+            last = last.min(Instant::now() + NOT_WAITED_GRACE);
+            graced = true;
+        }
         let left = last.saturating_duration_since(Instant::now());
         // With a person watching, look up now and then to say what is
         // still awaited.
@@ -361,6 +379,10 @@ pub fn probe_all(
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
+                if let (true, Some(age)) = (graced, not_waited.get(i).copied().flatten()) {
+                    let why = format!("no answer {age} s ago; not waited for");
+                    return (routes[i].target(), down(None, Code::NotWaited, why, start));
+                }
                 let stage = stages[i].load(Ordering::Relaxed);
                 let budget = bounds.budget(is_ssh(&routes[i]), stage);
                 let reason = format!("timed out after {} ({})", secs(budget), stage_name(stage));

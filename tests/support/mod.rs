@@ -273,6 +273,9 @@ pub fn cmd_in(ns: Option<&Netns>, args: &[&str], vars: &[(&str, &str)]) -> Comma
         }
     }
     c.env("DISTCC_DIR", std::env::temp_dir());
+    // Every run waits for every worker unless a test asks otherwise: the
+    // memory of dead workers would make one test's timeout the next one's.
+    c.env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
     for (k, v) in vars {
         c.env(k, v);
     }
@@ -885,6 +888,7 @@ pub fn shell(sh: &str, ns: Option<&Netns>, script: &str) -> Command {
             c.env_remove(k);
         }
     }
+    c.env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
     let bin_dir = Path::new(BIN).parent().unwrap();
     c.env(
         "PATH",
