@@ -30,14 +30,19 @@ pub fn prefix(path: Option<&OsStr>, user_set: bool) -> Option<&'static str> {
 /// What ccache would run for `name`: the first executable on PATH that is
 /// not ccache, resolved through its links.
 fn compiler_for_ccache(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    executables(dirs, name).find(|real| !is_named(real, "ccache"))
+}
+
+/// The executables called `name` in the absolute `dirs`, in order,
+/// resolved through their links.
+fn executables<'a>(dirs: &'a [PathBuf], name: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
     dirs.iter()
         .filter(|d| d.is_absolute())
-        .filter_map(|d| {
+        .filter_map(move |d| {
             let real = std::fs::canonicalize(d.join(name)).ok()?;
             let exec = real.metadata().ok()?.permissions().mode() & 0o111 != 0;
             exec.then_some(real)
         })
-        .find(|real| !is_named(real, "ccache"))
 }
 
 /// The compiler that `name` runs here when neither ccache nor distcc is in
@@ -49,14 +54,7 @@ pub fn real_compiler(name: &str) -> Option<PathBuf> {
     }
     let dirs: Vec<PathBuf> =
         std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect());
-    dirs.iter()
-        .filter(|d| d.is_absolute())
-        .filter_map(|d| {
-            let real = std::fs::canonicalize(d.join(name)).ok()?;
-            let exec = real.metadata().ok()?.permissions().mode() & 0o111 != 0;
-            exec.then_some(real)
-        })
-        .find(|real| !is_named(real, "ccache") && !is_named(real, "distcc"))
+    executables(&dirs, name).find(|real| !is_named(real, "ccache") && !is_named(real, "distcc"))
 }
 
 fn is_named(p: &Path, name: &str) -> bool {

@@ -95,19 +95,7 @@ pub fn stderr_is_terminal() -> bool {
 }
 
 fn stderr_width() -> usize {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
-    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_col > 0 {
-        usize::from(ws.ws_col)
-    } else {
-        80
-    }
+    sys::terminal_columns(libc::STDERR_FILENO).unwrap_or(80)
 }
 
 pub fn warn(msg: &str) {

@@ -251,6 +251,19 @@ pub fn wait_exit(pid: u32) {
     }
 }
 
+/// The width of the terminal on `fd`, if it is one.
+pub fn terminal_columns(fd: libc::c_int) -> Option<usize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+}
+
 /// MemAvailable from /proc/meminfo, in MiB.
 pub fn mem_available_mib() -> Option<u64> {
     kib_field(
@@ -365,18 +378,28 @@ mod tests {
 "
         );
         assert_eq!(listening_on_loopback(&table), [(3632, 4242)]);
-        // A listener of this process's own group is found; then not.
+        // A listener held by a process group of its own (a child that
+        // inherited it) is found for that group only; then not at all.
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        // SAFETY: getpgrp has no preconditions.
-        let pgid = unsafe { libc::getpgrp() } as u32;
+        // SAFETY: fcntl on a descriptor we own: let the child inherit it.
+        unsafe { libc::fcntl(l.as_raw_fd(), libc::F_SETFD, 0) };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        drop(l);
+        let group = child.id();
         let listeners = loopback_listeners();
         assert!(listeners.iter().any(|(p, _)| *p == port), "{listeners:?}");
-        assert!(group_listens(pgid, &[port], &listeners));
-        // Another group (init's) does not hold it.
+        assert!(group_listens(group, &[port], &listeners));
         assert!(!group_listens(1, &[port], &listeners));
-        drop(l);
-        assert!(!group_listens(pgid, &[port], &loopback_listeners()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!group_listens(group, &[port], &loopback_listeners()));
     }
 
     #[test]

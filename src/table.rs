@@ -32,19 +32,9 @@ pub fn terminal_width() -> usize {
     {
         return n;
     }
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_col >= 20 {
-        usize::from(ws.ws_col)
-    } else {
-        80
-    }
+    crate::sys::terminal_columns(libc::STDOUT_FILENO)
+        .filter(|&n| n >= 20)
+        .unwrap_or(80)
 }
 
 /// One worker's row: its cells after the first, and the lines below it.
@@ -64,20 +54,10 @@ pub fn hosts(plan: &Plan, duplicates: &Duplicates, layout: Layout) -> String {
             let header = [
                 "WORKER", "STATE", "KIDS", "LOAD", "FREE_MEM", "SLOTS", "TIME",
             ];
-            let rows = plan.workers.iter().map(|w| {
-                let s = w.stats.as_ref();
-                Row {
-                    name: w.spec.entry.clone(),
-                    cells: vec![
-                        state(w),
-                        opt(s.map(|s| s.max_kids)),
-                        opt(load(w)),
-                        opt(free_mem(w)),
-                        slots(w),
-                        took(w.elapsed),
-                    ],
-                    notes: notes(w),
-                }
+            let rows = plan.workers.iter().map(|w| Row {
+                name: w.spec.entry.clone(),
+                cells: figures(w),
+                notes: notes(w),
             });
             let dups = duplicates.iter().map(|d| Row {
                 name: d.entry.clone(),
@@ -100,6 +80,19 @@ pub fn hosts(plan: &Plan, duplicates: &Duplicates, layout: Layout) -> String {
         let _ = writeln!(out, "nothing to build on: {why}");
     }
     out
+}
+
+/// A worker's figures in the `hosts` tables: state, KIDS, LOAD, FREE_MEM,
+/// SLOTS, TIME.
+fn figures(w: &Worker) -> Vec<String> {
+    vec![
+        state(w),
+        opt(w.stats.as_ref().map(|s| s.max_kids)),
+        opt(load(w)),
+        opt(free_mem(w)),
+        slots(w),
+        took(w.elapsed),
+    ]
 }
 
 /// What is said below a worker's row: the address asked, when the entry
@@ -136,18 +129,10 @@ fn hosts_wide(plan: &Plan, duplicates: &Duplicates) -> String {
         "ENTRY", "ADDRESS", "STATE", "KIDS", "LOAD", "FREE_MEM", "SLOTS", "TIME", "REASON",
     ];
     let rows = plan.workers.iter().map(|w| {
-        let s = w.stats.as_ref();
-        vec![
-            w.spec.entry.clone(),
-            address(w),
-            state(w),
-            opt(s.map(|s| s.max_kids)),
-            opt(load(w)),
-            opt(free_mem(w)),
-            slots(w),
-            took(w.elapsed),
-            reason(w),
-        ]
+        let mut row = vec![w.spec.entry.clone(), address(w)];
+        row.extend(figures(w));
+        row.push(reason(w));
+        row
     });
     let dups = duplicates.iter().map(|d| {
         let mut row = vec![d.entry.clone(), "-".into(), "dup".into()];

@@ -8,7 +8,7 @@ mod support;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -161,11 +161,7 @@ fn exec_and_fish_through_ssh_leave_no_tunnel() {
             "{sh}: {}",
             r.show()
         );
-        let until = Instant::now() + Duration::from_secs(3);
-        while !w.ssh_processes().is_empty() && Instant::now() < until {
-            thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(w.ssh_processes(), Vec::<String>::new(), "{sh}: tunnel left");
+        w.assert_no_ssh_left(sh);
     }
 }
 

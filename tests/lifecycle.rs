@@ -337,20 +337,7 @@ fn a_file_limit_costs_time_not_workers() {
     // real distccd's stats port (identity is the job port, so each entry
     // is a worker of its own); a real distccd cannot listen on 400 ports.
     let d = Distccd::start(1);
-    let jobs: Vec<std::net::TcpListener> = (0..400)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let hosts: Vec<String> = jobs
-        .iter()
-        .map(|l| {
-            format!(
-                "127.0.0.1:{}:{}",
-                l.local_addr().unwrap().port(),
-                d.stats_port
-            )
-        })
-        .collect();
-    let hosts = hosts.join(" ");
+    let (_jobs, hosts) = fake_job_ports(400, d.stats_port);
     for limit in ["128:4096", "64:64"] {
         let mut c = Command::new("prlimit");
         c.arg(format!("--nofile={limit}")).arg(BIN).arg("env");
@@ -379,25 +366,13 @@ fn an_address_space_limit_costs_no_workers_and_no_abort() {
     // leak whatever happens.
     let w = SshWorker::start();
     let d = Distccd::start(1);
-    let jobs: Vec<std::net::TcpListener> = (0..600)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let hosts: Vec<String> = jobs
-        .iter()
-        .map(|l| {
-            format!(
-                "127.0.0.1:{}:{}",
-                l.local_addr().unwrap().port(),
-                d.stats_port
-            )
-        })
-        .collect();
+    let (_jobs, hosts) = fake_job_ports(600, d.stats_port);
     let mut c = Command::new("bash");
     c.args([
         "-c",
         &format!("ulimit -n 4096; ulimit -v 400000; exec {BIN} env"),
     ])
-    .env("DISTCC_AUTO_HOSTS", hosts.join(" "))
+    .env("DISTCC_AUTO_HOSTS", &hosts)
     .env("DISTCC_AUTO_TIMEOUT", "10")
     .env("DISTCC_DIR", std::env::temp_dir())
     .stdin(Stdio::null());

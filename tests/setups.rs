@@ -13,6 +13,17 @@ fn var(r: &Run, name: &str) -> String {
     r.export(name)
 }
 
+/// `script` run in `sh` in a fresh copy of demo/, with `hosts`.
+fn in_demo(sh: &str, hosts: &str, script: &str) -> (TempDir, Run) {
+    let src = demo_copy(sh);
+    let mut c = shell(sh, None, script);
+    c.current_dir(src.path())
+        .env("DISTCC_DIR", src.path().join(".distcc"))
+        .env("DISTCC_AUTO_HOSTS", hosts);
+    let r = run_cmd(c);
+    (src, r)
+}
+
 #[test]
 fn a_worker_without_stats_is_used_with_default_slots() {
     let (plain, stats) = (Distccd::without_stats(6), Distccd::start(2));
@@ -96,12 +107,7 @@ fn a_worker_without_stats_is_used_with_default_slots() {
 fn a_build_through_a_worker_without_stats_compiles_there() {
     let plain = Distccd::without_stats(3);
     for sh in SHELLS {
-        let src = demo_copy(sh);
-        let mut c = shell(sh, None, "distcc_build make");
-        c.current_dir(src.path())
-            .env("DISTCC_DIR", src.path().join(".distcc"))
-            .env("DISTCC_AUTO_HOSTS", plain.entry());
-        let r = run_cmd(c);
+        let (_src, r) = in_demo(sh, &plain.entry(), "distcc_build make");
         r.expect(0, format_args!("{sh}: "));
         // No counters to read: the tally says so instead of counting.
         assert!(
@@ -400,12 +406,7 @@ fn the_job_count_goes_where_the_command_reads_it() {
 fn after_the_build_it_says_how_many_compiles_ran_remotely() {
     let d = Distccd::start(3);
     for sh in SHELLS {
-        let src = demo_copy(sh);
-        let mut c = shell(sh, None, "distcc_build make; echo \"rc=$?\"");
-        c.current_dir(src.path())
-            .env("DISTCC_DIR", src.path().join(".distcc"))
-            .env("DISTCC_AUTO_HOSTS", d.entry());
-        let r = run_cmd(c);
+        let (_src, r) = in_demo(sh, &d.entry(), "distcc_build make; echo \"rc=$?\"");
         assert!(r.stdout.ends_with("rc=0\n"), "{sh}: {}", r.show());
         assert!(
             r.stderr
@@ -420,12 +421,7 @@ fn after_the_build_it_says_how_many_compiles_ran_remotely() {
         );
 
         // The compiler bypasses distcc: the build succeeds, with a warning.
-        let src = demo_copy(sh);
-        let mut c = shell(sh, None, "distcc_build make CC=gcc; echo \"rc=$?\"");
-        c.current_dir(src.path())
-            .env("DISTCC_DIR", src.path().join(".distcc"))
-            .env("DISTCC_AUTO_HOSTS", d.entry());
-        let r = run_cmd(c);
+        let (_src, r) = in_demo(sh, &d.entry(), "distcc_build make CC=gcc; echo \"rc=$?\"");
         assert!(r.stdout.ends_with("rc=0\n"), "{sh}: {}", r.show());
         assert!(
             r.stderr.contains("distcc-auto: 0 remote compiles on 1 worker")

@@ -10,8 +10,6 @@ mod support;
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -131,18 +129,6 @@ fn shell_cmd(w: &SshWorker, sh: &str, script: &str, path: &str) -> Command {
     c
 }
 
-fn assert_no_ssh_left(w: &SshWorker, what: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    while !w.ssh_processes().is_empty() && Instant::now() < until {
-        thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(
-        w.ssh_processes(),
-        Vec::<String>::new(),
-        "{what}: ssh processes left behind"
-    );
-}
-
 fn check(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path) {
     let what = format!("{sh}, {state}");
     assert!(
@@ -171,7 +157,7 @@ fn check(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path) {
         "{what}: the cleanup ran: {}",
         r.show()
     );
-    assert_no_ssh_left(w, &what);
+    w.assert_no_ssh_left(&what);
 }
 
 #[test]
@@ -290,6 +276,6 @@ fn ctrl_c_stops_a_calling_script_and_leaves_nothing() {
             out.status
         );
         assert!(stderr.contains("stopped ssh tunnel"), "{sh}: {stderr}");
-        assert_no_ssh_left(&w, &format!("{sh}: Ctrl-C in a loop"));
+        w.assert_no_ssh_left(&format!("{sh}: Ctrl-C in a loop"));
     }
 }

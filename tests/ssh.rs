@@ -21,19 +21,6 @@ fn client(w: &SshWorker, sh: &str, script: &str, hosts: &str) -> Command {
     c
 }
 
-fn assert_no_ssh_left(w: &SshWorker, what: &str) {
-    // ssh ends within moments of SIGTERM; allow for that, no more.
-    let until = Instant::now() + Duration::from_secs(3);
-    while !w.ssh_processes().is_empty() && Instant::now() < until {
-        thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(
-        w.ssh_processes(),
-        Vec::<String>::new(),
-        "{what}: ssh processes left behind"
-    );
-}
-
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn distcc_build_through_ssh_in_bash_and_zsh() {
@@ -63,7 +50,7 @@ fn distcc_build_through_ssh_in_bash_and_zsh() {
             "{sh}: {}",
             r.show()
         );
-        assert_no_ssh_left(&w, sh);
+        w.assert_no_ssh_left(sh);
     }
 }
 
@@ -80,7 +67,7 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
             "ssh://worker",
         ));
         r.expect(3, format_args!("{sh}: "));
-        assert_no_ssh_left(&w, &format!("{sh}: failed build"));
+        w.assert_no_ssh_left(&format!("{sh}: failed build"));
 
         // A signal to the whole process group, as a terminal's Ctrl-C
         // (SIGINT) does, or SIGTERM/SIGHUP, while the build runs.
@@ -116,7 +103,7 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
                 "{sh}: signal {sig}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert_no_ssh_left(&w, &format!("{sh}: build interrupted by signal {sig}"));
+            w.assert_no_ssh_left(&format!("{sh}: build interrupted by signal {sig}"));
         }
     }
 }
@@ -165,7 +152,7 @@ fn eval_env_then_kill() {
         "{}",
         r.show()
     );
-    assert_no_ssh_left(&w, "env then kill");
+    w.assert_no_ssh_left("env then kill");
 }
 
 #[test]
@@ -268,7 +255,7 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
             "{entry}: want {want:?}\n{}",
             r.show()
         );
-        assert_no_ssh_left(&w, entry);
+        w.assert_no_ssh_left(entry);
     }
     let mut c = client(&w, "bash", "distcc-auto hosts", "ssh://worker");
     c.env(
@@ -284,7 +271,7 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
         "changed host key: {}",
         r.show()
     );
-    assert_no_ssh_left(&w, "changed host key");
+    w.assert_no_ssh_left("changed host key");
 }
 
 #[test]
@@ -320,7 +307,7 @@ fn mixed_tcp_and_ssh_workers() {
     }
     let compiled = sum();
     assert_eq!(compiled, 4, "every file compiled on a worker: {}", r.show());
-    assert_no_ssh_left(&w, "mixed");
+    w.assert_no_ssh_left("mixed");
 }
 
 #[test]
@@ -351,7 +338,7 @@ fn interrupted_env_stops_the_tunnels_it_started() {
         assert_eq!(out.status.signal(), Some(sig), "signal {sig}: {err}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing for eval");
         assert!(err.contains("interrupted: stopped 2 ssh tunnels"), "{err}");
-        assert_no_ssh_left(&w, &format!("env interrupted by signal {sig}"));
+        w.assert_no_ssh_left(&format!("env interrupted by signal {sig}"));
     }
 }
 
@@ -416,7 +403,7 @@ fn closing_the_terminal_stops_the_build_and_its_tunnels() {
     wait_for(20, "the build to start in the terminal", || marker.exists());
     assert_eq!(w.ssh_processes().len(), 1, "one tunnel while building");
     sh(&["tmux", "-L", &session, "kill-server"]);
-    assert_no_ssh_left(&w, "terminal closed");
+    w.assert_no_ssh_left("terminal closed");
 }
 
 #[test]
@@ -455,7 +442,7 @@ fn sixteen_concurrent_builds_through_ssh() {
         w.compile_ok(3633) > before,
         "compiles went through the tunnels"
     );
-    assert_no_ssh_left(&w, "16 concurrent builds");
+    w.assert_no_ssh_left("16 concurrent builds");
 }
 
 #[test]
@@ -482,7 +469,7 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_no_ssh_left(&w, "watch interrupted");
+    w.assert_no_ssh_left("watch interrupted");
 }
 
 #[test]
@@ -500,7 +487,7 @@ fn env_whose_output_nobody_reads_stops_its_tunnels() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("writing to stdout"), "{err}");
-    assert_no_ssh_left(&w, "unread env");
+    w.assert_no_ssh_left("unread env");
 }
 
 #[test]
@@ -574,7 +561,7 @@ fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
         "{}",
         r.show()
     );
-    assert_no_ssh_left(&w, "hosts");
+    w.assert_no_ssh_left("hosts");
 }
 
 #[test]
@@ -612,6 +599,6 @@ fn hosts_fits_80_columns_with_mixed_workers() {
         );
         assert!(r.row("ssh://worker").contains(" up "), "{}", r.show());
         assert!(r.stdout.contains("via 127.0.0.1:"), "{}", r.show());
-        assert_no_ssh_left(&w, "hosts");
+        w.assert_no_ssh_left("hosts");
     }
 }

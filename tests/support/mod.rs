@@ -214,14 +214,7 @@ impl Distccd {
     /// `want`: distccd counts a compile only after it has replied, so a
     /// single read right after a build can come too early.
     pub fn grown(&self, key: &str, before: u64, want: u64) -> u64 {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            let now = self.stat(key) - before;
-            if now >= want || Instant::now() > until {
-                return now;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        settled(want, || self.stat(key) - before)
     }
 
     /// The DISTCC_AUTO_HOSTS entry for this daemon.
@@ -684,6 +677,33 @@ impl Drop for Daemon {
     }
 }
 
+/// A counter read by `read` once it reaches `want`, or what it is after
+/// 5 s: distccd counts a compile only after it has replied.
+pub fn settled(want: u64, read: impl Fn() -> u64) -> u64 {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = read();
+        if now >= want || Instant::now() > until {
+            return now;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Listeners on loopback that accept and never speak: FAKE job ports for
+/// many workers (a real distccd listens on one port), each paired in
+/// `entries` with the real stats port `stats`.
+pub fn fake_job_ports(n: usize, stats: u16) -> (Vec<TcpListener>, String) {
+    let jobs: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let entries: Vec<String> = jobs
+        .iter()
+        .map(|l| format!("127.0.0.1:{}:{stats}", l.local_addr().unwrap().port()))
+        .collect();
+    (jobs, entries.join(" "))
+}
+
 /// Wait until `check` holds, for at most `secs` seconds.
 pub fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(secs);
@@ -809,14 +829,22 @@ impl SshWorker {
     /// once that reaches `want` or stops: distccd counts a compile only
     /// after it has replied.
     pub fn compiled(&self, port: u16, before: u64, want: u64) -> u64 {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            let now = self.compile_ok(port) - before;
-            if now >= want || Instant::now() > until {
-                return now;
-            }
+        settled(want, || self.compile_ok(port) - before)
+    }
+
+    /// Wait (at most 3 s) until no ssh process of this worker is left;
+    /// fail naming `what` if one is.
+    #[track_caller]
+    pub fn assert_no_ssh_left(&self, what: &str) {
+        let until = Instant::now() + Duration::from_secs(3);
+        while !self.ssh_processes().is_empty() && Instant::now() < until {
             thread::sleep(Duration::from_millis(20));
         }
+        assert_eq!(
+            self.ssh_processes(),
+            Vec::<String>::new(),
+            "{what}: ssh processes left behind"
+        );
     }
 
     /// DISTCC_AUTO_SSH_COMMAND for the client.
