@@ -129,6 +129,8 @@ Environment:
   DISTCC_AUTO_LOAD_AWARE                    1: take slots a busy worker cannot spare (0)
   DISTCC_AUTO_NO_STATS_SLOTS                slots of a worker without --stats, 0 = drop it (4)
   DISTCC_AUTO_APPEND_JOBS                   0: distcc_build adds no -j N to the command (1)
+  DISTCC_AUTO_BACKOFF_PERIOD                seconds a worker that let the deadline pass
+                                            is not waited for, 0 = off (60)
   DISTCC_AUTO_DEBUG                         1 traces like --verbose (0)
 
 Exit status: 0 ok, 96 configuration error, 97 nothing to build on,

@@ -141,7 +141,7 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
 }
 
 /// Read every counted worker's counters again, at once, by `deadline`,
-/// until two reads 50 ms apart agree: distccd counts a compile only after
+/// until two reads 25 ms apart agree: distccd counts a compile only after
 /// it has sent the object back, so the last ones may still be on the way.
 pub fn read(before: &[Baseline], deadline: Instant) -> Vec<Option<(u64, u64)>> {
     let mut last = read_once(before, deadline);
@@ -156,7 +156,7 @@ pub fn read(before: &[Baseline], deadline: Instant) -> Vec<Option<(u64, u64)>> {
     last
 }
 
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(25);
 
 fn read_once(before: &[Baseline], deadline: Instant) -> Vec<Option<(u64, u64)>> {
     std::thread::scope(|s| {
