@@ -239,7 +239,10 @@ pub fn kill(shell: Shell) -> Result<(), Error> {
 
 /// `tally`: after a build, how many compiles ran remotely.
 pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
-    let config = configure(verbose, None)?;
+    // The configuration `env` already read and warned about: read quietly.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let config = Config::read(config::process_env, cpus, None)?;
+    set_debug(verbose || config.debug);
     let value = config::process_env("DISTCC_AUTO_COUNTERS").unwrap_or_default();
     let before = tally::parse(&value).map_err(|e| {
         Error::Config(format!(
