@@ -88,13 +88,13 @@ pub fn watch(
     use std::io::IsTerminal;
     let config = configure(verbose, check)?;
     let guarded = signals::guard(true, OnInterrupt::ExitZero);
+    // One login per ssh worker for the whole watch, not one per round.
+    crate::tunnel::keep_between_rounds();
     let tty = io::stdout().is_terminal();
     let mut previous = emit::Counters::new();
     for round in 1.. {
         let started = Instant::now();
         let plan = probe_with(&config, false, &guarded)?;
-        // Each round opens and closes its own tunnels.
-        registry::stop_all();
         let json = format == Format::Json;
         let this = json::Round {
             number: round,

@@ -86,14 +86,6 @@ pub fn close(keep: &[u32]) -> usize {
     n
 }
 
-/// Stop every registered tunnel and keep accepting new ones: the end of a
-/// `hosts --watch` round.
-pub fn stop_all() {
-    let mut r = lock();
-    let all = std::mem::take(&mut r.children);
-    end_children(all);
-}
-
 /// Stop the groups of our own children and reap the children.
 fn end_children(mut children: Vec<Child>) {
     let pgids: Vec<u32> = children.iter().map(Child::id).collect();

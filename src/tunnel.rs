@@ -46,7 +46,31 @@ pub struct TunnelInfo {
 #[derive(Debug)]
 pub struct Tunnel {
     pub info: TunnelInfo,
+    /// The entry it was opened for.
+    entry: String,
     log: SshLog,
+}
+
+/// Whether tunnels whose worker is up are kept for the next round
+/// (`hosts --watch`) instead of closing with the round.
+static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The tunnels kept from the previous round.
+static KEPT: std::sync::Mutex<Vec<Tunnel>> = std::sync::Mutex::new(Vec::new());
+
+/// From now on, a tunnel whose worker is up stays open for the next probe
+/// of the same entry (`hosts --watch`: one login per worker, not one per
+/// round). They are still registered: closing the run stops them.
+pub fn keep_between_rounds() {
+    KEEP.store(true, Ordering::Relaxed);
+}
+
+/// A kept tunnel for `entry` whose ssh still runs.
+fn kept(entry: &str) -> Option<Tunnel> {
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    let i = kept.iter().position(|t| t.entry == entry)?;
+    let t = kept.swap_remove(i);
+    // try_wait reaps and forgets an ssh that has ended meanwhile.
+    registry::try_wait(t.info.pid).is_none().then_some(t)
 }
 
 impl Tunnel {
@@ -143,6 +167,7 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
             .map_err(|e| Fault::Ssh(format!("cannot run ssh (DISTCC_AUTO_SSH_COMMAND): {e}")))?;
         let stat = sys::stat(pid);
         let tunnel = Tunnel {
+            entry: spec.entry.clone(),
             info: TunnelInfo {
                 pid,
                 uid: sys::owner(pid).unwrap_or(u32::MAX),
@@ -211,7 +236,11 @@ pub fn probe_through(
     let start = Instant::now();
     stage.store(probe::TUNNEL, Ordering::Relaxed);
     let remote = Route::Ssh(spec.clone()).target();
-    let t = match open(spec, ssh, bounds.ssh_deadline) {
+    let opened = match kept(&spec.entry) {
+        Some(t) => Ok(t),
+        None => open(spec, ssh, bounds.ssh_deadline),
+    };
+    let t = match opened {
         Ok(t) => t,
         Err(fault) => {
             return (
@@ -245,6 +274,9 @@ pub fn probe_through(
     }
     probe.tunnel = Some(t.info.clone());
     probe.elapsed = start.elapsed();
+    if KEEP.load(Ordering::Relaxed) && !matches!(probe.outcome, Outcome::Down { .. }) {
+        KEPT.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    }
     (target, probe)
 }
 

@@ -456,11 +456,28 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
         "exec distcc-auto hosts --watch 2",
         "ssh://worker",
     );
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let logins = || {
+        std::fs::read_to_string(w.path("sshd.log"))
+            .unwrap()
+            .matches("Accepted publickey")
+            .count()
+    };
+    let before = logins();
+    let t = TempDir::new("watch");
+    let out_file = t.path().join("out");
+    c.stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    // Each round opens a tunnel and closes it; interrupt while one is open
-    // or between rounds: either way none may remain.
-    wait_for(10, "a tunnel of the watch", || w.ssh_processes().len() == 1);
+    // The tunnel stays open between rounds: three rounds, one login.
+    let rounds = || {
+        std::fs::read_to_string(&out_file)
+            .unwrap_or_default()
+            .matches("distcc-auto hosts --watch:")
+            .count()
+    };
+    wait_for(15, "three rounds", || rounds() >= 3);
+    assert_eq!(w.ssh_processes().len(), 1, "one tunnel for the whole watch");
+    assert_eq!(logins() - before, 1, "one login for three rounds");
     signal(child.id() as i32, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -469,6 +486,8 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let shown = std::fs::read_to_string(&out_file).unwrap();
+    assert!(shown.contains("worker via 127.0.0.1:"), "{shown}");
     w.assert_no_ssh_left("watch interrupted");
 }
 
