@@ -42,11 +42,12 @@ pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
                 .into(),
         ));
     }
-    let prefix = crate::ccache::prefix(
-        std::env::var_os("PATH").as_deref(),
-        std::env::var_os("CCACHE_PREFIX").is_some(),
-    );
-    let printed = write_stdout(&emit::env_script(&plan, &keep, prefix, shell));
+    let printed = write_stdout(&emit::env_script(
+        &plan,
+        &keep,
+        crate::ccache::prefix_here(),
+        shell,
+    ));
     registry::close(if printed.is_ok() { &pids } else { &[] });
     printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
 }
@@ -160,11 +161,7 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         }
     }
     cmd.env("DISTCC_HOSTS", plan.distcc_hosts());
-    let prefix = crate::ccache::prefix(
-        std::env::var_os("PATH").as_deref(),
-        std::env::var_os("CCACHE_PREFIX").is_some(),
-    );
-    if let Some(p) = prefix {
+    if let Some(p) = crate::ccache::prefix_here() {
         cmd.env("CCACHE_PREFIX", p);
     }
     let mut child = match cmd.spawn() {
@@ -192,11 +189,7 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         .wait()
         .map_err(|e| Error::Other(format!("waiting for the command: {e}")))?;
     if let Some(code) = status.code() {
-        let before = tally::parse(&tally::render(&plan)).unwrap_or_default();
-        let after = tally::read(&before, Instant::now() + config.timeout);
-        for line in tally::summarize(&before, &after, code == 0) {
-            say(&line);
-        }
+        say_tally(&tally::baseline(&plan), &config, code == 0);
     }
     let n = registry::close(&[]);
     if n > 0 {
@@ -240,8 +233,7 @@ pub fn kill(shell: Shell) -> Result<(), Error> {
 /// `tally`: after a build, how many compiles ran remotely.
 pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
     // The configuration `env` already read and warned about: read quietly.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let config = Config::read(config::process_env, cpus, None)?;
+    let config = Config::read(config::process_env, cpus(), None)?;
     set_debug(verbose || config.debug);
     let value = config::process_env("DISTCC_AUTO_COUNTERS").unwrap_or_default();
     let before = tally::parse(&value).map_err(|e| {
@@ -249,17 +241,25 @@ pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
             "DISTCC_AUTO_COUNTERS: {e} (set by distcc-auto env)"
         ))
     })?;
-    let after = tally::read(&before, Instant::now() + config.timeout);
-    for line in tally::summarize(&before, &after, status == 0) {
+    say_tally(&before, &config, status == 0);
+    Ok(())
+}
+
+/// Read the counters again and say how many compiles ran remotely.
+fn say_tally(before: &[tally::Baseline], config: &Config, build_ok: bool) {
+    let after = tally::read(before, Instant::now() + config.timeout);
+    for line in tally::summarize(before, &after, build_ok) {
         say(&line);
     }
-    Ok(())
+}
+
+fn cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// Read the configuration and say what is worth saying about it.
 fn configure(verbose: bool, check: Option<CheckKind>) -> Result<Config, Error> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let config = Config::read(config::process_env, cpus, check)?;
+    let config = Config::read(config::process_env, cpus(), check)?;
     set_debug(verbose || config.debug);
     for d in &config.hosts.duplicates {
         warn(&format!(

@@ -27,6 +27,14 @@ pub fn prefix(path: Option<&OsStr>, user_set: bool) -> Option<&'static str> {
     (!masqueraded).then_some("distcc")
 }
 
+/// `prefix` for this process's PATH and CCACHE_PREFIX.
+pub fn prefix_here() -> Option<&'static str> {
+    prefix(
+        std::env::var_os("PATH").as_deref(),
+        std::env::var_os("CCACHE_PREFIX").is_some(),
+    )
+}
+
 /// What ccache would run for `name`: the first executable on PATH that is
 /// not ccache, resolved through its links.
 fn compiler_for_ccache(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {

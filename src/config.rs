@@ -111,7 +111,7 @@ impl Config {
         let jobs = |name: &str, default: u32| -> Result<u32, Error> {
             match set(&get, name) {
                 None => Ok(default),
-                Some(v) => match whole(&v) {
+                Some(v) => match whole::<u64>(&v) {
                     Some(n) if n <= u64::from(MAX_JOBS) => Ok(n as u32),
                     _ => Err(bad(
                         name,
@@ -183,7 +183,7 @@ impl Config {
             no_stats_slots: jobs("DISTCC_AUTO_NO_STATS_SLOTS", DEFAULT_NO_STATS_SLOTS)?,
             backoff_period: match set(&get, "DISTCC_AUTO_BACKOFF_PERIOD") {
                 None => DEFAULT_BACKOFF_PERIOD,
-                Some(v) => whole(&v).filter(|&s| s <= 86400).ok_or_else(|| {
+                Some(v) => whole::<u64>(&v).filter(|&s| s <= 86400).ok_or_else(|| {
                     bad(
                         "DISTCC_AUTO_BACKOFF_PERIOD",
                         &v,
@@ -261,7 +261,10 @@ fn bad(name: &str, value: &str, want: &str) -> Error {
     ))
 }
 
-fn whole(v: &str) -> Option<u64> {
+/// A whole number written as digits only: no sign, space or `0x` (which
+/// `str::parse` would take or which a shell might): for every number read
+/// from the environment or from our own state files.
+pub fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
     if v.bytes().all(|b| b.is_ascii_digit()) {
         v.parse().ok()
     } else {

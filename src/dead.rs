@@ -17,6 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::config::whole;
 use crate::fault::Code;
 use crate::plan::Plan;
 
@@ -61,12 +62,7 @@ pub fn parse(text: &str) -> Result<Dead, String> {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let (entry, at) = l.split_once('\t').ok_or("a line without a tab")?;
-            let at = at
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-                .then(|| at.parse().ok())
-                .flatten()
-                .ok_or("a time that is not a number")?;
+            let at = whole(at).ok_or("a time that is not a number")?;
             if entry.is_empty() || entry.contains(char::is_whitespace) {
                 return Err("an empty or spaced entry");
             }

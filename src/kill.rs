@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use crate::config::whole;
 use crate::registry::{self, Stopped};
 use crate::sys;
 
@@ -27,9 +28,9 @@ impl Identity {
     pub fn parse(s: &str) -> Option<Identity> {
         let mut f = s.split(':');
         let id = Identity {
-            pid: number(f.next()?)?,
-            uid: number(f.next()?)?,
-            start: number(f.next()?)?,
+            pid: whole(f.next()?)?,
+            uid: whole(f.next()?)?,
+            start: whole(f.next()?)?,
         };
         f.next().is_none().then_some(id)
     }
@@ -46,13 +47,6 @@ impl Identity {
     }
 }
 
-fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
-    s.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
 /// Stop the tunnels in `pids` whose identity is in `ids`. Returns what was
 /// said for each, and the refusals (which make `kill` exit 1).
 pub fn stop(pids: &str, ids: &str) -> (Vec<String>, Vec<String>) {
@@ -60,7 +54,7 @@ pub fn stop(pids: &str, ids: &str) -> (Vec<String>, Vec<String>) {
     let (mut said, mut refused) = (Vec::new(), Vec::new());
     let mut targets = Vec::new();
     for word in pids.split_whitespace() {
-        let pid = match number::<u32>(word) {
+        let pid = match whole::<u32>(word) {
             // 0 and 1 would signal a process group or init: never.
             Some(p) if p > 1 && p <= i32::MAX as u32 => p,
             _ => {

@@ -107,34 +107,34 @@ pub(crate) const TUNNEL: u8 = 4;
 pub(crate) const CHECKING: u8 = 5;
 pub(crate) const WAITING: u8 = 6;
 
-fn stage_name(s: u8) -> &'static str {
+/// A stage as a reason says it, and in a word or two for the progress line.
+fn stage_names(s: u8) -> (&'static str, &'static str) {
     match s {
-        RESOLVING => "resolving the name",
-        CONNECTING => "connecting to the stats port",
-        READING => "waiting for the stats reply",
-        JOB_PORT => "connecting to the job port",
-        TUNNEL => "starting the ssh tunnel",
-        WAITING => "waiting for a free file descriptor: raise ulimit -n",
-        _ => "compiling the check file",
+        RESOLVING => ("resolving the name", "resolving"),
+        CONNECTING => ("connecting to the stats port", "connecting"),
+        READING => ("waiting for the stats reply", "stats reply"),
+        JOB_PORT => ("connecting to the job port", "job port"),
+        TUNNEL => ("starting the ssh tunnel", "ssh login"),
+        WAITING => (
+            "waiting for a free file descriptor: raise ulimit -n",
+            "file limit",
+        ),
+        _ => ("compiling the check file", "compile check"),
     }
+}
+
+/// The reason for a worker that ran out of time in `stage`.
+fn timed_out(bounds: &Bounds, ssh: bool, stage: u8) -> String {
+    format!(
+        "timed out after {} ({})",
+        secs(bounds.budget(ssh, stage)),
+        stage_names(stage).0
+    )
 }
 
 /// How long workers that are not waited for may still answer once the
 /// others have: a worker that came back answers in milliseconds.
 const NOT_WAITED_GRACE: Duration = Duration::from_millis(100);
-
-/// A stage in a word or two, for the progress line.
-fn short_stage(s: u8) -> &'static str {
-    match s {
-        RESOLVING => "resolving",
-        CONNECTING => "connecting",
-        READING => "stats reply",
-        JOB_PORT => "job port",
-        TUNNEL => "ssh login",
-        WAITING => "file limit",
-        _ => "compile check",
-    }
-}
 
 /// Where a probe starts: an address needs no resolving.
 fn first_stage(r: &Route) -> u8 {
@@ -263,8 +263,7 @@ pub fn probe_all(
             };
             let first = stage.swap(WAITING, Ordering::Relaxed);
             let (target, probe) = if !slots.acquire(until) {
-                let budget = bounds.budget(matches!(route, Route::Ssh(_)), WAITING);
-                let why = format!("timed out after {} ({})", secs(budget), stage_name(WAITING));
+                let why = timed_out(&bounds, matches!(route, Route::Ssh(_)), WAITING);
                 (route.target(), down(None, Code::Local, why, bounds.start))
             } else {
                 stage.store(first, Ordering::Relaxed);
@@ -359,7 +358,7 @@ pub fn probe_all(
                     format!(
                         "{} ({})",
                         names[i],
-                        short_stage(stages[i].load(Ordering::Relaxed))
+                        stage_names(stages[i].load(Ordering::Relaxed)).1
                     )
                 })
                 .collect();
@@ -384,8 +383,7 @@ pub fn probe_all(
                     return (routes[i].target(), down(None, Code::NotWaited, why, start));
                 }
                 let stage = stages[i].load(Ordering::Relaxed);
-                let budget = bounds.budget(is_ssh(&routes[i]), stage);
-                let reason = format!("timed out after {} ({})", secs(budget), stage_name(stage));
+                let reason = timed_out(bounds, is_ssh(&routes[i]), stage);
                 (routes[i].target(), down(None, Code::Timeout, reason, start))
             })
         })
@@ -453,12 +451,7 @@ pub(crate) fn probe_one(
                 };
             }
             Err(Fault::Timeout) => {
-                let at = stage.load(Ordering::Relaxed);
-                let reason = format!(
-                    "timed out after {} ({})",
-                    secs(bounds.budget(ssh, at)),
-                    stage_name(at)
-                );
+                let reason = timed_out(bounds, ssh, stage.load(Ordering::Relaxed));
                 last = Some(down(Some(*addr), Code::Timeout, reason, start));
             }
             Err(fault) => {

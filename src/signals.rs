@@ -40,12 +40,12 @@ pub fn set_child(pid: u32) {
 
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-fn set() -> libc::sigset_t {
+fn set(sigs: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill the local set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for sig in SIGNALS {
+        for &sig in sigs {
             libc::sigaddset(&mut set, sig);
         }
         set
@@ -60,7 +60,7 @@ pub fn guard(needed: bool, on_int: OnInterrupt) -> Guarded {
         return Guarded(());
     }
     EXIT_ZERO_ON_INT.store(on_int == OnInterrupt::ExitZero, Ordering::Relaxed);
-    let set = set();
+    let set = set(&SIGNALS);
     // SAFETY: changes this thread's signal mask only, from a valid set.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     let started = thread::Builder::new()
@@ -123,11 +123,9 @@ fn interrupted(sig: libc::c_int) -> ! {
 /// in this thread, raised (exit 128 + sig if it is ignored regardless).
 pub fn die_of(sig: libc::c_int) -> ! {
     // Die of the signal itself: default action, unblocked, raised.
-    let mut one: libc::sigset_t = set();
+    let one = set(&[sig]);
     // SAFETY: plain signal calls on this thread and a local set.
     unsafe {
-        libc::sigemptyset(&mut one);
-        libc::sigaddset(&mut one, sig);
         libc::signal(sig, libc::SIG_DFL);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
         libc::raise(sig);

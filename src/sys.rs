@@ -56,8 +56,13 @@ pub fn group(pgid: u32) -> Vec<u32> {
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| stat(pid).is_some_and(|s| s.pgrp as u32 == pgid && s.state != 'Z'))
+        .filter(|&pid| in_group(pid, pgid))
         .collect()
+}
+
+/// Whether `pid` is a live (not zombie) member of process group `pgid`.
+fn in_group(pid: u32, pgid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.pgrp as u32 == pgid && s.state != 'Z')
 }
 
 /// The live processes of group `pgid` that descend from its leader: the
@@ -70,8 +75,7 @@ fn group_from_leader(pgid: u32) -> Vec<u32> {
         if !seen.insert(pid) {
             continue;
         }
-        let Some(s) = stat(pid) else { continue };
-        if s.pgrp as u32 == pgid && s.state != 'Z' {
+        if in_group(pid, pgid) {
             found.push(pid);
         }
         todo.extend(children(pid));

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::config::whole;
 use crate::plan::Plan;
 
 /// One used worker as `env` saw it.
@@ -25,20 +26,30 @@ pub enum Baseline {
     Uncounted,
 }
 
-/// The value of `DISTCC_AUTO_COUNTERS` for a plan: `ADDRESS=OK,FAILED` per
-/// used worker with counters, `-` for one without.
-pub fn render(plan: &Plan) -> String {
-    let items: Vec<String> = plan
-        .up()
+/// Each used worker's counters as the plan found them.
+pub fn baseline(plan: &Plan) -> Vec<Baseline> {
+    plan.up()
         .map(|w| {
             let counters = w
                 .stats
                 .as_ref()
                 .and_then(|s| Some((s.compile_ok?, s.compile_error.unwrap_or(0))));
             match (w.address, counters) {
-                (Some(a), Some((ok, failed))) => format!("{a}={ok},{failed}"),
-                _ => "-".into(),
+                (Some(stats), Some((ok, failed))) => Baseline::Counted { stats, ok, failed },
+                _ => Baseline::Uncounted,
             }
+        })
+        .collect()
+}
+
+/// The value of `DISTCC_AUTO_COUNTERS` for a plan: `ADDRESS=OK,FAILED` per
+/// used worker with counters, `-` for one without.
+pub fn render(plan: &Plan) -> String {
+    let items: Vec<String> = baseline(plan)
+        .into_iter()
+        .map(|b| match b {
+            Baseline::Counted { stats, ok, failed } => format!("{stats}={ok},{failed}"),
+            Baseline::Uncounted => "-".into(),
         })
         .collect();
     items.join(" ")
@@ -56,13 +67,7 @@ pub fn parse(value: &str) -> Result<Vec<Baseline>, String> {
             let bad = || format!("'{}' is not ADDRESS=OK,FAILED", item.escape_debug());
             let (addr, counts) = item.split_once('=').ok_or_else(bad)?;
             let (ok, failed) = counts.split_once(',').ok_or_else(bad)?;
-            let number = |s: &str| {
-                s.bytes()
-                    .all(|b| b.is_ascii_digit())
-                    .then(|| s.parse::<u64>().ok())
-                    .flatten()
-                    .ok_or_else(bad)
-            };
+            let number = |s: &str| whole::<u64>(s).ok_or_else(bad);
             Ok(Baseline::Counted {
                 stats: addr.parse().map_err(|_| bad())?,
                 ok: number(ok)?,

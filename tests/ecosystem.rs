@@ -138,11 +138,7 @@ fn exec_and_fish_through_ssh_leave_no_tunnel() {
         } else {
             c.args(["--norc", "-c", &script]);
         }
-        for (k, _) in std::env::vars() {
-            if k.starts_with("DISTCC") {
-                c.env_remove(k);
-            }
-        }
+        without_distcc_vars(&mut c);
         c.current_dir(src.path())
             .env("PATH", format!("{bin_dir}:/usr/bin:/bin"))
             .env("DISTCC_DIR", src.path().join(".distcc"))

@@ -24,11 +24,7 @@ fn eval_in(sh: &str, hosts: &std::ffi::OsStr, extra: &[(&str, &str)]) -> Run {
         c.arg("-f");
     }
     c.args(["-c", script]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DISTCC") {
-            c.env_remove(k);
-        }
-    }
+    without_distcc_vars(&mut c);
     c.env(
         "PATH",
         format!(

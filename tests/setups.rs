@@ -276,50 +276,40 @@ fn build_with_path(sh: &str, dir: &std::path::Path, hosts: &str, path: &str, scr
 fn ccache_in_front_of_distcc_in_both_set_ups() {
     let d = Distccd::start(3);
     for sh in SHELLS {
-        // /usr/lib/distcc first, and a build that asks for `ccache cc`
-        // (as meson does when ccache is installed): ccache finds the
-        // masquerade, so no prefix may be added.
-        let src = demo_copy(sh);
-        let before = d.stat("dcc_compile_ok");
-        let r = build_with_path(
-            sh,
-            src.path(),
-            &d.entry(),
-            "/usr/lib/distcc:/usr/bin:/bin",
-            "distcc_build make 'CC=ccache cc'",
-        );
-        r.expect(0, format_args!("{sh}, distcc first: "));
-        assert_eq!(
-            d.grown("dcc_compile_ok", before, 4),
-            4,
-            "{sh}: {}",
-            r.show()
-        );
-        assert!(
-            r.stderr
-                .contains("4 remote compiles on 1 worker (0 failed)"),
-            "{sh}: {}",
-            r.show()
-        );
-
-        // /usr/lib/ccache first and the plain compiler: the prefix sends
-        // ccache's misses through distcc.
-        let src = demo_copy(sh);
-        let before = d.stat("dcc_compile_ok");
-        let r = build_with_path(
-            sh,
-            src.path(),
-            &d.entry(),
-            "/usr/lib/ccache:/usr/bin:/bin",
-            "distcc_build make CC=cc",
-        );
-        r.expect(0, format_args!("{sh}, ccache first: "));
-        assert_eq!(
-            d.grown("dcc_compile_ok", before, 4),
-            4,
-            "{sh}: {}",
-            r.show()
-        );
+        for (setup, path, build) in [
+            // /usr/lib/distcc first, and a build that asks for `ccache cc`
+            // (as meson does when ccache is installed): ccache finds the
+            // masquerade, so no prefix may be added.
+            (
+                "distcc first",
+                "/usr/lib/distcc:/usr/bin:/bin",
+                "distcc_build make 'CC=ccache cc'",
+            ),
+            // /usr/lib/ccache first and the plain compiler: the prefix sends
+            // ccache's misses through distcc.
+            (
+                "ccache first",
+                "/usr/lib/ccache:/usr/bin:/bin",
+                "distcc_build make CC=cc",
+            ),
+        ] {
+            let src = demo_copy(sh);
+            let before = d.stat("dcc_compile_ok");
+            let r = build_with_path(sh, src.path(), &d.entry(), path, build);
+            r.expect(0, format_args!("{sh}, {setup}: "));
+            assert_eq!(
+                d.grown("dcc_compile_ok", before, 4),
+                4,
+                "{sh}, {setup}: {}",
+                r.show()
+            );
+            assert!(
+                r.stderr
+                    .contains("4 remote compiles on 1 worker (0 failed)"),
+                "{sh}, {setup}: {}",
+                r.show()
+            );
+        }
 
         // What the build sees in each set-up, and a prefix of the user's own.
         let t = TempDir::new("ccache-env");

@@ -116,11 +116,7 @@ fn shell_cmd(w: &SshWorker, sh: &str, script: &str, path: &str) -> Command {
     } else {
         c.args(["-f", "-c", script]);
     }
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DISTCC") {
-            c.env_remove(k);
-        }
-    }
+    without_distcc_vars(&mut c);
     c.env("PATH", path)
         .env("DISTCC_AUTO_HOSTS", "ssh://worker")
         .env("DISTCC_AUTO_SSH_COMMAND", w.ssh_command())

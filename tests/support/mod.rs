@@ -248,6 +248,18 @@ fn stats_text(host: &str, port: u16) -> String {
     out
 }
 
+/// No DISTCC_* variable of the test runner's reaches `c`, and every run
+/// waits for every worker unless a test asks otherwise: the memory of dead
+/// workers would make one test's timeout the next one's.
+pub fn without_distcc_vars(c: &mut Command) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DISTCC") {
+            c.env_remove(k);
+        }
+    }
+    c.env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
+}
+
 /// The binary with every DISTCC_* variable removed, plus `vars`.
 pub fn cmd(args: &[&str], vars: &[(&str, &str)]) -> Command {
     cmd_in(None, args, vars)
@@ -260,15 +272,8 @@ pub fn cmd_in(ns: Option<&Netns>, args: &[&str], vars: &[(&str, &str)]) -> Comma
         None => Command::new(BIN),
     };
     c.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DISTCC") {
-            c.env_remove(k);
-        }
-    }
+    without_distcc_vars(&mut c);
     c.env("DISTCC_DIR", std::env::temp_dir());
-    // Every run waits for every worker unless a test asks otherwise: the
-    // memory of dead workers would make one test's timeout the next one's.
-    c.env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
     for (k, v) in vars {
         c.env(k, v);
     }
@@ -911,12 +916,7 @@ pub fn shell(sh: &str, ns: Option<&Netns>, script: &str) -> Command {
         .filter(|a| !a.is_empty()),
     );
     c.arg(format!(". '{}'\n{script}", shell_file(sh)));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DISTCC") {
-            c.env_remove(k);
-        }
-    }
-    c.env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
+    without_distcc_vars(&mut c);
     let bin_dir = Path::new(BIN).parent().unwrap();
     c.env(
         "PATH",
