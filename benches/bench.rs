@@ -173,7 +173,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 8] = [
+const ROWS: [fn(&mut Table, &Ctx); 9] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -182,6 +182,7 @@ const ROWS: [fn(&mut Table, &Ctx); 8] = [
     |t, _| shared_worker(t),
     |t, _| pending_logins(t),
     |t, _| toolchain_check(t),
+    persistent_masters,
 ];
 
 fn main() {
@@ -218,8 +219,14 @@ fn main() {
         netns: ns.is_some(),
         cpus,
     };
-    for row in ROWS {
-        row(&mut t, &ctx);
+    // BENCH_ROWS=4,9 runs only those rows (while working on one).
+    let only: Option<Vec<usize>> = std::env::var("BENCH_ROWS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    for (i, row) in ROWS.iter().enumerate() {
+        if only.as_ref().is_none_or(|o| o.contains(&(i + 1))) {
+            row(&mut t, &ctx);
+        }
     }
     drop(ctx);
 
@@ -460,7 +467,7 @@ fn row_tunnels(t: &mut Table, c: &Ctx) {
                     .map(|i| format!("ssh://w{i}"))
                     .collect::<Vec<_>>()
                     .join(" ");
-                let s = repeat(5, || time_tunnels(&w, &command, &h, n));
+                let s = repeat(5, || time_tunnels(&w, &command, &h, n, &[]));
                 let verdict = match base {
                     None => {
                         base = Some(s.median);
@@ -500,11 +507,18 @@ fn time_cmd(c: &mut Command) -> Duration {
 
 /// `env` with ssh workers in the client namespace; its tunnels are then
 /// stopped (outside the timing) so that runs do not pile up.
-fn time_tunnels(w: &SshWorker, command: &str, hosts: &str, n: usize) -> Duration {
-    let vars = [
+fn time_tunnels(
+    w: &SshWorker,
+    command: &str,
+    hosts: &str,
+    n: usize,
+    extra: &[(&str, &str)],
+) -> Duration {
+    let mut vars = vec![
         ("DISTCC_AUTO_HOSTS", hosts),
         ("DISTCC_AUTO_SSH_COMMAND", command),
     ];
+    vars.extend_from_slice(extra);
     let start = Instant::now();
     let out = cmd_in(Some(&w.lan.client), &["env"], &vars)
         .output()
@@ -533,6 +547,70 @@ fn time_tunnels(w: &SshWorker, command: &str, hosts: &str, n: usize) -> Duration
     );
     r.expect(0, format_args!(""));
     took
+}
+
+/// Row 9: `env` with 4 ssh workers and DISTCC_AUTO_SSH_PERSIST, the first
+/// run (4 logins, 4 masters) and the second (reusing them); every sample
+/// starts with no master (`kill --all` after it, outside the timing).
+fn persistent_masters(t: &mut Table, c: &Ctx) {
+    const WHAT: &str = "9. `env` with 4 `ssh://` workers, DISTCC_AUTO_SSH_PERSIST=60";
+    if !c.netns {
+        t.not_run(WHAT, "needs root for network namespaces");
+        return;
+    }
+    let w = SshWorker::start();
+    let mut aliases = String::new();
+    for i in 1..=4 {
+        let _ = write!(
+            aliases,
+            "Host w{i}\n  HostName {WORKER_IP}\n  Port {SSH_PORT}\n  User root\n  IdentityFile {}\n",
+            w.path("userkey")
+        );
+    }
+    let cfg = std::fs::read_to_string(w.path("ssh_config")).unwrap();
+    std::fs::write(w.path("ssh_config"), format!("{aliases}{cfg}")).unwrap();
+    let rt = TempDir::new("bench-runtime");
+    std::fs::set_permissions(
+        rt.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let rt_path = rt.path().display().to_string();
+    let extra = [
+        ("DISTCC_AUTO_SSH_PERSIST", "60"),
+        ("XDG_RUNTIME_DIR", rt_path.as_str()),
+    ];
+    let hosts = "ssh://w1 ssh://w2 ssh://w3 ssh://w4";
+    let command = w.ssh_command();
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for i in 0..6 {
+        let a = time_tunnels(&w, &command, hosts, 4, &extra);
+        let b = time_tunnels(&w, &command, hosts, 4, &extra);
+        let r = run(&["kill", "--all"], &extra);
+        r.expect(0, format_args!(""));
+        assert_eq!(
+            r.stderr.matches("stopped ssh master").count(),
+            4,
+            "{}",
+            r.show()
+        );
+        // The first sample warms up (page cache, known_hosts).
+        if i > 0 {
+            first.push(a);
+            second.push(b);
+        }
+    }
+    let (first, second) = (spread(first), spread(second));
+    t.row(&format!("{WHAT}: first run"), "4", &first, "-", "");
+    let x = ratio(&second, &first);
+    let ok = second.median <= Duration::from_millis(150) && x <= 1.0 / 3.0;
+    t.row(
+        &format!("{WHAT}: second run"),
+        "4",
+        &second,
+        "≤ 150 ms and ≤ 1/3 of the first",
+        &format!("{x:.2}× the first ({})", met(ok)),
+    );
 }
 
 fn uname() -> String {

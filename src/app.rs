@@ -208,13 +208,18 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
 }
 
 /// `kill`: stop the tunnels that `env` handed over, print `unset` lines.
-pub fn kill(shell: Shell) -> Result<(), Error> {
+pub fn kill(shell: Shell, all: bool) -> Result<(), Error> {
     // Cleanup, often run from a trap while the terminal hangs up or Ctrl-C
     // is pressed again: the same signal must not cut it short.
     signals::ignore();
     let pids = config::process_env("DISTCC_AUTO_TUNNEL_PIDS").unwrap_or_default();
     let ids = config::process_env("DISTCC_AUTO_TUNNEL_IDS").unwrap_or_default();
-    let (said, refused) = kill::stop(&pids, &ids);
+    let (mut said, mut refused) = kill::stop(&pids, &ids);
+    if all {
+        let (s, r) = crate::master::stop_all();
+        said.extend(s);
+        refused.extend(r);
+    }
     for line in said {
         say(&line);
     }

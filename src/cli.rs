@@ -18,8 +18,11 @@ pub enum Command {
         check: Option<CheckKind>,
         watch: Option<Duration>,
     },
-    /// Kill the tunnels in DISTCC_AUTO_TUNNEL_PIDS and print `unset` lines.
-    Kill,
+    /// Kill the tunnels in DISTCC_AUTO_TUNNEL_PIDS and print `unset` lines;
+    /// with `all`, also end every shared ssh master of this user's.
+    Kill {
+        all: bool,
+    },
     /// After a build that exited with `status`: count the remote compiles
     /// since `env` (DISTCC_AUTO_COUNTERS) and say so on stderr.
     Tally {
@@ -37,6 +40,11 @@ pub enum Command {
     },
     Help,
     Version,
+    /// Internal: hold a shared ssh master's control connection (stdin)
+    /// for these forwards; see `hold`.
+    Hold {
+        forwards: Vec<crate::mux::Forward>,
+    },
 }
 
 /// How `hosts` shows what it found.
@@ -70,7 +78,7 @@ pub struct Args {
 pub const USAGE: &str = "\
 Usage: distcc-auto [-v] env [--shell sh|fish]
        distcc-auto [-v] hosts [--json | --wide] [--check[=toolchain]] [--watch [SECONDS]]
-       distcc-auto [-v] kill [--shell sh|fish]
+       distcc-auto [-v] kill [--all] [--shell sh|fish]
        distcc-auto [-v] tally [BUILD_STATUS]
        distcc-auto [-v] exec [--] COMMAND [ARGS...]
        distcc-auto init bash|zsh|fish
@@ -84,7 +92,8 @@ Commands:
   hosts       probe, then show every worker, what it reported and why it
               was used or dropped; its ssh tunnels close before it exits
   kill        stop the ssh tunnels in DISTCC_AUTO_TUNNEL_PIDS and print
-              unset lines: eval \"$(distcc-auto kill)\"
+              unset lines: eval \"$(distcc-auto kill)\"; --all also ends
+              every shared ssh master (DISTCC_AUTO_SSH_PERSIST) now
   exec        probe, run COMMAND ARGS with -j N (before the first --, none
               when ARGS hold a job count) and DISTCC_HOSTS, stop the
               tunnels, say how many compiles ran remotely, and exit as
@@ -105,6 +114,7 @@ Options:
                   the worker's compiler with this machine's
   --watch [SECS]  with hosts: redraw every SECS seconds (at least and by
                   default 2) until Ctrl-C
+  --all           with kill: also end this user's shared ssh masters
   --shell SHELL   with env and kill: print sh (the default; also bash and
                   zsh) or fish syntax: distcc-auto env --shell fish | source
   -v, --verbose   trace every step on stderr (also DISTCC_AUTO_DEBUG=1)
@@ -121,6 +131,8 @@ Environment:
   DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS  extra preprocessor jobs (CPUs)
   DISTCC_AUTO_SSH_COMMAND                   ssh client and options for ssh:// workers (ssh)
   DISTCC_AUTO_SSH_TIMEOUT                   seconds to set up and probe an ssh worker (5)
+  DISTCC_AUTO_SSH_PERSIST                   seconds a shared ssh master per worker stays
+                                            after its last use, 0 = none (0)
   DISTCC_AUTO_CHECK                         compile: drop workers that cannot compile;
                                             toolchain: also those whose compiler differs (none)
   DISTCC_AUTO_CHECK_TOOLCHAIN               drop or warn: what a differing compiler gets (drop)
@@ -147,6 +159,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     let mut shell = None;
     let mut check = None;
     let mut watch = None;
+    let mut all = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => command = Some(Command::Help),
@@ -163,6 +176,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                 }
                 format = Some(f);
             }
+            Long("all") => all = true,
             Long("check") => {
                 // `--check` or `--check=compile|toolchain`.
                 check = Some(match parser.optional_value() {
@@ -237,6 +251,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     })?,
                 });
             }
+            Value(v) if command.is_none() && v == "__hold" => {
+                let forwards = parser
+                    .raw_args()?
+                    .map(|a| {
+                        a.to_str()
+                            .and_then(crate::mux::Forward::parse)
+                            .ok_or_else(|| usage("__hold: expected LISTEN:CONNECT ports".into()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                command = Some(Command::Hold { forwards });
+            }
             Value(v) if command.is_none() && v == "exec" => {
                 // Everything after `exec` is the command, options included.
                 let mut rest: Vec<std::ffi::OsString> = parser.raw_args()?.collect();
@@ -256,7 +281,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                         check: None,
                         watch: None,
                     },
-                    Some("kill") => Command::Kill,
+                    Some("kill") => Command::Kill { all: false },
                     Some("tally") => Command::Tally { status: 0 },
                     Some("init") => Command::Init { shell: "" },
                     Some("help") => Command::Help,
@@ -291,10 +316,17 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
         Some(Command::Init { shell: "" }) => {
             return Err(usage("init: which shell? bash, zsh or fish".into()));
         }
+        Some(Command::Kill { .. }) => Command::Kill { all },
         Some(c) => c,
         None => return Err(usage("no command given".into())),
     };
-    if shell.is_some() && !matches!(command, Command::Env | Command::Kill) {
+    if all && !matches!(command, Command::Kill { .. }) {
+        return Err(usage(format!(
+            "--all goes with 'kill', not '{}'",
+            name(&command)
+        )));
+    }
+    if shell.is_some() && !matches!(command, Command::Env | Command::Kill { .. }) {
         return Err(usage(format!(
             "--shell goes with 'env' or 'kill', not '{}'",
             name(&command)
@@ -311,12 +343,13 @@ fn name(c: &Command) -> &'static str {
     match c {
         Command::Env => "env",
         Command::Hosts { .. } => "hosts",
-        Command::Kill => "kill",
+        Command::Kill { .. } => "kill",
         Command::Tally { .. } => "tally",
         Command::Exec { .. } => "exec",
         Command::Init { .. } => "init",
         Command::Help => "help",
         Command::Version => "version",
+        Command::Hold { .. } => "__hold",
     }
 }
 
@@ -419,7 +452,13 @@ mod tests {
                 watch: None
             }
         );
-        assert_eq!(p(&["kill"]).unwrap().command, Command::Kill);
+        assert_eq!(p(&["kill"]).unwrap().command, Command::Kill { all: false });
+        assert_eq!(
+            p(&["kill", "--all"]).unwrap().command,
+            Command::Kill { all: true }
+        );
+        assert!(p(&["env", "--all"]).is_err());
+        assert!(p(&["__hold", "1:2", "x"]).is_err());
         assert_eq!(p(&["env", "--shell", "fish"]).unwrap().shell, Shell::Fish);
         assert_eq!(
             p(&["init", "zsh"]).unwrap().command,

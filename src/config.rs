@@ -18,7 +18,7 @@ pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_NO_STATS_SLOTS: u32 = 4;
 /// How long a worker that let the deadline pass is not waited for, like
 /// distcc's own DISTCC_BACKOFF_PERIOD.
-pub const DEFAULT_BACKOFF_PERIOD: u64 = 60;
+pub const DEFAULT_BACKOFF_PERIOD: u32 = 60;
 /// The largest accepted job count in any `*_JOBS` variable.
 pub const MAX_JOBS: u32 = 65536;
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
@@ -56,6 +56,9 @@ pub struct SshSettings {
     pub command: String,
     /// Bound on setting up one tunnel (ssh handshake and forwards).
     pub timeout: Duration,
+    /// DISTCC_AUTO_SSH_PERSIST: seconds a shared master stays after its
+    /// last use; 0, a tunnel of its own per run.
+    pub persist: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,9 +145,11 @@ impl Config {
             }),
         };
         let timeout = secs("DISTCC_AUTO_TIMEOUT", DEFAULT_TIMEOUT)?;
+        let persist = period(&get, "DISTCC_AUTO_SSH_PERSIST", 0)?;
         let ssh = SshSettings {
-            command: ssh_command(set(&get, "DISTCC_AUTO_SSH_COMMAND"))?,
+            command: ssh_command(set(&get, "DISTCC_AUTO_SSH_COMMAND"), persist > 0)?,
             timeout: secs("DISTCC_AUTO_SSH_TIMEOUT", DEFAULT_SSH_TIMEOUT)?,
+            persist,
         };
         let debug = flag(&get, "DISTCC_AUTO_DEBUG")?;
         let load_aware = flag(&get, "DISTCC_AUTO_LOAD_AWARE")?;
@@ -181,16 +186,8 @@ impl Config {
             fallback_local_jobs: jobs("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", cpus)?,
             preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
             no_stats_slots: jobs("DISTCC_AUTO_NO_STATS_SLOTS", DEFAULT_NO_STATS_SLOTS)?,
-            backoff_period: match set(&get, "DISTCC_AUTO_BACKOFF_PERIOD") {
-                None => DEFAULT_BACKOFF_PERIOD,
-                Some(v) => whole::<u64>(&v).filter(|&s| s <= 86400).ok_or_else(|| {
-                    bad(
-                        "DISTCC_AUTO_BACKOFF_PERIOD",
-                        &v,
-                        "a whole number of seconds from 0 (off) to 86400",
-                    )
-                })?,
-            },
+            backoff_period: period(&get, "DISTCC_AUTO_BACKOFF_PERIOD", DEFAULT_BACKOFF_PERIOD)?
+                .into(),
             append_jobs: set(&get, "DISTCC_AUTO_APPEND_JOBS").is_none()
                 || flag(&get, "DISTCC_AUTO_APPEND_JOBS")?,
             timeout,
@@ -206,7 +203,7 @@ impl Config {
 /// DISTCC_AUTO_SSH_COMMAND, run as `exec COMMAND "$@"` by /bin/sh: a `#`
 /// would comment out, and a newline end, the arguments we append (every
 /// forward and option), so such a value is refused.
-fn ssh_command(v: Option<String>) -> Result<String, Error> {
+fn ssh_command(v: Option<String>, persist: bool) -> Result<String, Error> {
     match v {
         None => Ok("ssh".into()),
         Some(c) if c.trim().is_empty() => Ok("ssh".into()),
@@ -215,7 +212,42 @@ fn ssh_command(v: Option<String>) -> Result<String, Error> {
             &c,
             "one line without '#' (the shell would drop the options distcc-auto appends)",
         )),
+        // The master's socket and lifetime are ours to set: a
+        // ControlPersist of the user's could outlive the persist time.
+        Some(c) if persist && sets_connection_sharing(&c) => Err(bad(
+            "DISTCC_AUTO_SSH_COMMAND",
+            &c,
+            "no -M, -S or -o Control* option when DISTCC_AUTO_SSH_PERSIST is set \
+             (distcc-auto sets ControlMaster, ControlPath and ControlPersist itself)",
+        )),
         Some(c) => Ok(c),
+    }
+}
+
+/// Whether an ssh command line sets ControlMaster, ControlPath or
+/// ControlPersist (`-M`, `-S PATH`, `-o Control...`, `-oControl...`).
+fn sets_connection_sharing(command: &str) -> bool {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let option = w
+            .strip_prefix("-o")
+            .map(|o| if o.is_empty() { words.get(i + 1).copied().unwrap_or("") } else { o });
+        option.is_some_and(|o| o.to_ascii_lowercase().starts_with("control"))
+            // Single-letter flags, alone or bundled (-NM, -MS path).
+            || (w.starts_with('-')
+                && !w.starts_with("--")
+                && !w.starts_with("-o")
+                && w[1..].chars().take_while(char::is_ascii_alphabetic).any(|c| c == 'M' || c == 'S'))
+    })
+}
+
+/// Seconds as a whole number from 0 to a day, `default` when unset.
+fn period(get: &impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Result<u32, Error> {
+    match set(get, name) {
+        None => Ok(default),
+        Some(v) => whole::<u32>(&v)
+            .filter(|&s| s <= 86400)
+            .ok_or_else(|| bad(name, &v, "a whole number of seconds from 0 (off) to 86400")),
     }
 }
 
@@ -321,7 +353,8 @@ mod tests {
             c.ssh,
             SshSettings {
                 command: "ssh".into(),
-                timeout: DEFAULT_SSH_TIMEOUT
+                timeout: DEFAULT_SSH_TIMEOUT,
+                persist: 0,
             }
         );
         assert!(!c.debug);
@@ -345,7 +378,8 @@ mod tests {
             c.ssh,
             SshSettings {
                 command: "ssh -F './my config'".into(),
-                timeout: Duration::from_millis(12500)
+                timeout: Duration::from_millis(12500),
+                persist: 0,
             }
         );
         assert_eq!(c.hosts.specs.len(), 2);
@@ -378,6 +412,54 @@ mod tests {
     }
 
     #[test]
+    fn a_master_of_the_users_own_is_refused_only_with_persist() {
+        let with = |persist: &str| {
+            cfg(&[
+                ("DISTCC_AUTO_HOSTS", "ssh://w1"),
+                ("DISTCC_AUTO_SSH_COMMAND", "ssh -o ControlPersist=yes"),
+                ("DISTCC_AUTO_SSH_PERSIST", persist),
+            ])
+        };
+        assert!(with("0").is_ok());
+        let e = with("30").unwrap_err();
+        assert_eq!(e.exit_code(), 96);
+        assert!(e.to_string().contains("DISTCC_AUTO_SSH_PERSIST"), "{e}");
+        assert_eq!(
+            cfg(&[
+                ("DISTCC_AUTO_HOSTS", "w1"),
+                ("DISTCC_AUTO_SSH_PERSIST", "30")
+            ])
+            .unwrap()
+            .ssh
+            .persist,
+            30
+        );
+    }
+
+    #[test]
+    fn connection_sharing_options_are_found() {
+        for yes in [
+            "ssh -M",
+            "ssh -NM",
+            "ssh -S /tmp/s",
+            "ssh -o ControlPersist=yes",
+            "ssh -oControlMaster=auto",
+            "ssh -o controlpath=/x",
+        ] {
+            assert!(sets_connection_sharing(yes), "{yes}");
+        }
+        for no in [
+            "ssh",
+            "ssh -F cfg -i key",
+            "ssh -o ProxyJump=j -J jump",
+            "ssh -4 -v",
+            "/opt/My-SSH/bin/ssh",
+        ] {
+            assert!(!sets_connection_sharing(no), "{no}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (name, value) in [
             ("DISTCC_AUTO_COMPILER_MEMORY", "-1"),
@@ -405,6 +487,10 @@ mod tests {
             ("DISTCC_AUTO_BACKOFF_PERIOD", "86401"),
             ("DISTCC_AUTO_SSH_COMMAND", "ssh # my options"),
             ("DISTCC_AUTO_SSH_COMMAND", "ssh\n-v"),
+            ("DISTCC_AUTO_SSH_PERSIST", "-1"),
+            ("DISTCC_AUTO_SSH_PERSIST", "1.5"),
+            ("DISTCC_AUTO_SSH_PERSIST", "86401"),
+            ("DISTCC_AUTO_SSH_PERSIST", "60s"),
         ] {
             let e = cfg(&[("DISTCC_AUTO_HOSTS", "w1"), (name, value)]).unwrap_err();
             assert_eq!(e.exit_code(), 96);

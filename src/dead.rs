@@ -2,24 +2,22 @@
 //! seconds after a worker let the deadline pass, later runs still probe it
 //! but do not wait for it (the probing phase ends when every other worker
 //! has answered, plus a short grace in which a worker that came back can
-//! still answer). The state is one small file in a private directory of
-//! this user's: `$XDG_RUNTIME_DIR/distcc-auto`, else
-//! `$TMPDIR/distcc-auto-UID`, made 0700 and checked for owner and mode
-//! before use. It is replaced atomically (write, then rename) under a lock,
+//! still answer). The state is one small file in the private directory
+//! (`rundir`). It is replaced atomically (write, then rename) under a lock,
 //! so concurrent runs neither tear nor lose it; a file that is corrupt or
 //! not ours is ignored with a warning.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::whole;
 use crate::fault::Code;
 use crate::plan::Plan;
+use crate::rundir;
 
 /// When each remembered worker last let the deadline pass (seconds since
 /// the epoch), by entry.
@@ -29,31 +27,6 @@ pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The private directory, made if missing; `Err` says why it cannot be
-/// trusted.
-pub fn private_dir() -> Result<PathBuf, String> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("distcc-auto"),
-        None => std::env::temp_dir().join(format!("distcc-auto-{uid}")),
-    };
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
-    }
-    // Not through a symlink, ours, and nobody else's to write.
-    let m = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is not a directory of this user's with mode 0700; not used",
-            dir.display()
-        ));
-    }
-    Ok(dir)
 }
 
 /// Parse the file; `Err` for anything but `ENTRY<TAB>SECONDS` lines.
@@ -107,8 +80,7 @@ fn read(path: &Path) -> Result<Dead, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Dead::new()),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    // SAFETY: geteuid has no preconditions.
-    if !m.is_file() || m.uid() != unsafe { libc::geteuid() } {
+    if !m.is_file() || m.uid() != rundir::euid() {
         return Err(format!("{} is not a file of this user's", path.display()));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -123,7 +95,7 @@ pub struct Store {
 
 impl Store {
     pub fn open() -> Result<Store, String> {
-        let dir = private_dir()?;
+        let dir = rundir::private_dir()?;
         Ok(Store {
             path: dir.join("dead"),
             dir,
@@ -138,15 +110,7 @@ impl Store {
     /// Change the state under the lock: `change` gets the state as it is
     /// now (another run may have changed it meanwhile) and returns the new.
     pub fn update(&self, change: impl FnOnce(&Dead) -> Dead) -> Result<(), String> {
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(self.dir.join("dead.lock"))
-            .map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        // SAFETY: flock on a descriptor we own; released when it closes.
-        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+        let _lock = rundir::lock(&self.dir.join("dead.lock"), None)?;
         let now = read(&self.path).unwrap_or_default();
         let new = change(&now);
         if new == now {

@@ -91,10 +91,15 @@ pub fn summary(plan: &Plan) -> String {
 /// worker, the destination and the tunnel's local job and stats ports.
 pub(crate) fn address(w: &Worker) -> String {
     match (&w.tunnel, w.address) {
-        (Some(t), _) => format!(
-            "{} via 127.0.0.1:{},{}",
-            t.destination, t.local_distcc_port, t.local_stats_port
-        ),
+        (Some(t), _) => {
+            let shared = t
+                .master
+                .map_or_else(String::new, |pid| format!(" (ssh master {pid})"));
+            format!(
+                "{} via 127.0.0.1:{},{}{shared}",
+                t.destination, t.local_distcc_port, t.local_stats_port
+            )
+        }
         (None, Some(a)) => a.to_string(),
         // An ssh worker whose tunnel never came up.
         (None, None) if w.spec.is_ssh() => {
@@ -283,6 +288,7 @@ pub(crate) mod tests {
             uid: 1000,
             start: 77,
             destination: "w".into(),
+            master: None,
             local_distcc_port: 1,
             local_stats_port: 2,
         };

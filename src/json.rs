@@ -113,6 +113,7 @@ fn worker(w: &Worker, round: Option<&Round>) -> String {
         Obj::new()
             // A stopped tunnel's PID may be anyone's by now.
             .num("pid", w.is_up().then_some(t.pid))
+            .num("master_pid", t.master)
             .str("destination", &t.destination)
             .raw("local_distcc_port", t.local_distcc_port)
             .raw("local_stats_port", t.local_stats_port)

@@ -41,7 +41,8 @@ fn run() -> Result<(), Error> {
             check,
             watch: Some(every),
         } => app::watch(v, format, check, every),
-        Command::Kill => app::kill(args.shell),
+        Command::Kill { all } => app::kill(args.shell, all),
+        Command::Hold { forwards } => distcc_auto::hold::run(&forwards),
         Command::Tally { status } => app::tally(v, status),
         Command::Exec { command } => app::exec(v, &command),
         Command::Init { shell } => app::print(match shell {

@@ -38,9 +38,11 @@ pub fn set_child(pid: u32) {
     CHILD.store(i32::try_from(pid).unwrap_or(0), Ordering::SeqCst);
 }
 
-const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// The signals that stop us: Ctrl-C, kill, a closing terminal.
+pub const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-fn set(sigs: &[libc::c_int]) -> libc::sigset_t {
+/// A signal set of `sigs`.
+pub fn mask(sigs: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill the local set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -60,7 +62,7 @@ pub fn guard(needed: bool, on_int: OnInterrupt) -> Guarded {
         return Guarded(());
     }
     EXIT_ZERO_ON_INT.store(on_int == OnInterrupt::ExitZero, Ordering::Relaxed);
-    let set = set(&SIGNALS);
+    let set = mask(&STOPPING);
     // SAFETY: changes this thread's signal mask only, from a valid set.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     let started = thread::Builder::new()
@@ -99,7 +101,7 @@ pub fn guard(needed: bool, on_int: OnInterrupt) -> Guarded {
 /// Ignore the three signals for good: cleanup that a second Ctrl-C or a
 /// closing terminal's hangup must not cut short (`kill`).
 pub fn ignore() {
-    for sig in SIGNALS {
+    for sig in STOPPING {
         // SAFETY: sets the disposition of one signal to SIG_IGN.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
@@ -123,7 +125,7 @@ fn interrupted(sig: libc::c_int) -> ! {
 /// in this thread, raised (exit 128 + sig if it is ignored regardless).
 pub fn die_of(sig: libc::c_int) -> ! {
     // Die of the signal itself: default action, unblocked, raised.
-    let one = set(&[sig]);
+    let one = mask(&[sig]);
     // SAFETY: plain signal calls on this thread and a local set.
     unsafe {
         libc::signal(sig, libc::SIG_DFL);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 pub use crate::config::SshSettings;
 use crate::fault::{Code, Fault};
 use crate::hostspec::{Host, HostSpec};
+use crate::mux::{Forward, MuxError};
 use crate::probe::{self, Bounds, Outcome, Probe, Route, Target};
 use crate::{registry, signals, sys};
 
@@ -38,6 +39,9 @@ pub struct TunnelInfo {
     pub uid: u32,
     pub start: u64,
     pub destination: String,
+    /// With DISTCC_AUTO_SSH_PERSIST: the PID of the shared master that
+    /// carries the forwards (the tunnel PID is then the holder's).
+    pub master: Option<u32>,
     pub local_distcc_port: u16,
     pub local_stats_port: u16,
 }
@@ -74,6 +78,29 @@ fn kept(entry: &str) -> Option<Tunnel> {
 }
 
 impl Tunnel {
+    fn new(
+        spec: &HostSpec,
+        pid: u32,
+        master: Option<u32>,
+        distcc: u16,
+        stats: u16,
+        log: SshLog,
+    ) -> Tunnel {
+        Tunnel {
+            entry: spec.entry.clone(),
+            info: TunnelInfo {
+                pid,
+                uid: sys::owner(pid).unwrap_or(u32::MAX),
+                start: sys::stat(pid).map_or(0, |s| s.start),
+                destination: spec.ssh_destination().unwrap_or_default(),
+                master,
+                local_distcc_port: distcc,
+                local_stats_port: stats,
+            },
+            log,
+        }
+    }
+
     /// What ssh has said so far, as one line.
     pub fn said(&self) -> String {
         self.log.last_words()
@@ -92,15 +119,52 @@ impl TunnelInfo {
     }
 }
 
-/// The ssh arguments after the user's command, without the destination's
-/// forwards. Options given in DISTCC_AUTO_SSH_COMMAND come first, and ssh
-/// keeps the first value it sees, so the user's choices win.
-pub fn ssh_args(spec: &HostSpec, distcc: u16, stats: u16, timeout: Duration) -> Vec<String> {
+/// What an ssh process of ours is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Role<'a> {
+    /// A tunnel of its own: the job and stats forwards on these local
+    /// ports, and no connection sharing.
+    Forwards { distcc: u16, stats: u16 },
+    /// A shared master (DISTCC_AUTO_SSH_PERSIST): no forwards of its own,
+    /// its control socket and log, and how long it stays after last use.
+    Master {
+        socket: &'a std::path::Path,
+        log: &'a std::path::Path,
+        persist: u32,
+    },
+}
+
+/// The ssh arguments after the user's command. Options given in
+/// DISTCC_AUTO_SSH_COMMAND come first, and ssh keeps the first value it
+/// sees, so the user's choices win (the Control* options are refused
+/// there when a master is wanted: see config).
+pub fn ssh_args(spec: &HostSpec, role: Role, timeout: Duration) -> Vec<String> {
     let mut args: Vec<String> = ["-N", "-T", "-a", "-x"]
         .iter()
         .map(|s| s.to_string())
         .collect();
+    if let Role::Master { socket, log, .. } = role {
+        // -M and -S, unlike -o, override what came before them.
+        args.push("-M".into());
+        args.push("-S".into());
+        args.push(socket.display().to_string());
+        // The master's messages ("open failed", for a forward whose port
+        // nothing listens on) outlive its detaching from our stderr.
+        args.push("-E".into());
+        args.push(log.display().to_string());
+    }
     let connect = timeout.as_secs().max(1);
+    let sharing = match role {
+        // A shared master would take our forwards and exit, leaving a PID
+        // that is not the tunnel.
+        Role::Forwards { .. } => ["ControlMaster=no".to_string(), "ControlPath=none".into()],
+        Role::Master { persist, .. } => [
+            format!("ControlPersist={persist}s"),
+            // A master of the user's own (ControlMaster auto in
+            // ssh_config) is not ours to use.
+            "ControlMaster=yes".into(),
+        ],
+    };
     for opt in [
         "BatchMode=yes",
         "ExitOnForwardFailure=yes",
@@ -109,10 +173,8 @@ pub fn ssh_args(spec: &HostSpec, distcc: u16, stats: u16, timeout: Duration) -> 
         "ServerAliveInterval=15",
         "ServerAliveCountMax=3",
         &format!("ConnectTimeout={connect}"),
-        // A shared master connection would take our forwards and exit,
-        // leaving a PID that is not the tunnel.
-        "ControlMaster=no",
-        "ControlPath=none",
+        &sharing[0],
+        &sharing[1],
         "PermitLocalCommand=no",
         // INFO, ssh's default: a refused forward ("open failed") is said at
         // INFO only, and tells a worker without distccd from one whose
@@ -126,58 +188,63 @@ pub fn ssh_args(spec: &HostSpec, distcc: u16, stats: u16, timeout: Duration) -> 
         args.push("-p".into());
         args.push(p.to_string());
     }
-    args.push("-L".into());
-    args.push(format!("127.0.0.1:{distcc}:localhost:{}", spec.distcc_port));
-    args.push("-L".into());
-    args.push(format!("127.0.0.1:{stats}:localhost:{}", spec.stats_port));
+    if let Role::Forwards { distcc, stats } = role {
+        args.push("-L".into());
+        args.push(format!("127.0.0.1:{distcc}:localhost:{}", spec.distcc_port));
+        args.push("-L".into());
+        args.push(format!("127.0.0.1:{stats}:localhost:{}", spec.stats_port));
+    }
     args.push("--".into());
     args.push(spec.ssh_destination().expect("an ssh entry"));
     args
 }
 
+/// `sh -c 'exec CMD "$@"' ARGS`: the user's ssh command with our arguments,
+/// started in a session and process group of its own, stdin and stdout on
+/// /dev/null, stderr into `log`; registered.
+pub(crate) fn spawn_ssh(
+    settings: &SshSettings,
+    args: Vec<String>,
+    log: &File,
+) -> Result<u32, Fault> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("exec {} \"$@\"", settings.command))
+        .arg(SH_NAME)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.try_clone().map_err(|e| Fault::Io(e.to_string()))?);
+    // SAFETY: the closure makes only async-signal-safe calls: setsid
+    // puts ssh in a session and process group of its own (the
+    // terminal's signals and hangup do not reach it, and the group is
+    // what we stop), then the signal state of a new process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            signals::reset_for_exec();
+            Ok(())
+        });
+    }
+    registry::spawn(&mut cmd)
+        .map_err(|e| Fault::Ssh(format!("cannot run ssh (DISTCC_AUTO_SSH_COMMAND): {e}")))
+}
+
 /// Start a tunnel for `spec` and wait until its process group listens on
-/// both forwards (ssh does once logged in), ssh exits, or `deadline`.
+/// both forwards (ssh does once logged in), ssh exits, or `deadline`. With
+/// DISTCC_AUTO_SSH_PERSIST, the forwards go into the worker's shared
+/// master instead.
 pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Result<Tunnel, Fault> {
+    if settings.persist > 0 {
+        return open_shared(spec, settings, deadline);
+    }
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let (distcc, stats) =
-            two_free_ports().map_err(|e| Fault::Io(format!("no free local port: {e}")))?;
-        let log =
-            SshLog::new().map_err(|e| Fault::Io(format!("cannot create a log for ssh: {e}")))?;
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(format!("exec {} \"$@\"", settings.command))
-            .arg(SH_NAME)
-            .args(ssh_args(spec, distcc, stats, settings.timeout))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.file.try_clone().map_err(|e| Fault::Io(e.to_string()))?);
-        // SAFETY: the closure makes only async-signal-safe calls: setsid
-        // puts ssh in a session and process group of its own (the
-        // terminal's signals and hangup do not reach it, and the group is
-        // what we stop), then the signal state of a new process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                signals::reset_for_exec();
-                Ok(())
-            });
-        }
-        let pid = registry::spawn(&mut cmd)
-            .map_err(|e| Fault::Ssh(format!("cannot run ssh (DISTCC_AUTO_SSH_COMMAND): {e}")))?;
-        let stat = sys::stat(pid);
-        let tunnel = Tunnel {
-            entry: spec.entry.clone(),
-            info: TunnelInfo {
-                pid,
-                uid: sys::owner(pid).unwrap_or(u32::MAX),
-                start: stat.map_or(0, |s| s.start),
-                destination: spec.ssh_destination().unwrap_or_default(),
-                local_distcc_port: distcc,
-                local_stats_port: stats,
-            },
-            log,
-        };
+        let (distcc, stats) = two_free_ports()?;
+        let log = SshLog::new()?;
+        let role = Role::Forwards { distcc, stats };
+        let pid = spawn_ssh(settings, ssh_args(spec, role, settings.timeout), &log.file)?;
+        let tunnel = Tunnel::new(spec, pid, None, distcc, stats, log);
         match wait_ready(&tunnel, deadline) {
             Ok(()) => return Ok(tunnel),
             Err(Ready::PortTaken(why)) => {
@@ -195,10 +262,72 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
     )))
 }
 
+/// Add this run's two forwards to the worker's master (started if none
+/// runs), then hand the control connection to a holder process: that is
+/// the tunnel the rest of the program and the shell see.
+fn open_shared(
+    spec: &HostSpec,
+    settings: &SshSettings,
+    deadline: Instant,
+) -> Result<Tunnel, Fault> {
+    let shared = crate::master::connect(spec, settings, deadline)?;
+    let mut mux = shared.mux;
+    let mut last = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let (distcc, stats) = two_free_ports()?;
+        let forwards = [
+            Forward {
+                listen: distcc,
+                connect: spec.distcc_port,
+            },
+            Forward {
+                listen: stats,
+                connect: spec.stats_port,
+            },
+        ];
+        let added = mux.forward(forwards[0]).and_then(|()| {
+            mux.forward(forwards[1]).inspect_err(|_| {
+                let _ = mux.cancel(forwards[0]);
+            })
+        });
+        match added {
+            Ok(()) => {}
+            // The master could not listen: another process took a port
+            // between our pick and its bind.
+            Err(MuxError::Refused(why)) => {
+                last = why;
+                continue;
+            }
+            Err(e) => return Err(Fault::Ssh(format!("ssh master of {}: {e}", spec.entry))),
+        }
+        return match crate::hold::spawn(&mux, &forwards) {
+            Ok(pid) => Ok(Tunnel::new(
+                spec,
+                pid,
+                Some(shared.pid),
+                distcc,
+                stats,
+                shared.log,
+            )),
+            Err(e) => {
+                for f in forwards {
+                    let _ = mux.cancel(f);
+                }
+                Err(Fault::Io(format!(
+                    "cannot start the process that holds the ssh master: {e}"
+                )))
+            }
+        };
+    }
+    Err(Fault::Ssh(format!(
+        "the ssh master could not forward local ports after {PORT_ATTEMPTS} attempts: {last}"
+    )))
+}
+
 /// The name `/bin/sh` gives itself in its own error messages.
 const SH_NAME: &str = "distcc-auto-ssh";
 
-enum Ready {
+pub(crate) enum Ready {
     /// Another process took one of our local ports between our pick and
     /// ssh's bind: worth another try with other ports.
     PortTaken(String),
@@ -311,7 +440,7 @@ fn empty_through_tunnel(code: Code, said: &str, port: u16) -> Option<(Code, Stri
 
 /// Why ssh (or the shell running DISTCC_AUTO_SSH_COMMAND) exited before
 /// the tunnel was up, in its own words.
-fn why_it_exited(said: &str, status: std::process::ExitStatus, ports: &[u16]) -> Ready {
+pub(crate) fn why_it_exited(said: &str, status: std::process::ExitStatus, ports: &[u16]) -> Ready {
     // Only a bind failure on one of our own ports is a race worth another
     // try; a port of the user's (a LocalForward in ssh_config) is not.
     let ours = ports.iter().any(|p| {
@@ -339,37 +468,55 @@ fn why_it_exited(said: &str, status: std::process::ExitStatus, ports: &[u16]) ->
     })
 }
 
-fn two_free_ports() -> std::io::Result<(u16, u16)> {
-    let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+fn two_free_ports() -> Result<(u16, u16), Fault> {
+    let pick = || -> std::io::Result<(u16, u16)> {
+        let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+    };
+    pick().map_err(|e| Fault::Io(format!("no free local port: {e}")))
 }
 
-/// ssh's stderr: an anonymous in-memory file (memfd), so that no file
-/// system (a missing, unwritable or full TMPDIR) can lose ssh's words.
+/// What ssh says: for a tunnel of its own, its stderr in an anonymous
+/// in-memory file (memfd), so that no file system (a missing, unwritable
+/// or full TMPDIR) can lose ssh's words; for a shared master, its log
+/// file, from where this run began.
 #[derive(Debug)]
-struct SshLog {
+pub(crate) struct SshLog {
     file: File,
+    from: u64,
 }
 
 impl SshLog {
-    fn new() -> std::io::Result<SshLog> {
+    fn new() -> Result<SshLog, Fault> {
         // SAFETY: memfd_create reads the NUL-terminated name and returns a
         // new descriptor (or -1), which we then own.
         let fd = unsafe { libc::memfd_create(c"distcc-auto-ssh".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            let e = std::io::Error::last_os_error();
+            return Err(Fault::Io(format!("cannot create a log for ssh: {e}")));
         }
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         let file = unsafe { File::from_raw_fd(fd) };
-        Ok(SshLog { file })
+        Ok(SshLog { file, from: 0 })
+    }
+
+    /// A log file that ssh appends to: only what it says from now on.
+    pub(crate) fn after(file: File) -> SshLog {
+        let from = file.metadata().map_or(0, |m| m.len());
+        SshLog { file, from }
+    }
+
+    /// A log file that ssh appends to: everything it has said in it.
+    pub(crate) fn whole(file: File) -> SshLog {
+        SshLog { file, from: 0 }
     }
 
     /// The last lines ssh wrote (at most 4 KiB), joined, without noise.
-    fn last_words(&self) -> String {
+    pub(crate) fn last_words(&self) -> String {
         let mut f = &self.file;
         let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096).max(self.from)));
         let mut buf = Vec::new();
         let _ = f.take(4096).read_to_end(&mut buf);
         let text = String::from_utf8_lossy(&buf);
@@ -399,7 +546,11 @@ mod tests {
     #[test]
     fn ssh_command_line() {
         let spec = parse_entry("ssh://ci@[fd00::7]:2222/4000/4001").unwrap();
-        let args = ssh_args(&spec, 50000, 50001, Duration::from_millis(2500));
+        let role = Role::Forwards {
+            distcc: 50000,
+            stats: 50001,
+        };
+        let args = ssh_args(&spec, role, Duration::from_millis(2500));
         let line = args.join(" ");
         assert!(line.starts_with("-N -T -a -x -o BatchMode=yes -o ExitOnForwardFailure=yes -o StrictHostKeyChecking=accept-new"), "{line}");
         for want in [
@@ -413,12 +564,29 @@ mod tests {
             line.ends_with("-p 2222 -L 127.0.0.1:50000:localhost:4000 -L 127.0.0.1:50001:localhost:4001 -- ci@fd00::7"),
             "{line}"
         );
-        let plain = ssh_args(
-            &parse_entry("ssh://w3").unwrap(),
-            1,
-            2,
-            Duration::from_millis(300),
-        );
+        let w3 = parse_entry("ssh://w3").unwrap();
+        let role = Role::Forwards {
+            distcc: 1,
+            stats: 2,
+        };
+        let plain = ssh_args(&w3, role, Duration::from_millis(300));
         assert!(plain.join(" ").ends_with("-o ConnectTimeout=1 -o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o LogLevel=INFO -L 127.0.0.1:1:localhost:3632 -L 127.0.0.1:2:localhost:3633 -- w3"));
+
+        // A shared master: its socket and log, its persist time, no forwards.
+        let role = Role::Master {
+            socket: std::path::Path::new("/run/d/ssh-1"),
+            log: std::path::Path::new("/run/d/ssh-1.log"),
+            persist: 30,
+        };
+        let line = ssh_args(&w3, role, Duration::from_secs(5)).join(" ");
+        assert!(
+            line.starts_with("-N -T -a -x -M -S /run/d/ssh-1 -E /run/d/ssh-1.log -o "),
+            "{line}"
+        );
+        assert!(
+            line.contains("-o ControlPersist=30s -o ControlMaster=yes"),
+            "{line}"
+        );
+        assert!(!line.contains("-L") && line.ends_with("-- w3"), "{line}");
     }
 }

@@ -5,7 +5,8 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::process::Command;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -178,4 +179,266 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
     .unwrap();
     let r = run_cmd(cmd_in(Some(&ns), &["env"], &vars));
     assert!(r.stderr.contains("mode 0700; not used"), "{}", r.show());
+}
+
+/// A shell in the client namespace with `w` as the ssh worker(s), a
+/// private directory of the test's own, and DISTCC_AUTO_SSH_PERSIST.
+fn persisting(w: &SshWorker, rt: &TempDir, persist: &str, hosts: &str, script: &str) -> Command {
+    let mut c = shell("bash", Some(&w.lan.client), script);
+    c.env("DISTCC_AUTO_HOSTS", hosts)
+        .env("DISTCC_AUTO_SSH_COMMAND", w.ssh_command())
+        .env("DISTCC_AUTO_SSH_PERSIST", persist)
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1");
+    c
+}
+
+/// A private directory for the test, as XDG_RUNTIME_DIR is (0700).
+fn runtime_dir() -> TempDir {
+    let rt = TempDir::new("runtime");
+    std::fs::set_permissions(rt.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    rt
+}
+
+/// How many logins sshd has accepted.
+fn logins(w: &SshWorker) -> usize {
+    std::fs::read_to_string(w.path("sshd.log"))
+        .unwrap()
+        .matches("Accepted publickey")
+        .count()
+}
+
+/// The `distcc-auto __hold` processes started with this private
+/// directory (other tests' are not ours to count).
+fn holders(rt: &TempDir) -> Vec<String> {
+    let mark = format!("XDG_RUNTIME_DIR={}", rt.path().display());
+    processes("distcc-auto __hold")
+        .into_iter()
+        .filter(|l| {
+            let pid = l.split_whitespace().next().unwrap_or("0");
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == mark.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() {
+    need_netns!("a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time");
+    let w = SshWorker::start();
+    let rt = runtime_dir();
+    let first_login = logins(&w);
+    for round in 1..=2 {
+        let src = demo_copy("persist");
+        let before = w.compile_ok(3633);
+        let mut c = persisting(&w, &rt, "3", "ssh://worker", "distcc_build make");
+        c.current_dir(src.path())
+            .env("DISTCC_DIR", src.path().join(".distcc"));
+        let r = run_cmd(c);
+        r.expect(0, format_args!("build {round}: "));
+        assert_eq!(
+            w.compiled(3633, before, 4),
+            4,
+            "build {round} compiled through the master\n{}",
+            r.show()
+        );
+        // One login for both builds.
+        assert_eq!(logins(&w) - first_login, 1, "build {round}: {}", r.show());
+        // Between builds: the master waits, the build's holder is gone.
+        assert_eq!(w.ssh_processes().len(), 1, "build {round}: the master");
+        assert_eq!(holders(&rt), Vec::<String>::new(), "build {round}");
+    }
+    // Nothing survives the persist time (3 s) after the last use; the
+    // check allows 3 s more for OpenSSH's one-second timer and this VM.
+    std::thread::sleep(Duration::from_secs(3));
+    w.assert_no_ssh_left("3 s after the last build, with DISTCC_AUTO_SSH_PERSIST=3");
+    let left = std::fs::read_dir(rt.path().join("distcc-auto"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_socket())
+        .count();
+    assert_eq!(left, 0, "the master removed its control socket");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
+    need_netns!("a_build_that_pauses_longer_than_the_persist_time_keeps_its_master");
+    let w = SshWorker::start();
+    let rt = runtime_dir();
+    let src = demo_copy("pause");
+    let before = w.compile_ok(3633);
+    // One compile, a pause of 2.5 s with nothing sent to the worker, then
+    // another: the master (ControlPersist=1) must still carry it.
+    let mut c = persisting(
+        &w,
+        &rt,
+        "1",
+        "ssh://worker",
+        "distcc_build sh -c 'make main.o && sleep 2.5 && make greet.o'",
+    );
+    c.current_dir(src.path())
+        .env("DISTCC_DIR", src.path().join(".distcc"))
+        .env("DISTCC_AUTO_APPEND_JOBS", "0");
+    let r = run_cmd(c);
+    r.expect(0, format_args!(""));
+    assert_eq!(
+        w.compiled(3633, before, 2),
+        2,
+        "both compiles remote\n{}",
+        r.show()
+    );
+    w.assert_no_ssh_left("1 s after the build");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
+    need_netns!("kill_stops_a_runs_forwards_and_kill_all_ends_every_master");
+    let w = SshWorker::start();
+    let rt = runtime_dir();
+    let before = logins(&w);
+    // Two runs at once, two destinations (two masters): each destination
+    // is logged in to once.
+    let hosts = "ssh://worker ssh://root@worker";
+    let script = "distcc-auto env > \"$1\"";
+    let outs: Vec<std::path::PathBuf> = (0..2).map(|i| rt.path().join(format!("env{i}"))).collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| {
+            let mut c = persisting(&w, &rt, "60", hosts, script);
+            c.arg("sh").arg(out).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(logins(&w) - before, 2, "one login per master, not per run");
+    assert_eq!(w.ssh_processes().len(), 2, "two masters");
+    assert_eq!(holders(&rt).len(), 4, "a holder per worker per run");
+
+    // `kill` of the first run: its holders end and its ports close; the
+    // masters and the second run's forwards stay.
+    let env0 = std::fs::read_to_string(&outs[0]).unwrap();
+    let env1 = std::fs::read_to_string(&outs[1]).unwrap();
+    let port = |env: &str| -> String {
+        let hosts = env.lines().next().unwrap();
+        let at = hosts.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+        hosts[at..].split('/').next().unwrap().to_string()
+    };
+    let connects = |p: &str| {
+        run_cmd({
+            let mut c = w.lan.client.cmd("bash");
+            c.args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{p}")])
+                .stderr(Stdio::null());
+            c
+        })
+        .code
+            == 0
+    };
+    assert!(connects(&port(&env0)) && connects(&port(&env1)));
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        hosts,
+        &format!("{env0}\ndistcc-auto kill"),
+    ));
+    r.expect(0, format_args!(""));
+    assert!(!connects(&port(&env0)), "run 1's forward cancelled");
+    assert!(connects(&port(&env1)), "run 2's forward kept");
+    assert_eq!(w.ssh_processes().len(), 2, "the masters stay");
+    assert_eq!(holders(&rt).len(), 2);
+
+    // `kill --all`: every master now, and with them the second run's
+    // holders; the next run logs in again.
+    let r = run_cmd(persisting(&w, &rt, "60", hosts, "distcc-auto kill --all"));
+    r.expect(0, format_args!(""));
+    assert_eq!(
+        r.stderr.matches("stopped ssh master").count(),
+        2,
+        "{}",
+        r.show()
+    );
+    assert!(r.stderr.contains("of root@worker"), "{}", r.show());
+    assert_eq!(
+        w.ssh_processes(),
+        Vec::<String>::new(),
+        "at once, not after 60 s"
+    );
+    wait_for(3, "the holders to see their master go", || {
+        holders(&rt).is_empty()
+    });
+
+    // A master killed outright leaves a socket nothing listens on: the
+    // next run starts a new one.
+    let r = run_cmd(persisting(&w, &rt, "60", "ssh://worker", "distcc-auto env"));
+    r.expect(0, format_args!(""));
+    for line in w.ssh_processes() {
+        let pid: i32 = line.split_whitespace().next().unwrap().parse().unwrap();
+        signal(pid, libc::SIGKILL);
+    }
+    wait_for(3, "the holder to see its master killed", || {
+        holders(&rt).is_empty()
+    });
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto hosts",
+    ));
+    r.expect(0, format_args!(""));
+    assert!(r.row("ssh://worker").contains(" up "), "{}", r.show());
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto kill --all",
+    ));
+    r.expect(0, format_args!(""));
+    w.assert_no_ssh_left("kill --all");
+}
+
+#[test]
+fn persistence_names_what_is_wrong_with_its_directory_and_command() {
+    let hosts = [("DISTCC_AUTO_HOSTS", "ssh://ci@w1")];
+    // The user's own ControlPersist could outlive ours: refused.
+    let r = run(
+        &["env"],
+        &[
+            hosts[0],
+            ("DISTCC_AUTO_SSH_PERSIST", "30"),
+            ("DISTCC_AUTO_SSH_COMMAND", "ssh -o ControlPersist=yes"),
+        ],
+    );
+    r.expect(96, format_args!(""));
+    assert!(
+        r.stderr.contains("DISTCC_AUTO_SSH_COMMAND=")
+            && r.stderr.contains("DISTCC_AUTO_SSH_PERSIST is set"),
+        "{}",
+        r.show()
+    );
+    // A socket path that cannot fit: the worker is down, and why.
+    let long = TempDir::new(&"d".repeat(90));
+    std::fs::set_permissions(long.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rt = long.path().display().to_string();
+    let r = run(
+        &["hosts", "--wide"],
+        &[
+            hosts[0],
+            ("DISTCC_AUTO_SSH_PERSIST", "30"),
+            ("XDG_RUNTIME_DIR", &rt),
+        ],
+    );
+    assert!(
+        r.row("ssh://ci@w1")
+            .contains("set XDG_RUNTIME_DIR or TMPDIR to a shorter directory"),
+        "{}",
+        r.show()
+    );
 }

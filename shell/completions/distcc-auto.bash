@@ -33,7 +33,8 @@ _distcc_auto() {
     local opts="-v --verbose -h --help -V --version"
     case $cmd in
         '') opts="env hosts kill exec tally $opts" ;;
-        env | kill) opts="--shell $opts" ;;
+        env) opts="--shell $opts" ;;
+        kill) opts="--all --shell $opts" ;;
         hosts) opts="--json --wide --check --watch $opts" ;;
         *) ;;
     esac

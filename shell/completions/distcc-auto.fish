@@ -12,6 +12,7 @@ complete -c distcc-auto -s v -l verbose -d 'trace every step on stderr'
 complete -c distcc-auto -s h -l help -d 'print the help'
 complete -c distcc-auto -s V -l version -d 'print the version'
 complete -c distcc-auto -n '__fish_seen_subcommand_from env kill' -l shell -x -a 'sh bash zsh fish' -d 'the shell that reads the output'
+complete -c distcc-auto -n '__fish_seen_subcommand_from kill' -l all -d "also end this user's persistent ssh masters"
 complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l json -d 'print one JSON document'
 complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l wide -d 'every column on one line'
 complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l check -d 'also compile a test file on each worker'

@@ -1,0 +1,282 @@
+//! Opt-in ssh persistence (DISTCC_AUTO_SSH_PERSIST=SECONDS): one OpenSSH
+//! master connection per ssh worker, shared by every run of this user's
+//! within the persist time, so that only the first run logs in.
+//!
+//! A master is `ssh -N -M -S SOCKET -o ControlPersist=SECONDS`: once
+//! logged in, ssh forks it into the background (a session of its own)
+//! and the process we started exits, which is how we learn that the login
+//! worked. Its control socket and log live in the private directory
+//! (`rundir`), named by a hash of what makes two masters different: the
+//! ssh command, the destination, the ssh port and the persist time (a
+//! master keeps the persist time it started with, so a new value gets a
+//! new master). A lock file beside the socket makes concurrent runs start
+//! one master, not one each. OpenSSH ends a master SECONDS after its last
+//! use: no control connection (a holder, see `hold`) and no forwarded
+//! connection open.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::config::SshSettings;
+use crate::fault::Fault;
+use crate::hostspec::{HostSpec, Transport};
+use crate::mux::{Mux, MuxError};
+use crate::tunnel::{self, Ready, Role, SshLog};
+use crate::{registry, rundir, sys};
+
+/// A socket's path must fit `sun_path` (108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A connection to a worker's master.
+pub(crate) struct Shared {
+    pub(crate) mux: Mux,
+    /// The master's PID, as it says itself.
+    pub(crate) pid: u32,
+    /// Its log, from where this run began (the login's messages included
+    /// when this run started it).
+    pub(crate) log: SshLog,
+}
+
+/// The files of one master in the private directory.
+struct Files {
+    socket: PathBuf,
+    log: PathBuf,
+    lock: PathBuf,
+}
+
+impl Files {
+    fn new(dir: &Path, name: &str) -> Files {
+        Files {
+            socket: dir.join(name),
+            log: dir.join(format!("{name}.log")),
+            lock: dir.join(format!("{name}.lock")),
+        }
+    }
+}
+
+/// `ssh-` and 16 hex digits (FNV-1a, 64 bits) of what tells masters apart.
+pub fn name(command: &str, spec: &HostSpec, persist: u32) -> String {
+    let port = match spec.transport {
+        Transport::Ssh { port, .. } => port.unwrap_or(0),
+        Transport::Tcp => 0,
+    };
+    let key = format!(
+        "{command}\0{}\0{port}\0{persist}",
+        spec.ssh_destination().unwrap_or_default()
+    );
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("ssh-{h:016x}")
+}
+
+/// A connection to the master of `spec`'s worker, started (one login) if
+/// none runs.
+pub(crate) fn connect(
+    spec: &HostSpec,
+    settings: &SshSettings,
+    deadline: Instant,
+) -> Result<Shared, Fault> {
+    let dir =
+        rundir::private_dir().map_err(|e| Fault::Io(format!("DISTCC_AUTO_SSH_PERSIST: {e}")))?;
+    let files = Files::new(&dir, &name(&settings.command, spec, settings.persist));
+    if files.socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Fault::Io(format!(
+            "DISTCC_AUTO_SSH_PERSIST: the control socket path {} is longer than a socket \
+             path may be; set XDG_RUNTIME_DIR or TMPDIR to a shorter directory",
+            files.socket.display()
+        )));
+    }
+    // One run at a time checks for the master and starts it.
+    let lock = rundir::lock(&files.lock, Some(deadline)).map_err(Fault::Io)?;
+    let Some(mut lock) = lock else {
+        return Err(Fault::Ssh(
+            "another distcc-auto was still logging in to this worker".into(),
+        ));
+    };
+    let (mux, started) = match Mux::connect(&files.socket, deadline) {
+        Ok(mux) => (mux, false),
+        Err(MuxError::Io(e)) if Instant::now() < deadline => {
+            crate::trace!("{}: no ssh master to reuse ({e})", spec.entry);
+            remove_stale(&files.socket);
+            // Named in the lock file for `kill --all`.
+            let _ = lock.set_len(0);
+            let _ = lock.write_all(destination(spec).as_bytes());
+            start(spec, settings, &files, deadline)?;
+            let mux = Mux::connect(&files.socket, deadline)
+                .map_err(|e| Fault::Ssh(format!("the new ssh master does not answer: {e}")))?;
+            (mux, true)
+        }
+        Err(e) => return Err(Fault::Ssh(format!("the ssh master does not answer: {e}"))),
+    };
+    drop(lock);
+    let mut mux = mux;
+    let pid = mux
+        .alive()
+        .map_err(|e| Fault::Ssh(format!("the ssh master does not answer: {e}")))?;
+    let log =
+        File::open(&files.log).map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?;
+    let log = if started {
+        SshLog::whole(log)
+    } else {
+        crate::trace!("{}: reusing ssh master {pid}", spec.entry);
+        SshLog::after(log)
+    };
+    Ok(Shared { mux, pid, log })
+}
+
+/// What a master is for, as `kill --all` names it: `[USER@]HOST[:PORT]`.
+fn destination(spec: &HostSpec) -> String {
+    let dest = spec.ssh_destination().unwrap_or_default();
+    match spec.transport {
+        Transport::Ssh { port: Some(p), .. } => format!("{dest} port {p}"),
+        _ => dest,
+    }
+}
+
+/// A socket file that nothing listens on (a master that was killed): ssh
+/// would not start a master over it.
+fn remove_stale(socket: &Path) {
+    // A master that is ending unlinks its socket itself: give it a moment.
+    let until = Instant::now() + Duration::from_millis(100);
+    while socket.exists() && Instant::now() < until {
+        thread::sleep(Duration::from_millis(5));
+    }
+    if let Ok(m) = std::fs::symlink_metadata(socket) {
+        if m.file_type().is_socket() && m.uid() == rundir::euid() {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// Log in and leave a master running in the background.
+fn start(
+    spec: &HostSpec,
+    settings: &SshSettings,
+    files: &Files,
+    deadline: Instant,
+) -> Result<(), Fault> {
+    let log = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&files.log)
+        .map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?;
+    let role = Role::Master {
+        socket: &files.socket,
+        log: &files.log,
+        persist: settings.persist,
+    };
+    let pid = tunnel::spawn_ssh(
+        settings,
+        tunnel::ssh_args(spec, role, settings.timeout),
+        &log,
+    )?;
+    let said =
+        || File::open(&files.log).map_or_else(|_| String::new(), |f| SshLog::whole(f).last_words());
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = registry::try_wait(pid) {
+            if status.success() {
+                return Ok(());
+            }
+            return Err(Fault::Ssh(
+                match tunnel::why_it_exited(&said(), status, &[]) {
+                    Ready::Failed(why) | Ready::PortTaken(why) => why,
+                },
+            ));
+        }
+        if Instant::now() >= deadline {
+            // Before it forked the master, this stops the login; after,
+            // the master ends by itself once unused for the persist time.
+            registry::stop(pid);
+            let words = said();
+            return Err(Fault::Ssh(if words.is_empty() {
+                "ssh login not done in time".into()
+            } else {
+                format!("ssh login not done in time: {words}")
+            }));
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// `kill --all`: end every master of this user's now. Returns what was
+/// said for each, and the failures.
+pub fn stop_all() -> (Vec<String>, Vec<String>) {
+    let (mut said, mut failed) = (Vec::new(), Vec::new());
+    let dir = match rundir::private_dir() {
+        Ok(d) => d,
+        Err(e) => return (said, vec![e]),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return (said, failed);
+    };
+    let mut ending = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_socket = e.file_type().is_ok_and(|t| t.is_socket());
+        if !name.starts_with("ssh-") || !is_socket {
+            continue;
+        }
+        let files = Files::new(&dir, &name);
+        let entry = std::fs::read_to_string(&files.lock).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let asked = Mux::connect(&files.socket, deadline).and_then(|mut m| {
+            let pid = m.alive()?;
+            m.terminate()?;
+            Ok(pid)
+        });
+        match asked {
+            Ok(pid) => ending.push((pid, entry)),
+            Err(MuxError::Io(_)) => remove_stale(&files.socket),
+            Err(e) => failed.push(format!("ssh master of {entry}: {e}")),
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    for (pid, entry) in ending {
+        while sys::alive(pid) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if sys::alive(pid) {
+            failed.push(format!("ssh master {pid} of {entry} did not exit"));
+        } else {
+            said.push(format!("stopped ssh master {pid} of {entry}"));
+        }
+    }
+    (said, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hostspec::parse_entry;
+
+    #[test]
+    fn masters_differ_by_command_destination_port_and_persist_time() {
+        let a = parse_entry("ssh://ci@w1").unwrap();
+        let n = name("ssh", &a, 60);
+        assert!(n.starts_with("ssh-") && n.len() == 20, "{n}");
+        // The same worker written with other distccd ports shares it.
+        assert_eq!(
+            n,
+            name("ssh", &parse_entry("ssh://ci@w1/4000/4001").unwrap(), 60)
+        );
+        for other in [
+            name("ssh -F other", &a, 60),
+            name("ssh", &parse_entry("ssh://w1").unwrap(), 60),
+            name("ssh", &parse_entry("ssh://ci@w1:2222").unwrap(), 60),
+            name("ssh", &a, 61),
+        ] {
+            assert_ne!(n, other);
+        }
+    }
+}
