@@ -42,7 +42,7 @@ pub(crate) struct Shared {
 }
 
 /// The files of one master in the private directory.
-struct Files {
+pub(crate) struct Files {
     socket: PathBuf,
     log: PathBuf,
     lock: PathBuf,
@@ -76,23 +76,34 @@ pub fn name(command: &str, spec: &HostSpec, persist: u32) -> String {
     format!("ssh-{h:016x}")
 }
 
+/// The files of `spec`'s master, in the private directory; `Err` says
+/// why there can be none (the worker then gets a tunnel of its own).
+pub(crate) fn files(spec: &HostSpec, settings: &SshSettings) -> Result<Files, String> {
+    let dir = rundir::private_dir()?;
+    let files = Files::new(&dir, &name(&settings.command, spec, settings.persist));
+    let socket = files.socket.to_string_lossy();
+    if socket.len() > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the control socket path {socket} is longer than a socket path may be; \
+             set XDG_RUNTIME_DIR or TMPDIR to a shorter directory"
+        ));
+    }
+    // ssh expands `${NAME}` in a control path (and `%` tokens, escaped
+    // below); a directory name with it would name another socket.
+    if socket.contains("${") {
+        return Err(format!("the control socket path {socket} contains '${{'"));
+    }
+    Ok(files)
+}
+
 /// A connection to the master of `spec`'s worker, started (one login) if
 /// none runs.
 pub(crate) fn connect(
     spec: &HostSpec,
     settings: &SshSettings,
+    files: &Files,
     deadline: Instant,
 ) -> Result<Shared, Fault> {
-    let dir =
-        rundir::private_dir().map_err(|e| Fault::Io(format!("DISTCC_AUTO_SSH_PERSIST: {e}")))?;
-    let files = Files::new(&dir, &name(&settings.command, spec, settings.persist));
-    if files.socket.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(Fault::Io(format!(
-            "DISTCC_AUTO_SSH_PERSIST: the control socket path {} is longer than a socket \
-             path may be; set XDG_RUNTIME_DIR or TMPDIR to a shorter directory",
-            files.socket.display()
-        )));
-    }
     // One run at a time checks for the master and starts it.
     let lock = rundir::lock(&files.lock, Some(deadline)).map_err(Fault::Io)?;
     let Some(mut lock) = lock else {
@@ -108,7 +119,7 @@ pub(crate) fn connect(
             // Named in the lock file for `kill --all`.
             let _ = lock.set_len(0);
             let _ = lock.write_all(destination(spec).as_bytes());
-            start(spec, settings, &files, deadline)?;
+            start(spec, settings, files, deadline)?;
             let mux = Mux::connect(&files.socket, deadline)
                 .map_err(|e| Fault::Ssh(format!("the new ssh master does not answer: {e}")))?;
             (mux, true)
@@ -169,8 +180,10 @@ fn start(
         .mode(0o600)
         .open(&files.log)
         .map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?;
+    // ssh expands `%` tokens in the path it is given: `%%` is a `%`.
+    let socket = PathBuf::from(files.socket.to_string_lossy().replace('%', "%%"));
     let role = Role::Master {
-        socket: &files.socket,
+        socket: &socket,
         log: &files.log,
         persist: settings.persist,
     };

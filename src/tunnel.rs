@@ -236,7 +236,13 @@ pub(crate) fn spawn_ssh(
 /// master instead.
 pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Result<Tunnel, Fault> {
     if settings.persist > 0 {
-        return open_shared(spec, settings, deadline);
+        match crate::master::files(spec, settings) {
+            Ok(files) => return open_shared(spec, settings, &files, deadline),
+            // Persistence saves time; without it the worker still works.
+            Err(why) => warn_once(&format!(
+                "DISTCC_AUTO_SSH_PERSIST: {why}; ssh workers get a tunnel of their own"
+            )),
+        }
     }
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
@@ -268,9 +274,10 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
 fn open_shared(
     spec: &HostSpec,
     settings: &SshSettings,
+    files: &crate::master::Files,
     deadline: Instant,
 ) -> Result<Tunnel, Fault> {
-    let shared = crate::master::connect(spec, settings, deadline)?;
+    let shared = crate::master::connect(spec, settings, files, deadline)?;
     let mut mux = shared.mux;
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
@@ -322,6 +329,12 @@ fn open_shared(
     Err(Fault::Ssh(format!(
         "the ssh master could not forward local ports after {PORT_ATTEMPTS} attempts: {last}"
     )))
+}
+
+/// One warning per run, however many workers it concerns.
+fn warn_once(msg: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| crate::warn(msg));
 }
 
 /// The name `/bin/sh` gives itself in its own error messages.

@@ -184,7 +184,18 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
 /// A shell in the client namespace with `w` as the ssh worker(s), a
 /// private directory of the test's own, and DISTCC_AUTO_SSH_PERSIST.
 fn persisting(w: &SshWorker, rt: &TempDir, persist: &str, hosts: &str, script: &str) -> Command {
-    let mut c = shell("bash", Some(&w.lan.client), script);
+    in_shell("bash", w, rt, persist, hosts, script)
+}
+
+fn in_shell(
+    sh: &str,
+    w: &SshWorker,
+    rt: &TempDir,
+    persist: &str,
+    hosts: &str,
+    script: &str,
+) -> Command {
+    let mut c = shell(sh, Some(&w.lan.client), script);
     c.env("DISTCC_AUTO_HOSTS", hosts)
         .env("DISTCC_AUTO_SSH_COMMAND", w.ssh_command())
         .env("DISTCC_AUTO_SSH_PERSIST", persist)
@@ -229,10 +240,12 @@ fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() 
     let w = SshWorker::start();
     let rt = runtime_dir();
     let first_login = logins(&w);
-    for round in 1..=2 {
+    // The second build in the other shell: the master is the user's, not
+    // the shell's.
+    for (round, sh) in [(1, "bash"), (2, "zsh")] {
         let src = demo_copy("persist");
         let before = w.compile_ok(3633);
-        let mut c = persisting(&w, &rt, "3", "ssh://worker", "distcc_build make");
+        let mut c = in_shell(sh, &w, &rt, "3", "ssh://worker", "distcc_build make");
         c.current_dir(src.path())
             .env("DISTCC_DIR", src.path().join(".distcc"));
         let r = run_cmd(c);
@@ -406,12 +419,11 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
 
 #[test]
 fn persistence_names_what_is_wrong_with_its_directory_and_command() {
-    let hosts = [("DISTCC_AUTO_HOSTS", "ssh://ci@w1")];
     // The user's own ControlPersist could outlive ours: refused.
     let r = run(
         &["env"],
         &[
-            hosts[0],
+            ("DISTCC_AUTO_HOSTS", "ssh://ci@w1"),
             ("DISTCC_AUTO_SSH_PERSIST", "30"),
             ("DISTCC_AUTO_SSH_COMMAND", "ssh -o ControlPersist=yes"),
         ],
@@ -423,22 +435,46 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
         "{}",
         r.show()
     );
-    // A socket path that cannot fit: the worker is down, and why.
-    let long = TempDir::new(&"d".repeat(90));
-    std::fs::set_permissions(long.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let rt = long.path().display().to_string();
-    let r = run(
-        &["hosts", "--wide"],
-        &[
-            hosts[0],
-            ("DISTCC_AUTO_SSH_PERSIST", "30"),
-            ("XDG_RUNTIME_DIR", &rt),
-        ],
-    );
-    assert!(
-        r.row("ssh://ci@w1")
-            .contains("set XDG_RUNTIME_DIR or TMPDIR to a shorter directory"),
-        "{}",
-        r.show()
-    );
+    // A private directory where no control socket can be (a path too long
+    // for a socket, or one ssh would expand): a warning, and the worker
+    // gets a tunnel of its own (here refused: nothing listens on port 1).
+    for (tag, why) in [
+        (
+            "d".repeat(90),
+            "set XDG_RUNTIME_DIR or TMPDIR to a shorter directory",
+        ),
+        ("a${HOME}b".to_string(), "contains '${'"),
+    ] {
+        let dir = TempDir::new(&tag);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let rt = dir.path().display().to_string();
+        let r = run(
+            &["hosts", "--wide"],
+            &[
+                (
+                    "DISTCC_AUTO_HOSTS",
+                    "ssh://ci@127.0.0.1:1 ssh://ci@127.0.0.2:1",
+                ),
+                ("DISTCC_AUTO_SSH_PERSIST", "30"),
+                ("XDG_RUNTIME_DIR", &rt),
+            ],
+        );
+        assert_eq!(
+            r.stderr.matches(why).count(),
+            1,
+            "one warning: {}",
+            r.show()
+        );
+        assert!(
+            r.stderr.contains("ssh workers get a tunnel of their own"),
+            "{}",
+            r.show()
+        );
+        assert!(
+            r.row("ssh://ci@127.0.0.1:1")
+                .contains("port 1: Connection refused"),
+            "{}",
+            r.show()
+        );
+    }
 }
