@@ -54,6 +54,10 @@ pub fn run(forwards: &[Forward]) -> ! {
     // process waits on to close) stays open in it, as ssh does for itself.
     // SAFETY: closes descriptors 3 and up, none of which this process uses.
     unsafe { libc::close_range(3, u32::MAX, 0) };
+    if !crate::sys::is_socket(0) {
+        crate::say("__hold is started by distcc-auto itself, with a control connection on stdin");
+        std::process::exit(2);
+    }
     let set = signals::mask(&signals::STOPPING);
     // SAFETY: blocks the three signals in this, the only, thread, so that
     // they queue for the signalfd instead of killing us.

@@ -342,6 +342,15 @@ pub fn stdout_is_dev_null() -> bool {
     out.file_type().is_char_device() && out.rdev() == null.rdev()
 }
 
+/// Whether descriptor `fd` is a socket.
+pub fn is_socket(fd: libc::c_int) -> bool {
+    // SAFETY: fstat fills a local struct; a bad descriptor is an error.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
