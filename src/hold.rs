@@ -35,16 +35,7 @@ pub fn spawn(mux: &Mux, forwards: &[Forward]) -> std::io::Result<u32> {
         .stderr(Stdio::null())
         // It may live long: it must not keep the caller's directory busy.
         .current_dir("/");
-    // SAFETY: only async-signal-safe calls (see tunnel::open): a session
-    // and group of its own, and the signal state of a new process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            signals::reset_for_exec();
-            Ok(())
-        });
-    }
-    registry::spawn(&mut cmd)
+    registry::spawn(signals::own_session(&mut cmd))
 }
 
 /// `__hold`: wait for a signal (then cancel the forwards) or for the

@@ -192,25 +192,34 @@ fn start(
         tunnel::ssh_args(spec, role, settings.timeout),
         &log,
     )?;
-    let said =
-        || File::open(&files.log).map_or_else(|_| String::new(), |f| SshLog::whole(f).last_words());
+    let log = SshLog::whole(
+        File::open(&files.log).map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?,
+    );
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(status) = registry::try_wait(pid) {
-            if status.success() {
-                return Ok(());
+        let exited = registry::try_wait(pid);
+        let words = log.last_words();
+        match exited {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => {
+                return Err(Fault::Ssh(
+                    match tunnel::why_it_exited(&words, status, &[]) {
+                        Ready::Failed(why) | Ready::PortTaken(why) => why,
+                    },
+                ));
             }
-            return Err(Fault::Ssh(
-                match tunnel::why_it_exited(&said(), status, &[]) {
-                    Ready::Failed(why) | Ready::PortTaken(why) => why,
-                },
-            ));
+            None => {}
+        }
+        // ssh that cannot make the socket goes on as a plain connection
+        // that would never exit: no master.
+        if words.contains("disabling multiplexing") {
+            registry::stop(pid);
+            return Err(Fault::Ssh(format!("ssh could not start a master: {words}")));
         }
         if Instant::now() >= deadline {
             // Before it forked the master, this stops the login; after,
             // the master ends by itself once unused for the persist time.
             registry::stop(pid);
-            let words = said();
             return Err(Fault::Ssh(if words.is_empty() {
                 "ssh login not done in time".into()
             } else {

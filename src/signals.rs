@@ -135,6 +135,23 @@ pub fn die_of(sig: libc::c_int) -> ! {
     std::process::exit(128 + sig)
 }
 
+/// Let `cmd` start in a session and process group of its own (the
+/// terminal's signals and hangup do not reach it, and the group is what
+/// we stop), with the signal state of a new process: how every process
+/// that may outlive us is started.
+pub fn own_session(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure makes only async-signal-safe calls (setsid, and
+    // those of reset_for_exec), as a child between fork and exec must.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            reset_for_exec();
+            Ok(())
+        })
+    }
+}
+
 /// In a child before exec: the signal state of a new process. Our threads
 /// block the three signals, Rust ignores SIGPIPE, and the user's shell may
 /// have started us with signals ignored (`trap '' TERM`, nohup); all of
@@ -142,7 +159,7 @@ pub fn die_of(sig: libc::c_int) -> ! {
 ///
 /// # Safety
 /// Only async-signal-safe calls: for use in `pre_exec`.
-pub unsafe fn reset_for_exec() {
+unsafe fn reset_for_exec() {
     // SAFETY: sigemptyset, sigprocmask and signal are async-signal-safe.
     unsafe {
         let mut none: libc::sigset_t = std::mem::zeroed();

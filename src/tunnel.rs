@@ -12,7 +12,6 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::FromRawFd;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
@@ -143,8 +142,16 @@ pub fn ssh_args(spec: &HostSpec, role: Role, timeout: Duration) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    if let Role::Master { socket, log, .. } = role {
-        // -M and -S, unlike -o, override what came before them.
+    let mut persist = None;
+    if let Role::Master {
+        socket,
+        log,
+        persist: secs,
+    } = role
+    {
+        persist = Some(format!("ControlPersist={secs}s"));
+        // -M and -S, unlike -o, override what came before them (a
+        // ControlMaster or ControlPath in the user's ssh_config).
         args.push("-M".into());
         args.push("-S".into());
         args.push(socket.display().to_string());
@@ -154,16 +161,11 @@ pub fn ssh_args(spec: &HostSpec, role: Role, timeout: Duration) -> Vec<String> {
         args.push(log.display().to_string());
     }
     let connect = timeout.as_secs().max(1);
-    let sharing = match role {
+    let sharing: &[&str] = match role {
         // A shared master would take our forwards and exit, leaving a PID
         // that is not the tunnel.
-        Role::Forwards { .. } => ["ControlMaster=no".to_string(), "ControlPath=none".into()],
-        Role::Master { persist, .. } => [
-            format!("ControlPersist={persist}s"),
-            // A master of the user's own (ControlMaster auto in
-            // ssh_config) is not ours to use.
-            "ControlMaster=yes".into(),
-        ],
+        Role::Forwards { .. } => &["ControlMaster=no", "ControlPath=none"],
+        Role::Master { .. } => &[],
     };
     for opt in [
         "BatchMode=yes",
@@ -173,14 +175,17 @@ pub fn ssh_args(spec: &HostSpec, role: Role, timeout: Duration) -> Vec<String> {
         "ServerAliveInterval=15",
         "ServerAliveCountMax=3",
         &format!("ConnectTimeout={connect}"),
-        &sharing[0],
-        &sharing[1],
+    ]
+    .into_iter()
+    .chain(sharing.iter().copied())
+    .chain(persist.as_deref())
+    .chain([
         "PermitLocalCommand=no",
         // INFO, ssh's default: a refused forward ("open failed") is said at
         // INFO only, and tells a worker without distccd from one whose
         // distccd refused us. Only we read it.
         "LogLevel=INFO",
-    ] {
+    ]) {
         args.push("-o".into());
         args.push(opt.into());
     }
@@ -215,18 +220,7 @@ pub(crate) fn spawn_ssh(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log.try_clone().map_err(|e| Fault::Io(e.to_string()))?);
-    // SAFETY: the closure makes only async-signal-safe calls: setsid
-    // puts ssh in a session and process group of its own (the
-    // terminal's signals and hangup do not reach it, and the group is
-    // what we stop), then the signal state of a new process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            signals::reset_for_exec();
-            Ok(())
-        });
-    }
-    registry::spawn(&mut cmd)
+    registry::spawn(signals::own_session(&mut cmd))
         .map_err(|e| Fault::Ssh(format!("cannot run ssh (DISTCC_AUTO_SSH_COMMAND): {e}")))
 }
 
@@ -597,7 +591,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("-o ControlPersist=30s -o ControlMaster=yes"),
+            line.contains("-o ConnectTimeout=5 -o ControlPersist=30s -o PermitLocalCommand=no"),
             "{line}"
         );
         assert!(!line.contains("-L") && line.ends_with("-- w3"), "{line}");
