@@ -439,17 +439,7 @@ fn row_tunnels(t: &mut Table, c: &Ctx) {
         return;
     }
     {
-        let w = SshWorker::start();
-        let mut extra = String::new();
-        for i in 1..=16 {
-            let _ = write!(
-                extra,
-                "Host w{i}\n  HostName {WORKER_IP}\n  Port {SSH_PORT}\n  User root\n  IdentityFile {}\n",
-                w.path("userkey")
-            );
-        }
-        let cfg = std::fs::read_to_string(w.path("ssh_config")).unwrap();
-        std::fs::write(w.path("ssh_config"), format!("{extra}{cfg}")).unwrap();
+        let w = worker_with_aliases(16);
         // ssh's default key exchange in OpenSSH 9.x (sntrup761x25519, post-
         // quantum) costs far more CPU than curve25519; both are shown, the
         // second being what a user can opt in to.
@@ -492,6 +482,23 @@ fn row_tunnels(t: &mut Table, c: &Ctx) {
             }
         }
     }
+}
+
+/// A real sshd worker reachable as the ssh hosts w1 ... wN (N workers as
+/// far as distcc-auto can tell, one machine behind them).
+fn worker_with_aliases(n: usize) -> SshWorker {
+    let w = SshWorker::start();
+    let mut aliases = String::new();
+    for i in 1..=n {
+        let _ = write!(
+            aliases,
+            "Host w{i}\n  HostName {WORKER_IP}\n  Port {SSH_PORT}\n  User root\n  IdentityFile {}\n",
+            w.path("userkey")
+        );
+    }
+    let cfg = std::fs::read_to_string(w.path("ssh_config")).unwrap();
+    std::fs::write(w.path("ssh_config"), format!("{aliases}{cfg}")).unwrap();
+    w
 }
 
 fn ratio(a: &Spread, b: &Spread) -> f64 {
@@ -558,23 +565,8 @@ fn persistent_masters(t: &mut Table, c: &Ctx) {
         t.not_run(WHAT, "needs root for network namespaces");
         return;
     }
-    let w = SshWorker::start();
-    let mut aliases = String::new();
-    for i in 1..=4 {
-        let _ = write!(
-            aliases,
-            "Host w{i}\n  HostName {WORKER_IP}\n  Port {SSH_PORT}\n  User root\n  IdentityFile {}\n",
-            w.path("userkey")
-        );
-    }
-    let cfg = std::fs::read_to_string(w.path("ssh_config")).unwrap();
-    std::fs::write(w.path("ssh_config"), format!("{aliases}{cfg}")).unwrap();
-    let rt = TempDir::new("bench-runtime");
-    std::fs::set_permissions(
-        rt.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    let w = worker_with_aliases(4);
+    let rt = TempDir::private("bench-runtime");
     let rt_path = rt.path().display().to_string();
     let extra = [
         ("DISTCC_AUTO_SSH_PERSIST", "60"),

@@ -456,13 +456,7 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
         "exec distcc-auto hosts --watch 2",
         "ssh://worker",
     );
-    let logins = || {
-        std::fs::read_to_string(w.path("sshd.log"))
-            .unwrap()
-            .matches("Accepted publickey")
-            .count()
-    };
-    let before = logins();
+    let before = w.logins();
     let t = TempDir::new("watch");
     let out_file = t.path().join("out");
     c.stdout(std::fs::File::create(&out_file).unwrap())
@@ -477,7 +471,7 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
     };
     wait_for(15, "three rounds", || rounds() >= 3);
     assert_eq!(w.ssh_processes().len(), 1, "one tunnel for the whole watch");
-    assert_eq!(logins() - before, 1, "one login for three rounds");
+    assert_eq!(w.logins() - before, 1, "one login for three rounds");
     signal(child.id() as i32, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(

@@ -62,8 +62,7 @@ fn distccs_backoff_file_is_cleared_for_a_worker_found_up_and_no_other() {
 fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
     need_netns!("a_dead_worker_is_not_waited_for_until_it_answers_again");
     let ns = Netns::new("warm");
-    let runtime = TempDir::new("runtime");
-    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let runtime = TempDir::private("runtime");
     let _live = ns.distccd("127.0.0.1", 3632, 3633, 2, Stdio::null());
     // 8 blackholed workers; the first has a real distccd behind the wall.
     let _behind = ns.distccd("127.0.9.1", 3632, 3633, 2, Stdio::null());
@@ -204,21 +203,6 @@ fn in_shell(
     c
 }
 
-/// A private directory for the test, as XDG_RUNTIME_DIR is (0700).
-fn runtime_dir() -> TempDir {
-    let rt = TempDir::new("runtime");
-    std::fs::set_permissions(rt.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    rt
-}
-
-/// How many logins sshd has accepted.
-fn logins(w: &SshWorker) -> usize {
-    std::fs::read_to_string(w.path("sshd.log"))
-        .unwrap()
-        .matches("Accepted publickey")
-        .count()
-}
-
 /// The `distcc-auto __hold` processes started with this private
 /// directory (other tests' are not ours to count).
 fn holders(rt: &TempDir) -> Vec<String> {
@@ -238,8 +222,8 @@ fn holders(rt: &TempDir) -> Vec<String> {
 fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() {
     need_netns!("a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time");
     let w = SshWorker::start();
-    let rt = runtime_dir();
-    let first_login = logins(&w);
+    let rt = TempDir::private("runtime");
+    let first_login = w.logins();
     // The second build in the other shell: the master is the user's, not
     // the shell's.
     for (round, sh) in [(1, "bash"), (2, "zsh")] {
@@ -257,7 +241,7 @@ fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() 
             r.show()
         );
         // One login for both builds.
-        assert_eq!(logins(&w) - first_login, 1, "build {round}: {}", r.show());
+        assert_eq!(w.logins() - first_login, 1, "build {round}: {}", r.show());
         // Between builds: the master waits, the build's holder is gone.
         assert_eq!(w.ssh_processes().len(), 1, "build {round}: the master");
         assert_eq!(holders(&rt), Vec::<String>::new(), "build {round}");
@@ -279,7 +263,7 @@ fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() 
 fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
     need_netns!("a_build_that_pauses_longer_than_the_persist_time_keeps_its_master");
     let w = SshWorker::start();
-    let rt = runtime_dir();
+    let rt = TempDir::private("runtime");
     let src = demo_copy("pause");
     let before = w.compile_ok(3633);
     // One compile, a pause of 2.5 s with nothing sent to the worker, then
@@ -310,8 +294,8 @@ fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
 fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
     need_netns!("kill_stops_a_runs_forwards_and_kill_all_ends_every_master");
     let w = SshWorker::start();
-    let rt = runtime_dir();
-    let before = logins(&w);
+    let rt = TempDir::private("runtime");
+    let before = w.logins();
     // Two runs at once, two destinations (two masters): each destination
     // is logged in to once.
     let hosts = "ssh://worker ssh://root@worker";
@@ -329,7 +313,7 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
         let o = child.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    assert_eq!(logins(&w) - before, 2, "one login per master, not per run");
+    assert_eq!(w.logins() - before, 2, "one login per master, not per run");
     assert_eq!(w.ssh_processes().len(), 2, "two masters");
     assert_eq!(holders(&rt).len(), 4, "a holder per worker per run");
 
@@ -445,8 +429,7 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
         ),
         ("a${HOME}b".to_string(), "contains '${'"),
     ] {
-        let dir = TempDir::new(&tag);
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = TempDir::private(&tag);
         let rt = dir.path().display().to_string();
         let r = run(
             &["hosts", "--wide"],

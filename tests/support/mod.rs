@@ -62,6 +62,14 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// A directory as XDG_RUNTIME_DIR is: mode 0700.
+    pub fn private(tag: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let t = TempDir::new(tag);
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        t
+    }
 }
 
 impl Drop for TempDir {
@@ -850,6 +858,14 @@ impl SshWorker {
             Vec::<String>::new(),
             "{what}: ssh processes left behind"
         );
+    }
+
+    /// How many logins the worker's sshd has accepted.
+    pub fn logins(&self) -> usize {
+        std::fs::read_to_string(self.path("sshd.log"))
+            .unwrap()
+            .matches("Accepted publickey")
+            .count()
     }
 
     /// DISTCC_AUTO_SSH_COMMAND for the client.
