@@ -239,7 +239,7 @@ fn main() {
     out.push_str(&t.rows);
     let _ = writeln!(
         out,
-        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1 and for row 5, interleaved), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
+        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for row 5, interleaved, and for row 9), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
         uname(),
         started.elapsed().as_secs_f64()
     );

@@ -83,8 +83,9 @@ pub fn run(forwards: &[Forward]) -> ! {
             break;
         }
         if fds[0].revents != 0 {
-            // Nothing is sent to an idle client: any byte, the end, or an
-            // error means the master is gone, and its forwards with it.
+            // The end or an error: the master is gone, and its forwards
+            // with it. (An idle client is sent nothing; a stray byte is
+            // dropped.)
             let mut buf = [0u8; 256];
             match conn.read(&mut buf) {
                 Ok(0) | Err(_) => std::process::exit(0),

@@ -115,7 +115,9 @@ pub(crate) fn connect(
         Ok(mux) => (mux, false),
         Err(MuxError::Io(e)) if Instant::now() < deadline => {
             crate::trace!("{}: no ssh master to reuse ({e})", spec.entry);
-            remove_stale(&files.socket);
+            // Refused: nothing listens (a master that was killed). Closed
+            // after connecting: a master that is ending right now.
+            remove_stale(&files.socket, e.kind() != std::io::ErrorKind::ConnectionRefused);
             // Named in the lock file for `kill --all`.
             let _ = lock.set_len(0);
             let _ = lock.write_all(destination(spec).as_bytes());
@@ -142,7 +144,7 @@ pub(crate) fn connect(
     Ok(Shared { mux, pid, log })
 }
 
-/// What a master is for, as `kill --all` names it: `[USER@]HOST[:PORT]`.
+/// What a master is for, as `kill --all` names it: `[USER@]HOST [port P]`.
 fn destination(spec: &HostSpec) -> String {
     let dest = spec.ssh_destination().unwrap_or_default();
     match spec.transport {
@@ -151,12 +153,11 @@ fn destination(spec: &HostSpec) -> String {
     }
 }
 
-/// A socket file that nothing listens on (a master that was killed): ssh
-/// would not start a master over it.
-fn remove_stale(socket: &Path) {
-    // A master that is ending unlinks its socket itself: give it a moment.
+/// A socket file that no master answers on: ssh would not start a master
+/// over it. One that is `ending` unlinks it itself: give it a moment.
+fn remove_stale(socket: &Path, ending: bool) {
     let until = Instant::now() + Duration::from_millis(100);
-    while socket.exists() && Instant::now() < until {
+    while ending && socket.exists() && Instant::now() < until {
         thread::sleep(Duration::from_millis(5));
     }
     if let Ok(m) = std::fs::symlink_metadata(socket) {
@@ -259,7 +260,7 @@ pub fn stop_all() -> (Vec<String>, Vec<String>) {
         });
         match asked {
             Ok(pid) => ending.push((pid, entry)),
-            Err(MuxError::Io(_)) => remove_stale(&files.socket),
+            Err(MuxError::Io(_)) => remove_stale(&files.socket, false),
             Err(e) => failed.push(format!("ssh master of {entry}: {e}")),
         }
     }
