@@ -117,7 +117,10 @@ pub(crate) fn connect(
             crate::trace!("{}: no ssh master to reuse ({e})", spec.entry);
             // Refused: nothing listens (a master that was killed). Closed
             // after connecting: a master that is ending right now.
-            remove_stale(&files.socket, e.kind() != std::io::ErrorKind::ConnectionRefused);
+            remove_stale(
+                &files.socket,
+                e.kind() != std::io::ErrorKind::ConnectionRefused,
+            );
             // Named in the lock file for `kill --all`.
             let _ = lock.set_len(0);
             let _ = lock.write_all(destination(spec).as_bytes());

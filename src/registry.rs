@@ -113,7 +113,32 @@ pub enum Stopped {
 /// SIGTERM to every group at once, one grace period, SIGKILL to what is
 /// left, then wait (at most a second) until the groups are empty. `reap`
 /// runs while waiting, so that our own children do not linger as zombies.
-pub fn stop_groups(pgids: &[u32], grace: Duration, mut reap: impl FnMut()) -> Vec<Stopped> {
+/// A group's leader's descendants that went into groups of their own
+/// (`sys::escaped_groups`) are stopped with it, and count for its result.
+pub fn stop_groups(pgids: &[u32], grace: Duration, reap: impl FnMut()) -> Vec<Stopped> {
+    // Found before any signal: once a leader is gone, its orphans are
+    // init's and cannot be told from anyone else's.
+    let mut all = pgids.to_vec();
+    let mut owner: Vec<usize> = (0..pgids.len()).collect();
+    for (i, &g) in pgids.iter().enumerate() {
+        for e in sys::escaped_groups(g) {
+            if !all.contains(&e) {
+                all.push(e);
+                owner.push(i);
+            }
+        }
+    }
+    let each = stop_all_groups(&all, grace, reap);
+    let mut result: Vec<Stopped> = each[..pgids.len()].to_vec();
+    for (k, r) in each.into_iter().enumerate().skip(pgids.len()) {
+        if r == Stopped::Survived {
+            result[owner[k]] = Stopped::Survived;
+        }
+    }
+    result
+}
+
+fn stop_all_groups(pgids: &[u32], grace: Duration, mut reap: impl FnMut()) -> Vec<Stopped> {
     let mut result: Vec<Option<Stopped>> = pgids
         .iter()
         .map(|&g| match signal_group(g, libc::SIGTERM) {

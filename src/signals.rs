@@ -138,14 +138,19 @@ pub fn die_of(sig: libc::c_int) -> ! {
 /// Let `cmd` start in a session and process group of its own (the
 /// terminal's signals and hangup do not reach it, and the group is what
 /// we stop), with the signal state of a new process: how every process
-/// that may outlive us is started.
+/// that may outlive us is started. It is also a child subreaper (kept
+/// through exec): what its descendants start and orphan in a session of
+/// its own stays below it, where stopping it finds them (see
+/// `sys::escaped_groups`).
 pub fn own_session(cmd: &mut std::process::Command) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure makes only async-signal-safe calls (setsid, and
-    // those of reset_for_exec), as a child between fork and exec must.
+    // SAFETY: the closure makes only async-signal-safe calls (setsid,
+    // prctl, and those of reset_for_exec), as a child between fork and
+    // exec must.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
             reset_for_exec();
             Ok(())
         })

@@ -83,6 +83,31 @@ fn group_from_leader(pgid: u32) -> Vec<u32> {
     found
 }
 
+/// The process groups, other than `pgid`, of the live descendants of its
+/// leader: where a process of a tunnel went when it made a session or
+/// group of its own (a daemon; the lasting master that a ProxyJump's ssh
+/// starts under `ControlPersist` in the user's ssh_config). The leader is a
+/// child subreaper (`signals::own_session`), so such a process, orphaned,
+/// stays its descendant instead of going to init.
+pub fn escaped_groups(pgid: u32) -> Vec<u32> {
+    let mut groups = Vec::new();
+    let mut todo = children(pgid);
+    let mut seen = HashSet::new();
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(s) = stat(pid).filter(|s| s.state != 'Z') {
+            let g = s.pgrp as u32;
+            if g != pgid && !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        todo.extend(children(pid));
+    }
+    groups
+}
+
 fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return vec![];

@@ -232,6 +232,37 @@ fn everything_ssh_starts_is_stopped_with_it() {
     );
     assert!(r.stderr.contains("stopped ssh tunnel"), "{}", r.show());
     assert_none_left(&w, "", "wrapper");
+
+    // The user's own ssh_config shares connections for ever (ControlMaster
+    // auto, ControlPersist yes) and reaches the worker through a jump
+    // host: our options reach the tunnel's ssh but not the jump's, whose
+    // lasting master leaves ssh's process group and session. It is still
+    // stopped with the tunnel (the tunnel is a child subreaper).
+    let shared = TempDir::private("user-mux");
+    let own = w.dir.path().join("ssh_config_shared");
+    std::fs::write(
+        &own,
+        format!(
+            "Host *\n  ControlMaster auto\n  ControlPath {}/%C\n  ControlPersist yes\n{}",
+            shared.path().display(),
+            std::fs::read_to_string(&cfg).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut c = client(&w, script, "ssh://worker");
+    c.env(
+        "DISTCC_AUTO_SSH_COMMAND",
+        format!("ssh -F {} -o ProxyJump=worker", own.display()),
+    );
+    let r = run_cmd(c);
+    r.expect(0, format_args!(""));
+    assert!(line(&r, "hosts=").contains("127.0.0.1:"), "{}", r.show());
+    // The jump's master names itself by its socket ("ssh: PATH [mux]").
+    assert_none_left(
+        &w,
+        &shared.path().display().to_string(),
+        "ProxyJump under ControlPersist",
+    );
 }
 
 #[test]
