@@ -45,6 +45,12 @@ pub enum Command {
     Hold {
         forwards: Vec<crate::mux::Forward>,
     },
+    /// Internal: start a shared ssh master with this command and be its
+    /// parent until it ends; see `master::keep`.
+    Keep {
+        socket: std::path::PathBuf,
+        ssh: Vec<std::ffi::OsString>,
+    },
 }
 
 /// How `hosts` shows what it found.
@@ -262,6 +268,18 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     .collect::<Result<Vec<_>, _>>()?;
                 command = Some(Command::Hold { forwards });
             }
+            Value(v) if command.is_none() && v == "__keep" => {
+                let mut rest = parser.raw_args()?;
+                let socket = rest.next().map(std::path::PathBuf::from);
+                let dashes = rest.next();
+                let ssh: Vec<std::ffi::OsString> = rest.collect();
+                match (socket, dashes) {
+                    (Some(socket), Some(d)) if d == "--" && !ssh.is_empty() => {
+                        command = Some(Command::Keep { socket, ssh });
+                    }
+                    _ => return Err(usage("__keep: expected SOCKET -- COMMAND...".into())),
+                }
+            }
             Value(v) if command.is_none() && v == "exec" => {
                 // Everything after `exec` is the command, options included.
                 let mut rest: Vec<std::ffi::OsString> = parser.raw_args()?.collect();
@@ -350,6 +368,7 @@ fn name(c: &Command) -> &'static str {
         Command::Help => "help",
         Command::Version => "version",
         Command::Hold { .. } => "__hold",
+        Command::Keep { .. } => "__keep",
     }
 }
 

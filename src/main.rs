@@ -43,6 +43,7 @@ fn run() -> Result<(), Error> {
         } => app::watch(v, format, check, every),
         Command::Kill { all } => app::kill(args.shell, all),
         Command::Hold { forwards } => distcc_auto::hold::run(&forwards),
+        Command::Keep { socket, ssh } => distcc_auto::master::keep(&socket, &ssh),
         Command::Tally { status } => app::tally(v, status),
         Command::Exec { command } => app::exec(v, &command),
         Command::Init { shell } => app::print(match shell {

@@ -17,7 +17,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,7 @@ use crate::fault::Fault;
 use crate::hostspec::{HostSpec, Transport};
 use crate::mux::{Mux, MuxError};
 use crate::tunnel::{self, Ready, Role, SshLog};
-use crate::{registry, rundir, sys};
+use crate::{registry, rundir, signals, sys};
 
 /// A socket's path must fit `sun_path` (108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -124,10 +126,7 @@ pub(crate) fn connect(
             // Named in the lock file for `kill --all`.
             let _ = lock.set_len(0);
             let _ = lock.write_all(destination(spec).as_bytes());
-            start(spec, settings, files, deadline)?;
-            let mux = Mux::connect(&files.socket, deadline)
-                .map_err(|e| Fault::Ssh(format!("the new ssh master does not answer: {e}")))?;
-            (mux, true)
+            (start(spec, settings, files, deadline)?, true)
         }
         Err(e) => return Err(Fault::Ssh(format!("the ssh master does not answer: {e}"))),
     };
@@ -170,13 +169,15 @@ fn remove_stale(socket: &Path, ending: bool) {
     }
 }
 
-/// Log in and leave a master running in the background.
+/// Log in and leave a master running in the background, under a keeper
+/// (`__keep`, see `keep`): started by us, it reaps the master when it
+/// ends, with whatever ssh started beside it. Returns a connection to it.
 fn start(
     spec: &HostSpec,
     settings: &SshSettings,
     files: &Files,
     deadline: Instant,
-) -> Result<(), Fault> {
+) -> Result<Mux, Fault> {
     let log = OpenOptions::new()
         .create(true)
         .write(true)
@@ -191,39 +192,49 @@ fn start(
         log: &files.log,
         persist: settings.persist,
     };
-    let pid = tunnel::spawn_ssh(
-        settings,
-        tunnel::ssh_args(spec, role, settings.timeout),
-        &log,
-    )?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("distcc-auto")
+        .arg("__keep")
+        .arg(&files.socket)
+        .arg("--")
+        .args(tunnel::ssh_command_line(
+            settings,
+            tunnel::ssh_args(spec, role, settings.timeout),
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let keeper = registry::spawn(signals::own_session(&mut cmd))
+        .map_err(|e| Fault::Io(format!("cannot start the keeper of an ssh master: {e}")))?;
     let log = SshLog::whole(
         File::open(&files.log).map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?,
     );
     let mut pause = Duration::from_millis(1);
     loop {
-        let exited = registry::try_wait(pid);
+        // The master listens once logged in.
+        if let Ok(mux) = Mux::connect(&files.socket, deadline) {
+            registry::release(keeper);
+            return Ok(mux);
+        }
+        let exited = registry::try_wait(keeper);
         let words = log.last_words();
-        match exited {
-            Some(status) if status.success() => return Ok(()),
-            Some(status) => {
-                return Err(Fault::Ssh(
-                    match tunnel::why_it_exited(&words, status, &[]) {
-                        Ready::Failed(why) | Ready::PortTaken(why) => why,
-                    },
-                ));
-            }
-            None => {}
+        if let Some(status) = exited {
+            return Err(Fault::Ssh(
+                match tunnel::why_it_exited(&words, status, &[]) {
+                    Ready::Failed(why) | Ready::PortTaken(why) => why,
+                },
+            ));
         }
         // ssh that cannot make the socket goes on as a plain connection
         // that would never exit: no master.
         if words.contains("disabling multiplexing") {
-            registry::stop(pid);
+            registry::stop(keeper);
             return Err(Fault::Ssh(format!("ssh could not start a master: {words}")));
         }
         if Instant::now() >= deadline {
-            // Before it forked the master, this stops the login; after,
-            // the master ends by itself once unused for the persist time.
-            registry::stop(pid);
+            // The keeper's group and everything that left it: the login,
+            // and a master that came up just now.
+            registry::stop(keeper);
             return Err(Fault::Ssh(if words.is_empty() {
                 "ssh login not done in time".into()
             } else {
@@ -233,6 +244,102 @@ fn start(
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
     }
+}
+
+/// `__keep SOCKET -- SSH...`: run the ssh that logs in and forks the
+/// master (in a process group of its own), then wait as the master's
+/// parent: ssh's ControlPersist detaching orphans the master, and this
+/// process, a child subreaper, adopts it (as it adopts the lasting master
+/// that a ProxyJump's ssh may start under the user's own ControlPersist).
+/// When the master ends (its persist time, `kill --all`, the worker gone)
+/// or this process is told to stop, everything below it is stopped and
+/// reaped, and it exits: nothing ssh started outlives the master.
+pub fn keep(socket: &Path, ssh: &[std::ffi::OsString]) -> ! {
+    // SAFETY: closes descriptors 3 and up, none of which this process
+    // uses (stderr, the master's log, stays).
+    unsafe { libc::close_range(3, u32::MAX, 0) };
+    let mut sigs = signals::STOPPING.to_vec();
+    sigs.push(libc::SIGCHLD);
+    let set = signals::mask(&sigs);
+    // SAFETY: blocks these signals in this, the only, thread, so that they
+    // queue for the signalfd (SIGCHLD included: children are reaped there).
+    let sfd = unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
+    };
+    let Some((program, args)) = ssh.split_first().filter(|_| sfd >= 0) else {
+        std::process::exit(2);
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let login = match signals::own_group(&mut cmd).spawn() {
+        Ok(child) => child.id(),
+        Err(e) => {
+            crate::say(&format!("cannot run {}: {e}", program.to_string_lossy()));
+            std::process::exit(127);
+        }
+    };
+    // It may live long: it must not keep the caller's directory busy.
+    let _ = std::env::set_current_dir("/");
+    let mut master = None;
+    loop {
+        // SAFETY: reads one signalfd_siginfo into a local buffer.
+        let got = unsafe {
+            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+            let n = libc::read(
+                sfd,
+                std::ptr::addr_of_mut!(info).cast(),
+                std::mem::size_of::<libc::signalfd_siginfo>(),
+            );
+            (n > 0).then_some(info.ssi_signo as libc::c_int)
+        };
+        match got {
+            Some(libc::SIGCHLD) => {}
+            Some(_) => end_everything(0),
+            None => continue,
+        }
+        while let Some((pid, code)) = reap_one() {
+            if pid == login {
+                if code != 0 {
+                    end_everything(code);
+                }
+                let asked = Mux::connect(socket, Instant::now() + Duration::from_secs(2))
+                    .and_then(|mut m| m.alive());
+                match asked {
+                    Ok(p) => master = Some(p),
+                    Err(e) => {
+                        crate::say(&format!("ssh exited without starting a master: {e}"));
+                        end_everything(1);
+                    }
+                }
+            } else if Some(pid) == master {
+                end_everything(0);
+            }
+        }
+    }
+}
+
+/// Reap one exited child: its PID and exit code (128 + N for signal N).
+fn reap_one() -> Option<(u32, i32)> {
+    let mut status = 0;
+    // SAFETY: waitpid fills a local status; WNOHANG never blocks.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Some((pid as u32, code))
+}
+
+/// Stop and reap everything below this process, then exit with `code`.
+fn end_everything(code: i32) -> ! {
+    let groups = sys::escaped_groups(std::process::id());
+    registry::stop_groups(&groups, registry::GRACE, || while reap_one().is_some() {});
+    std::process::exit(code)
 }
 
 /// `kill --all`: end every master of this user's now. Returns what was

@@ -60,6 +60,16 @@ pub fn try_wait(pid: u32) -> Option<ExitStatus> {
     Some(status)
 }
 
+/// Let a registered process go on without us: it is neither stopped nor
+/// waited for when the run ends (a persistent master's keeper).
+pub fn release(pid: u32) {
+    let mut r = lock();
+    if let Some(i) = r.children.iter().position(|c| c.id() == pid) {
+        // Dropping a Child neither signals nor waits.
+        drop(r.children.remove(i));
+    }
+}
+
 /// Stop one tunnel of ours (one that failed, or whose worker is not used)
 /// with its whole group, reap it and forget it.
 pub fn stop(pid: u32) {

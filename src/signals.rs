@@ -157,6 +157,20 @@ pub fn own_session(cmd: &mut std::process::Command) -> &mut std::process::Comman
     }
 }
 
+/// Let `cmd` start in a process group of its own (in our session), with
+/// the signal state of a new process.
+pub fn own_group(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setpgid and reset_for_exec are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpgid(0, 0);
+            reset_for_exec();
+            Ok(())
+        })
+    }
+}
+
 /// In a child before exec: the signal state of a new process. Our threads
 /// block the three signals, Rust ignores SIGPIPE, and the user's shell may
 /// have started us with signals ignored (`trap '' TERM`, nohup); all of

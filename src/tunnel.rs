@@ -204,19 +204,26 @@ pub fn ssh_args(spec: &HostSpec, role: Role, timeout: Duration) -> Vec<String> {
     args
 }
 
-/// `sh -c 'exec CMD "$@"' ARGS`: the user's ssh command with our arguments,
-/// started in a session and process group of its own, stdin and stdout on
-/// /dev/null, stderr into `log`; registered.
-pub(crate) fn spawn_ssh(
-    settings: &SshSettings,
-    args: Vec<String>,
-    log: &File,
-) -> Result<u32, Fault> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(format!("exec {} \"$@\"", settings.command))
-        .arg(SH_NAME)
-        .args(args)
+/// `/bin/sh -c 'exec CMD "$@"' NAME ARGS...`: how the user's ssh command
+/// runs with our arguments (so that it may hold options and quotes).
+pub(crate) fn ssh_command_line(settings: &SshSettings, args: Vec<String>) -> Vec<String> {
+    let mut line = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        format!("exec {} \"$@\"", settings.command),
+        SH_NAME.into(),
+    ];
+    line.extend(args);
+    line
+}
+
+/// Start the user's ssh command with `args` in a session and process
+/// group of its own, stdin and stdout on /dev/null, stderr into `log`;
+/// registered.
+fn spawn_ssh(settings: &SshSettings, args: Vec<String>, log: &File) -> Result<u32, Fault> {
+    let line = ssh_command_line(settings, args);
+    let mut cmd = Command::new(&line[0]);
+    cmd.args(&line[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log.try_clone().map_err(|e| Fault::Io(e.to_string()))?);

@@ -206,8 +206,23 @@ fn in_shell(
 /// The `distcc-auto __hold` processes started with this private
 /// directory (other tests' are not ours to count).
 fn holders(rt: &TempDir) -> Vec<String> {
+    ours(rt, "distcc-auto __hold")
+}
+
+/// The worker's ssh masters (their keepers' command lines hold the same
+/// config path).
+fn masters(w: &SshWorker) -> Vec<String> {
+    w.ssh_processes()
+        .into_iter()
+        .filter(|l| l.contains(" ssh ") && l.contains(" -M -S ") && !l.contains("__keep"))
+        .collect()
+}
+
+/// The processes whose command line holds `needle` and which were started
+/// with this private directory.
+fn ours(rt: &TempDir, needle: &str) -> Vec<String> {
     let mark = format!("XDG_RUNTIME_DIR={}", rt.path().display());
-    processes("distcc-auto __hold")
+    processes(needle)
         .into_iter()
         .filter(|l| {
             let pid = l.split_whitespace().next().unwrap_or("0");
@@ -243,13 +258,18 @@ fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() 
         // One login for both builds.
         assert_eq!(w.logins() - first_login, 1, "build {round}: {}", r.show());
         // Between builds: the master waits, the build's holder is gone.
-        assert_eq!(w.ssh_processes().len(), 1, "build {round}: the master");
+        assert_eq!(masters(&w).len(), 1, "build {round}: the master");
         assert_eq!(holders(&rt), Vec::<String>::new(), "build {round}");
     }
     // Nothing survives the persist time (3 s) after the last use; the
     // check allows 3 s more for OpenSSH's one-second timer and this VM.
     std::thread::sleep(Duration::from_secs(3));
     w.assert_no_ssh_left("3 s after the last build, with DISTCC_AUTO_SSH_PERSIST=3");
+    assert_eq!(
+        ours(&rt, "distcc-auto __"),
+        Vec::<String>::new(),
+        "keeper or holder left"
+    );
     let left = std::fs::read_dir(rt.path().join("distcc-auto"))
         .unwrap()
         .flatten()
@@ -314,7 +334,8 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(w.logins() - before, 2, "one login per master, not per run");
-    assert_eq!(w.ssh_processes().len(), 2, "two masters");
+    assert_eq!(masters(&w).len(), 2, "two masters");
+    assert_eq!(ours(&rt, "distcc-auto __keep").len(), 2, "a keeper each");
     assert_eq!(holders(&rt).len(), 4, "a holder per worker per run");
 
     // `kill` of the first run: its holders end and its ports close; the
@@ -347,7 +368,7 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
     r.expect(0, format_args!(""));
     assert!(!connects(&port(&env0)), "run 1's forward cancelled");
     assert!(connects(&port(&env1)), "run 2's forward kept");
-    assert_eq!(w.ssh_processes().len(), 2, "the masters stay");
+    assert_eq!(masters(&w).len(), 2, "the masters stay");
     assert_eq!(holders(&rt).len(), 2);
 
     // `kill --all`: every master now, and with them the second run's
@@ -361,26 +382,24 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
         r.show()
     );
     assert!(r.stderr.contains("of root@worker"), "{}", r.show());
-    assert_eq!(
-        w.ssh_processes(),
-        Vec::<String>::new(),
-        "at once, not after 60 s"
-    );
-    wait_for(3, "the holders to see their master go", || {
-        holders(&rt).is_empty()
+    assert_eq!(masters(&w), Vec::<String>::new(), "at once, not after 60 s");
+    wait_for(3, "the holders and keepers to see their master go", || {
+        ours(&rt, "distcc-auto __").is_empty()
     });
 
     // A master killed outright leaves a socket nothing listens on: the
     // next run starts a new one.
     let r = run_cmd(persisting(&w, &rt, "60", "ssh://worker", "distcc-auto env"));
     r.expect(0, format_args!(""));
-    for line in w.ssh_processes() {
+    for line in masters(&w) {
         let pid: i32 = line.split_whitespace().next().unwrap().parse().unwrap();
         signal(pid, libc::SIGKILL);
     }
-    wait_for(3, "the holder to see its master killed", || {
-        holders(&rt).is_empty()
-    });
+    wait_for(
+        3,
+        "the holder and keeper to see their master killed",
+        || ours(&rt, "distcc-auto __").is_empty(),
+    );
     let r = run_cmd(persisting(
         &w,
         &rt,
@@ -399,6 +418,57 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
     ));
     r.expect(0, format_args!(""));
     w.assert_no_ssh_left("kill --all");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_jump_hosts_own_lasting_master_ends_with_ours() {
+    need_netns!("a_jump_hosts_own_lasting_master_ends_with_ours");
+    let w = SshWorker::start();
+    let rt = TempDir::private("runtime");
+    // The user's ssh_config shares connections for ever (ControlMaster
+    // auto, ControlPersist yes), and the worker is reached through a jump
+    // host: the jump's ssh gets none of our options and leaves a lasting
+    // master of its own, outside every process group of ours.
+    let shared = TempDir::private("user-mux");
+    let own = w.dir.path().join("ssh_config_shared");
+    std::fs::write(
+        &own,
+        format!(
+            "Host *\n  ControlMaster auto\n  ControlPath {}/%C\n  ControlPersist yes\n  \
+             StrictHostKeyChecking accept-new\n{}",
+            shared.path().display(),
+            std::fs::read_to_string(w.path("ssh_config")).unwrap()
+        ),
+    )
+    .unwrap();
+    let script = "eval \"$(distcc-auto env)\" || exit; echo \"hosts=$DISTCC_HOSTS\"; \
+                  eval \"$(distcc-auto kill)\"";
+    let mut c = persisting(&w, &rt, "2", "ssh://worker", script);
+    c.env(
+        "DISTCC_AUTO_SSH_COMMAND",
+        format!("ssh -F {} -o ProxyJump=worker", own.display()),
+    );
+    let r = run_cmd(c);
+    r.expect(0, format_args!(""));
+    assert!(
+        r.stdout.starts_with("hosts=") && r.stdout.contains(" 127.0.0.1:"),
+        "{}",
+        r.show()
+    );
+    let jump_master = shared.path().display().to_string();
+    assert_eq!(
+        processes(&jump_master).len(),
+        1,
+        "the jump's own master runs"
+    );
+    // Our master's persist time (2 s) after the run: everything ssh
+    // started for it is gone, the jump's master included.
+    std::thread::sleep(Duration::from_secs(2));
+    w.assert_no_ssh_left("2 s after the run");
+    wait_for(3, "the jump's lasting master to end with ours", || {
+        processes(&jump_master).is_empty() && ours(&rt, "distcc-auto __").is_empty()
+    });
 }
 
 #[test]
