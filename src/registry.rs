@@ -23,11 +23,15 @@ struct Registry {
     /// Set once the run is ending: no new tunnel may start.
     closed: bool,
     children: Vec<Child>,
+    /// Children that go on without us (`release`): never stopped, but
+    /// reaped when they end while we still run (a long `hosts --watch`).
+    released: Vec<Child>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     closed: false,
     children: Vec::new(),
+    released: Vec::new(),
 });
 
 fn lock() -> std::sync::MutexGuard<'static, Registry> {
@@ -43,6 +47,7 @@ pub fn spawn(cmd: &mut Command) -> Result<u32, std::io::Error> {
             "interrupted before the tunnel started",
         ));
     }
+    r.released.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
     let child = cmd.spawn()?;
     let pid = child.id();
     r.children.push(child);
@@ -60,13 +65,13 @@ pub fn try_wait(pid: u32) -> Option<ExitStatus> {
     Some(status)
 }
 
-/// Let a registered process go on without us: it is neither stopped nor
-/// waited for when the run ends (a persistent master's keeper).
+/// Let a registered process go on without us: it is not stopped when the
+/// run ends (a persistent master's keeper).
 pub fn release(pid: u32) {
     let mut r = lock();
     if let Some(i) = r.children.iter().position(|c| c.id() == pid) {
-        // Dropping a Child neither signals nor waits.
-        drop(r.children.remove(i));
+        let child = r.children.remove(i);
+        r.released.push(child);
     }
 }
 
