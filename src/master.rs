@@ -178,12 +178,14 @@ fn start(
     files: &Files,
     deadline: Instant,
 ) -> Result<Mux, Fault> {
+    // Appended to by ssh's -E and by every process's stderr alike, so that
+    // none writes over another; emptied for the new master.
     let log = OpenOptions::new()
         .create(true)
-        .write(true)
-        .truncate(true)
+        .append(true)
         .mode(0o600)
         .open(&files.log)
+        .and_then(|f| f.set_len(0).map(|()| f))
         .map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?;
     // ssh expands `%` tokens in the path it is given: `%%` is a `%`.
     let socket = PathBuf::from(files.socket.to_string_lossy().replace('%', "%%"));
