@@ -239,20 +239,10 @@ fn everything_ssh_starts_is_stopped_with_it() {
     // lasting master leaves ssh's process group and session. It is still
     // stopped with the tunnel (the tunnel is a child subreaper).
     let shared = TempDir::private("user-mux");
-    let own = w.dir.path().join("ssh_config_shared");
-    std::fs::write(
-        &own,
-        format!(
-            "Host *\n  ControlMaster auto\n  ControlPath {}/%C\n  ControlPersist yes\n{}",
-            shared.path().display(),
-            std::fs::read_to_string(&cfg).unwrap()
-        ),
-    )
-    .unwrap();
     let mut c = client(&w, script, "ssh://worker");
     c.env(
         "DISTCC_AUTO_SSH_COMMAND",
-        format!("ssh -F {} -o ProxyJump=worker", own.display()),
+        w.jump_with_lasting_masters(shared.path()),
     );
     let r = run_cmd(c);
     r.expect(0, format_args!(""));

@@ -431,23 +431,12 @@ fn a_jump_hosts_own_lasting_master_ends_with_ours() {
     // host: the jump's ssh gets none of our options and leaves a lasting
     // master of its own, outside every process group of ours.
     let shared = TempDir::private("user-mux");
-    let own = w.dir.path().join("ssh_config_shared");
-    std::fs::write(
-        &own,
-        format!(
-            "Host *\n  ControlMaster auto\n  ControlPath {}/%C\n  ControlPersist yes\n  \
-             StrictHostKeyChecking accept-new\n{}",
-            shared.path().display(),
-            std::fs::read_to_string(w.path("ssh_config")).unwrap()
-        ),
-    )
-    .unwrap();
     let script = "eval \"$(distcc-auto env)\" || exit; echo \"hosts=$DISTCC_HOSTS\"; \
                   eval \"$(distcc-auto kill)\"";
     let mut c = persisting(&w, &rt, "2", "ssh://worker", script);
     c.env(
         "DISTCC_AUTO_SSH_COMMAND",
-        format!("ssh -F {} -o ProxyJump=worker", own.display()),
+        w.jump_with_lasting_masters(shared.path()),
     );
     let r = run_cmd(c);
     r.expect(0, format_args!(""));

@@ -868,6 +868,26 @@ impl SshWorker {
             .count()
     }
 
+    /// An ssh_config of a user who shares connections for ever
+    /// (`ControlMaster auto`, `ControlPersist yes`, sockets in `sockets`)
+    /// on top of this worker's, and DISTCC_AUTO_SSH_COMMAND that reaches
+    /// the worker through itself as a jump host with it. The jump's ssh
+    /// gets none of distcc-auto's options (hence `accept-new` here).
+    pub fn jump_with_lasting_masters(&self, sockets: &Path) -> String {
+        let own = self.dir.path().join("ssh_config_shared");
+        std::fs::write(
+            &own,
+            format!(
+                "Host *\n  ControlMaster auto\n  ControlPath {}/%C\n  ControlPersist yes\n  \
+                 StrictHostKeyChecking accept-new\n{}",
+                sockets.display(),
+                std::fs::read_to_string(self.path("ssh_config")).unwrap()
+            ),
+        )
+        .unwrap();
+        format!("ssh -F {} -o ProxyJump=worker", own.display())
+    }
+
     /// DISTCC_AUTO_SSH_COMMAND for the client.
     pub fn ssh_command(&self) -> String {
         format!("ssh -F {}/ssh_config", self.dir.path().display())
