@@ -478,6 +478,22 @@ mod tests {
         );
         assert!(p(&["env", "--all"]).is_err());
         assert!(p(&["__hold", "1:2", "x"]).is_err());
+        assert_eq!(
+            p(&["__keep", "/d/ssh-1", "--", "/bin/sh", "-c", "x"])
+                .unwrap()
+                .command,
+            Command::Keep {
+                socket: "/d/ssh-1".into(),
+                ssh: vec!["/bin/sh".into(), "-c".into(), "x".into()]
+            }
+        );
+        for bad in [
+            &["__keep", "/d/ssh-1"][..],
+            &["__keep", "/d/ssh-1", "--"],
+            &["__keep", "/s", "ssh"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(p(&["env", "--shell", "fish"]).unwrap().shell, Shell::Fish);
         assert_eq!(
             p(&["init", "zsh"]).unwrap().command,

@@ -2,17 +2,17 @@
 //! master connection per ssh worker, shared by every run of this user's
 //! within the persist time, so that only the first run logs in.
 //!
-//! A master is `ssh -N -M -S SOCKET -o ControlPersist=SECONDS`: once
-//! logged in, ssh forks it into the background (a session of its own)
-//! and the process we started exits, which is how we learn that the login
-//! worked. Its control socket and log live in the private directory
-//! (`rundir`), named by a hash of what makes two masters different: the
-//! ssh command, the destination, the ssh port and the persist time (a
-//! master keeps the persist time it started with, so a new value gets a
-//! new master). A lock file beside the socket makes concurrent runs start
-//! one master, not one each. OpenSSH ends a master SECONDS after its last
-//! use: no control connection (a holder, see `hold`) and no forwarded
-//! connection open.
+//! A master is `ssh -N -M -S SOCKET -o ControlPersist=SECONDSs`, started
+//! by a keeper (`__keep`, see `keep`) that becomes its parent once ssh
+//! forks it into the background, and ends with it. The login worked when
+//! the socket answers. The socket and the master's log live in the
+//! private directory (`rundir`), named by a hash of what makes two masters
+//! different: the ssh command, the destination, the ssh port and the
+//! persist time (a master keeps the persist time it started with, so a
+//! new value gets a new master). A lock file beside the socket makes
+//! concurrent runs start one master, not one each. OpenSSH ends a master
+//! SECONDS after its last use: no control connection (a holder, see
+//! `hold`) and no forwarded connection open.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
