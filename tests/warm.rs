@@ -461,6 +461,74 @@ fn a_jump_hosts_own_lasting_master_ends_with_ours() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
+fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
+    need_netns!("a_watch_holds_the_master_and_the_next_build_reuses_it");
+    let w = SshWorker::start();
+    let rt = TempDir::private("runtime");
+    let before = w.logins();
+    let t = TempDir::new("watch");
+    let out = t.path().join("out");
+    let mut c = persisting(
+        &w,
+        &rt,
+        "30",
+        "ssh://worker",
+        "exec distcc-auto hosts --watch 2",
+    );
+    c.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(15, "two rounds", || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .matches("distcc-auto hosts --watch:")
+            .count()
+            >= 2
+    });
+    assert_eq!(holders(&rt).len(), 1, "one holder for the whole watch");
+    assert_eq!(masters(&w).len(), 1);
+    assert_eq!(w.logins() - before, 1);
+    signal(child.id() as i32, libc::SIGINT);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    wait_for(3, "the watch's holder to end", || holders(&rt).is_empty());
+    assert_eq!(
+        masters(&w).len(),
+        1,
+        "the master stays for its persist time"
+    );
+
+    // The build after the watch logs in no more.
+    let src = demo_copy("after-watch");
+    let compiled = w.compile_ok(3633);
+    let mut c = persisting(&w, &rt, "30", "ssh://worker", "distcc_build make");
+    c.current_dir(src.path())
+        .env("DISTCC_DIR", src.path().join(".distcc"));
+    run_cmd(c).expect(0, format_args!(""));
+    assert_eq!(w.compiled(3633, compiled, 4), 4);
+    assert_eq!(
+        w.logins() - before,
+        1,
+        "one login for the watch and the build"
+    );
+    run_cmd(persisting(
+        &w,
+        &rt,
+        "30",
+        "ssh://worker",
+        "distcc-auto kill --all",
+    ))
+    .expect(0, format_args!(""));
+    w.assert_no_ssh_left("kill --all");
+}
+
+#[test]
 fn persistence_names_what_is_wrong_with_its_directory_and_command() {
     // The user's own ControlPersist could outlive ours: refused.
     let r = run(
