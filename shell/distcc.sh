@@ -17,6 +17,13 @@
 # runs in a subshell of its own, with the user's options and without any
 # variable of ours, so that it can neither see nor break the cleanup.
 
+# Sourced by a relative path: source it again by its absolute one, so that
+# distcc_build still finds distcc-auto beside this file after a `cd`.
+if [[ ${BASH_SOURCE[0]} != /* ]]; then
+    \builtin source "$PWD/${BASH_SOURCE[0]}"
+    \builtin return
+fi
+
 distcc_build() {
     if [[ $# -eq 0 ]]; then
         \builtin printf '%s\n' "distcc_build: usage: distcc_build BUILD-COMMAND [ARGS...]" >&2

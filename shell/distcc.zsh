@@ -9,6 +9,13 @@
 # a subshell of its own with the user's options restored, and without any
 # variable of ours, so that it can neither see nor break the cleanup.
 
+# Sourced by a relative path: source it again by its absolute one, so that
+# distcc_build still finds distcc-auto beside this file after a `cd`.
+if [[ ${(%):-%x} != /* ]]; then
+    \builtin source "$PWD/${(%):-%x}"
+    \builtin return
+fi
+
 distcc_build() {
     # The user's options, taken before ours replace them ([@]: right under
     # ksh_arrays too).

@@ -46,10 +46,6 @@ fn run() -> Result<(), Error> {
         Command::Keep { socket, ssh } => distcc_auto::master::keep(&socket, &ssh),
         Command::Tally { status } => app::tally(v, status),
         Command::Exec { command } => app::exec(v, &command),
-        Command::Init { shell } => app::print(match shell {
-            "bash" => include_str!("../shell/distcc.sh"),
-            "zsh" => include_str!("../shell/distcc.zsh"),
-            _ => include_str!("../shell/distcc.fish"),
-        }),
+        Command::Init { shell } => app::init(shell),
     }
 }

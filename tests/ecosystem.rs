@@ -406,6 +406,31 @@ fn init_prints_a_file_that_defines_distcc_build() {
         let r = run_cmd(c);
         assert!(r.stdout.contains("function"), "{sh}: {}", r.show());
     }
+    // The same in a file of the user's that is sourced by a relative path:
+    // the eval'd text must not take that file for its own (and run it again).
+    for (sh, file) in [("bash", "rc.bash"), ("zsh", "rc.zsh")] {
+        let dir = TempDir::new("init-rc");
+        std::fs::write(
+            dir.path().join(file),
+            format!(
+                "echo ran >> count\neval \"$({BIN} init {sh})\"\n\
+                 whence -w distcc_build 2>/dev/null || type -t distcc_build\n"
+            ),
+        )
+        .unwrap();
+        let mut c = Command::new(sh);
+        c.args(if sh == "zsh" {
+            ["-f", "-c"]
+        } else {
+            ["--norc", "-c"]
+        })
+        .arg(format!(". ./{file}"))
+        .current_dir(dir.path());
+        let r = run_cmd(c);
+        assert!(r.stdout.contains("function"), "{sh}: {}", r.show());
+        let count = std::fs::read_to_string(dir.path().join("count")).unwrap();
+        assert_eq!(count, "ran\n", "{sh}: the user's file ran once");
+    }
 }
 
 #[test]

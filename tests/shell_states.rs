@@ -206,16 +206,24 @@ fn relative_install_and_relative_path_survive_a_cd() {
         } else {
             "distcc.zsh"
         };
-        for (how, rel_file, path) in [
+        for (how, rel_file, path, after) in [
             (
                 "sourced by a relative path",
                 format!("./share/distcc-auto/{file}"),
                 "/usr/bin:/bin".to_string(),
+                "",
+            ),
+            (
+                "sourced by a relative path, then a cd before the build",
+                format!("./share/distcc-auto/{file}"),
+                "/usr/bin:/bin".to_string(),
+                "cd /",
             ),
             (
                 "a relative PATH entry",
                 format!("./share/distcc-auto/{file}"),
                 "bin:/usr/bin:/bin".to_string(),
+                "",
             ),
         ] {
             let out = TempDir::new("rel");
@@ -223,7 +231,7 @@ fn relative_install_and_relative_path_survive_a_cd() {
             let s = State {
                 name: how,
                 before: "",
-                after: "",
+                after,
                 build: cd_build,
             };
             let script = script(&s, &rel_file, &o);
