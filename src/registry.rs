@@ -208,3 +208,44 @@ fn signal_group(pgid: u32, sig: libc::c_int) -> Result<(), libc::c_int> {
             .unwrap_or(libc::ESRCH))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    #[test]
+    fn what_leaves_the_group_for_a_session_of_its_own_is_stopped_with_it() {
+        // A tunnel whose child starts a daemon: a process in a new session,
+        // orphaned at once (its parent, the subshell, exits).
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "(setsid sleep 300 & echo $!); exec sleep 300"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        crate::signals::own_session(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let leader = child.id();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let daemon: u32 = line.trim().parse().unwrap();
+        // The leader is a child subreaper: the orphan becomes its child, in
+        // a group that is not the leader's.
+        let until = Instant::now() + Duration::from_secs(5);
+        while sys::escaped_groups(leader) != vec![daemon] && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(sys::escaped_groups(leader), vec![daemon]);
+        let result = stop_groups(&[leader], GRACE, || {
+            let _ = child.try_wait();
+        });
+        assert_eq!(result, vec![Stopped::Ended]);
+        let _ = child.wait();
+        assert!(
+            !sys::alive(daemon),
+            "the daemon was stopped with the tunnel"
+        );
+    }
+}
