@@ -194,8 +194,9 @@ fn everything_ssh_starts_is_stopped_with_it() {
     need_netns!("everything_ssh_starts_is_stopped_with_it");
     let w = SshWorker::start();
     let cfg = w.path("ssh_config");
-    // A ProxyCommand that is slow to connect, stopped before login.
-    let slow = format!("ssh -F {cfg} -o ProxyCommand='sleep 30.25'");
+    // A ProxyCommand that is slow to connect, stopped before login (ssh
+    // itself would wait 30 s: the user's ConnectTimeout comes first).
+    let slow = format!("ssh -F {cfg} -o ConnectTimeout=30 -o ProxyCommand='sleep 30.25'");
     let mut c = client(&w, "distcc-auto hosts", "ssh://worker");
     c.env("DISTCC_AUTO_SSH_COMMAND", &slow)
         .env("DISTCC_AUTO_SSH_TIMEOUT", "1")

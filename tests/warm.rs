@@ -529,6 +529,37 @@ fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
+fn a_master_login_past_the_deadline_leaves_nothing() {
+    need_netns!("a_master_login_past_the_deadline_leaves_nothing");
+    let w = SshWorker::start();
+    let rt = TempDir::private("runtime");
+    // A ProxyCommand that never connects, and an ssh that would wait 30 s
+    // for it (the user's ConnectTimeout comes first and wins): the keeper,
+    // its login and the proxy are stopped at our 1 s deadline, and no
+    // master is left.
+    let slow = format!(
+        "{} -o ConnectTimeout=30 -o ProxyCommand='sleep 30.75'",
+        w.ssh_command()
+    );
+    let mut c = persisting(&w, &rt, "30", "ssh://worker", "distcc-auto hosts");
+    c.env("DISTCC_AUTO_SSH_COMMAND", &slow)
+        .env("DISTCC_AUTO_SSH_TIMEOUT", "1")
+        .env("DISTCC_AUTO_TIMEOUT", "1");
+    let r = run_cmd(c);
+    let row = r.row("ssh://worker");
+    assert!(
+        row.contains(" down ") && row.contains("(starting the ssh tunnel)"),
+        "{}",
+        r.show()
+    );
+    wait_for(3, "nothing of the login left", || {
+        processes("sleep 30.75").is_empty() && ours(&rt, "distcc-auto __").is_empty()
+    });
+    w.assert_no_ssh_left("a login past the deadline");
+}
+
+#[test]
 fn persistence_names_what_is_wrong_with_its_directory_and_command() {
     // The user's own ControlPersist could outlive ours: refused.
     let r = run(
