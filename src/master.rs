@@ -305,9 +305,7 @@ pub fn keep(socket: &Path, ssh: &[std::ffi::OsString]) -> ! {
                 if code != 0 {
                     end_everything(code);
                 }
-                let asked = Mux::connect(socket, Instant::now() + Duration::from_secs(2))
-                    .and_then(|mut m| m.alive());
-                match asked {
+                match master_pid(socket) {
                     Ok(p) => master = Some(p),
                     Err(e) => {
                         crate::say(&format!("ssh exited without starting a master: {e}"));
@@ -318,6 +316,20 @@ pub fn keep(socket: &Path, ssh: &[std::ffi::OsString]) -> ! {
                 end_everything(0);
             }
         }
+    }
+}
+
+/// The master's PID, as it says on its socket. It answered ssh's own
+/// client just now; a machine under load gets a few tries, since giving up
+/// stops the master.
+fn master_pid(socket: &Path) -> Result<u32, MuxError> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let asked = Mux::connect(socket, until).and_then(|mut m| m.alive());
+        if asked.is_ok() || Instant::now() >= until {
+            return asked;
+        }
+        thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -300,11 +300,25 @@ fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
         .env("DISTCC_AUTO_APPEND_JOBS", "0");
     let r = run_cmd(c);
     r.expect(0, format_args!(""));
+    let logs = || {
+        let dir = rt.path().join("distcc-auto");
+        let master: String = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let distccd = std::fs::read_to_string(w.path("distccd-3632.log")).unwrap_or_default();
+        format!("master's log:\n{master}\nworker's distccd:\n{distccd}")
+    };
     assert_eq!(
         w.compiled(3633, before, 2),
         2,
-        "both compiles remote\n{}",
-        r.show()
+        "both compiles remote\n{}\n{}",
+        r.show(),
+        logs()
     );
     w.assert_no_ssh_left("1 s after the build");
 }
