@@ -203,6 +203,18 @@ fn in_shell(
     c
 }
 
+/// `c` (a shell that runs `distcc_build make`) in a fresh copy of demo/,
+/// and how many of its 4 compiles the worker's distccd did.
+fn build_demo(w: &SshWorker, mut c: Command) -> (Run, u64) {
+    let src = demo_copy("build");
+    let before = w.compile_ok(3633);
+    c.current_dir(src.path())
+        .env("DISTCC_DIR", src.path().join(".distcc"));
+    let r = run_cmd(c);
+    let remote = w.compiled(3633, before, 4);
+    (r, remote)
+}
+
 /// The `distcc-auto __hold` processes started with this private
 /// directory (other tests' are not ours to count).
 fn holders(rt: &TempDir) -> Vec<String> {
@@ -242,15 +254,11 @@ fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() 
     // The second build in the other shell: the master is the user's, not
     // the shell's.
     for (round, sh) in [(1, "bash"), (2, "zsh")] {
-        let src = demo_copy("persist");
-        let before = w.compile_ok(3633);
-        let mut c = in_shell(sh, &w, &rt, "3", "ssh://worker", "distcc_build make");
-        c.current_dir(src.path())
-            .env("DISTCC_DIR", src.path().join(".distcc"));
-        let r = run_cmd(c);
+        let c = in_shell(sh, &w, &rt, "3", "ssh://worker", "distcc_build make");
+        let (r, remote) = build_demo(&w, c);
         r.expect(0, format_args!("build {round}: "));
         assert_eq!(
-            w.compiled(3633, before, 4),
+            remote,
             4,
             "build {round} compiled through the master\n{}",
             r.show()
@@ -519,13 +527,10 @@ fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
     );
 
     // The build after the watch logs in no more.
-    let src = demo_copy("after-watch");
-    let compiled = w.compile_ok(3633);
-    let mut c = persisting(&w, &rt, "30", "ssh://worker", "distcc_build make");
-    c.current_dir(src.path())
-        .env("DISTCC_DIR", src.path().join(".distcc"));
-    run_cmd(c).expect(0, format_args!(""));
-    assert_eq!(w.compiled(3633, compiled, 4), 4);
+    let c = persisting(&w, &rt, "30", "ssh://worker", "distcc_build make");
+    let (r, remote) = build_demo(&w, c);
+    r.expect(0, format_args!(""));
+    assert_eq!(remote, 4, "{}", r.show());
     assert_eq!(
         w.logins() - before,
         1,
