@@ -16,8 +16,7 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::mux::{Forward, Mux};
@@ -26,10 +25,8 @@ use crate::{registry, signals};
 /// Start the holder of `forwards`, handing it `mux`'s connection.
 pub fn spawn(mux: &Mux, forwards: &[Forward]) -> std::io::Result<u32> {
     let conn = mux.try_clone_stream()?;
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg0("distcc-auto")
-        .arg("__hold")
-        .args(forwards.iter().map(Forward::render))
+    let mut cmd = crate::sys::ourselves("__hold");
+    cmd.args(forwards.iter().map(Forward::render))
         .stdin(Stdio::from(OwnedFd::from(conn)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -41,23 +38,12 @@ pub fn spawn(mux: &Mux, forwards: &[Forward]) -> std::io::Result<u32> {
 /// `__hold`: wait for a signal (then cancel the forwards) or for the
 /// master to close the connection (then there is nothing to cancel).
 pub fn run(forwards: &[Forward]) -> ! {
-    // It may live long: no descriptor of whoever ran `env` (a pipe another
-    // process waits on to close) stays open in it, as ssh does for itself.
-    // SAFETY: closes descriptors 3 and up, none of which this process uses.
-    unsafe { libc::close_range(3, u32::MAX, 0) };
+    let Some(sfd) = signals::helper(&[]) else {
+        std::process::exit(1);
+    };
     if !crate::sys::is_socket(0) {
         crate::say("__hold is started by distcc-auto itself, with a control connection on stdin");
         std::process::exit(2);
-    }
-    let set = signals::mask(&signals::STOPPING);
-    // SAFETY: blocks the three signals in this, the only, thread, so that
-    // they queue for the signalfd instead of killing us.
-    let sfd = unsafe {
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
-    };
-    if sfd < 0 {
-        std::process::exit(1);
     }
     // SAFETY: fd 0 is the connection `spawn` handed us; we own it now.
     let mut conn = unsafe { UnixStream::from_raw_fd(0) };

@@ -17,7 +17,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -194,10 +193,8 @@ fn start(
         log: &files.log,
         persist: settings.persist,
     };
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg0("distcc-auto")
-        .arg("__keep")
-        .arg(&files.socket)
+    let mut cmd = sys::ourselves("__keep");
+    cmd.arg(&files.socket)
         .arg("--")
         .args(tunnel::ssh_command_line(
             settings,
@@ -257,19 +254,9 @@ fn start(
 /// or this process is told to stop, everything below it is stopped and
 /// reaped, and it exits: nothing ssh started outlives the master.
 pub fn keep(socket: &Path, ssh: &[std::ffi::OsString]) -> ! {
-    // SAFETY: closes descriptors 3 and up, none of which this process
-    // uses (stderr, the master's log, stays).
-    unsafe { libc::close_range(3, u32::MAX, 0) };
-    let mut sigs = signals::STOPPING.to_vec();
-    sigs.push(libc::SIGCHLD);
-    let set = signals::mask(&sigs);
-    // SAFETY: blocks these signals in this, the only, thread, so that they
-    // queue for the signalfd (SIGCHLD included: children are reaped there).
-    let sfd = unsafe {
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
-    };
-    let Some((program, args)) = ssh.split_first().filter(|_| sfd >= 0) else {
+    // SIGCHLD too: children are reaped where the signals are read.
+    let (Some(sfd), Some((program, args))) = (signals::helper(&[libc::SIGCHLD]), ssh.split_first())
+    else {
         std::process::exit(2);
     };
     let mut cmd = Command::new(program);

@@ -157,6 +157,27 @@ pub fn own_session(cmd: &mut std::process::Command) -> &mut std::process::Comman
     }
 }
 
+/// The start of a helper of ours that may live long (`__hold`, `__keep`):
+/// no descriptor of whoever started it stays open in it (a pipe another
+/// process waits on to close), as ssh does for itself; and the stopping
+/// signals, with `also`, are blocked in this, the only, thread and queue
+/// for the descriptor returned. `None` when there can be none.
+pub fn helper(also: &[libc::c_int]) -> Option<libc::c_int> {
+    // SAFETY: closes descriptors 3 and up, which a helper has not opened
+    // yet (0 to 2 stay).
+    unsafe { libc::close_range(3, u32::MAX, 0) };
+    let mut sigs = STOPPING.to_vec();
+    sigs.extend_from_slice(also);
+    let set = mask(&sigs);
+    // SAFETY: changes this thread's mask and makes a signalfd, both from
+    // a valid set.
+    let fd = unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
+    };
+    (fd >= 0).then_some(fd)
+}
+
 /// Let `cmd` start in a process group of its own (in our session), with
 /// the signal state of a new process.
 pub fn own_group(cmd: &mut std::process::Command) -> &mut std::process::Command {

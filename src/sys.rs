@@ -367,6 +367,16 @@ pub fn stdout_is_dev_null() -> bool {
     out.file_type().is_char_device() && out.rdev() == null.rdev()
 }
 
+/// This program again, with `subcommand` (one of its internal helpers):
+/// /proc/self/exe runs the very binary that is running, even if an upgrade
+/// has replaced the file meanwhile.
+pub fn ourselves(subcommand: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0("distcc-auto").arg(subcommand);
+    cmd
+}
+
 /// Whether descriptor `fd` is a socket.
 pub fn is_socket(fd: libc::c_int) -> bool {
     // SAFETY: fstat fills a local struct; a bad descriptor is an error.
