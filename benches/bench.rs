@@ -7,6 +7,8 @@
 //! on 0.0.0.0 are private to it), plus the two namespaces of the ssh worker
 //! from the test support code.
 
+// The bench uses part of the test fixtures.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -6,6 +6,7 @@ use lexopt::prelude::*;
 
 use crate::config::CheckKind;
 use crate::error::Error;
+use crate::render::shell::Shell;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -43,7 +44,7 @@ pub enum Command {
     /// Internal: hold a shared ssh master's control connection (stdin)
     /// for these forwards; see `hold`.
     Hold {
-        forwards: Vec<crate::mux::Forward>,
+        forwards: Vec<crate::ssh::mux::Forward>,
     },
     /// Internal: start a shared ssh master with this command and be its
     /// parent until it ends; see `master::keep`.
@@ -62,15 +63,6 @@ pub enum Format {
     Wide,
     /// One JSON document (--json).
     Json,
-}
-
-/// The shell that reads `env` and `kill` output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shell {
-    /// POSIX sh, bash, zsh: `export NAME='VALUE';`
-    Sh,
-    /// fish: `set -gx NAME 'VALUE';`
-    Fish,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,7 +254,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
                     .raw_args()?
                     .map(|a| {
                         a.to_str()
-                            .and_then(crate::mux::Forward::parse)
+                            .and_then(crate::ssh::mux::Forward::parse)
                             .ok_or_else(|| usage("__hold: expected LISTEN:CONNECT ports".into()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;

@@ -1,40 +1,39 @@
 //! distcc-auto: probe distcc workers and size DISTCC_HOSTS and -j.
 //!
-//! The library holds everything but `main`: the pure parts (`hostspec`,
-//! `stats`, `config`, `plan`, `emit`) and the I/O (`probe`, `tunnel`). It is
+//! Where things are decided, by folder (each `mod.rs` opens with its map):
+//!
+//! - `cli`: what was typed. `cmd/`: one file per command, the only place
+//!   that joins configuration, I/O and rendering.
+//! - `config/`: the `DISTCC_AUTO_*` variables and the host grammar (pure).
+//! - `worker/`: plain data about a worker: how it is reached, what it
+//!   answered, why it failed (pure; the stats reply parser lives here).
+//! - `plan/`: every decision about slots, order and `-j` (pure: it reads
+//!   only `config` and `worker`).
+//! - `render/`: shell code for `eval`, tables, JSON, the post-build line.
+//! - `probe/`: asking workers (sockets, threads, deadlines, the checks).
+//! - `ssh/`: a route to an `ssh://` worker: its own tunnel or a shared
+//!   master, and the helpers that hold them.
+//! - `process/`: starting, tracking and stopping the processes we start.
+//! - `state/`: what we keep on disk: the private run directory, the memory
+//!   of unanswered workers, distcc's own backoff files.
+//! - `sys`: the FFI, and only that.
+//!
+//! Layers only point down: `cmd` > `probe` > `ssh` > `process`/`state` >
+//! `render` > `plan` > `worker` > `config` (a test checks the graph). It is
 //! a library so that the fuzz targets and property tests reach the parsers.
 
-pub mod app;
-pub mod ask;
-pub mod backoff;
-pub mod ccache;
-pub mod check;
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod dead;
-pub mod emit;
 pub mod error;
-pub mod fault;
-pub mod hold;
-pub mod hostspec;
-pub mod jobs;
-pub mod json;
-pub mod kill;
-pub mod master;
-pub mod mux;
 pub mod plan;
 pub mod probe;
-pub mod registry;
-pub mod rundir;
-pub mod signals;
-pub mod slots;
-pub mod stats;
+pub mod process;
+pub mod render;
+pub mod ssh;
+pub mod state;
 pub mod sys;
-pub mod table;
-pub mod tally;
-pub mod toolchain;
-pub mod tunnel;
-pub mod watcher;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use distcc_auto::cli::{self, Command};
 use distcc_auto::error::Error;
-use distcc_auto::{app, say, sys};
+use distcc_auto::{cmd, say, sys};
 
 fn main() -> ExitCode {
     match run() {
@@ -28,24 +28,24 @@ fn run() -> Result<(), Error> {
     sys::raise_file_limit();
     let v = args.verbose;
     match args.command {
-        Command::Help => app::print(cli::USAGE),
-        Command::Version => app::print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
-        Command::Env => app::env(v, args.shell),
+        Command::Help => cmd::print(cli::USAGE),
+        Command::Version => cmd::print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Env => cmd::env::env(v, args.shell),
         Command::Hosts {
             format,
             check,
             watch: None,
-        } => app::hosts(v, format, check),
+        } => cmd::hosts::hosts(v, format, check),
         Command::Hosts {
             format,
             check,
             watch: Some(every),
-        } => app::watch(v, format, check, every),
-        Command::Kill { all } => app::kill(args.shell, all),
-        Command::Hold { forwards } => distcc_auto::hold::run(&forwards),
-        Command::Keep { socket, ssh } => distcc_auto::master::keep(&socket, &ssh),
-        Command::Tally { status } => app::tally(v, status),
-        Command::Exec { command } => app::exec(v, &command),
-        Command::Init { shell } => app::init(shell),
+        } => cmd::hosts::watch(v, format, check, every),
+        Command::Kill { all } => cmd::kill::kill(args.shell, all),
+        Command::Hold { forwards } => cmd::internal::hold(&forwards),
+        Command::Keep { socket, ssh } => cmd::internal::keep(&socket, &ssh),
+        Command::Tally { status } => cmd::tally::tally(v, status),
+        Command::Exec { command } => cmd::exec::exec(v, &command),
+        Command::Init { shell } => cmd::init::init(shell),
     }
 }

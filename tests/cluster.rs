@@ -1,14 +1,12 @@
 //! Knowing the cluster: the compile check against the real distccd, load-
 //! aware slots, and `hosts --watch` on a real terminal and on a pipe.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn compile_check_passes_on_a_real_worker() {

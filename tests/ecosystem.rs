@@ -3,14 +3,12 @@
 //! without cargo, and the progress line on a terminal. Real distccd, real
 //! make, real fish; the ssh parts through a real sshd (root only).
 
-mod support;
-
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn exec_in(dir: &std::path::Path, hosts: &str, args: &[&str]) -> Command {
     let mut all = vec!["exec"];
@@ -111,7 +109,7 @@ fn exec_ends_as_its_command_does_on_a_signal() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn exec_and_fish_through_ssh_leave_no_tunnel() {
-    need_netns!("exec_and_fish_through_ssh_leave_no_tunnel");
+    need_netns!();
     let w = SshWorker::start();
     let bin_dir = std::path::Path::new(BIN)
         .parent()
@@ -252,7 +250,7 @@ fn env_for_fish_is_read_back_exactly() {
         "",
     ] {
         let value = hostile.replace('M', &m.to_string());
-        let q = distcc_auto::emit::fish_quote(&value);
+        let q = distcc_auto::render::shell::fish_quote(&value);
         let script = format!("set -gx X {q}; printf '%s' \"$X\"");
         let out = Command::new("fish")
             .args(["--no-config", "-c", &script])

@@ -1,14 +1,12 @@
 //! `distcc-auto env` and `hosts` against the real Debian distccd (and, where
 //! marked, a fake stats server for what a real daemon cannot send).
 
-mod support;
-
 use std::io::Write;
 use std::net::Shutdown;
 use std::thread;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn cpus() -> u32 {
     thread::available_parallelism().unwrap().get() as u32
@@ -125,7 +123,7 @@ fn job_port_closed_means_no_jobs() {
 #[test]
 fn ipv6_worker() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        skip("ipv6_worker", "no IPv6 loopback on this machine");
+        skip("no IPv6 loopback on this machine");
         return;
     }
     let d = Distccd::start_on("::1", 2);

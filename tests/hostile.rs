@@ -2,8 +2,6 @@
 //! read: every probe is bounded, nothing from the environment or the network
 //! is executed by `eval`, and memory stays small whatever a worker sends.
 
-mod support;
-
 use std::io::Write;
 use std::net::Shutdown;
 use std::os::unix::ffi::OsStrExt;
@@ -11,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const SHELLS: [&str; 3] = ["bash", "zsh", "dash"];
 
@@ -328,7 +326,7 @@ fn memory_stays_small_whatever_workers_send() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn blackholed_workers_cost_one_deadline_not_one_each() {
-    need_netns!("blackholed_workers_cost_one_deadline_not_one_each");
+    need_netns!();
     // A namespace whose loopback drops every SYN except to 127.0.0.1,
     // where a real distccd runs.
     let ns = Netns::new("bh");
@@ -409,7 +407,7 @@ fn blackholed_workers_cost_one_deadline_not_one_each() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn names_that_fail_or_hang_in_the_resolver() {
-    need_netns!("names_that_fail_or_hang_in_the_resolver");
+    need_netns!();
     // Resolution inside namespaces only: their own hosts file, and a
     // resolver on their own loopback that is absent or never answers.
     let d_ns = Netns::new("dns");

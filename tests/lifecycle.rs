@@ -2,14 +2,12 @@
 //! not start is signalled, and machine limits cost time, never workers.
 //! Real sshd and distccd in test-made namespaces; these need root.
 
-mod support;
-
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 fn client(w: &SshWorker, script: &str, hosts: &str) -> Command {
     let mut c = shell("bash", Some(&w.lan.client), script);
@@ -54,7 +52,7 @@ fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_reused_pid_is_never_signalled() {
-    need_netns!("a_reused_pid_is_never_signalled");
+    need_netns!();
     let w = SshWorker::start();
     // Two sessions' tunnels. The first one's recorded identity, given with
     // the second one's PID, is what a reused PID looks like to `kill`.
@@ -91,7 +89,7 @@ fn a_reused_pid_is_never_signalled() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn another_users_tunnel_is_not_permitted_at_once() {
-    need_netns!("another_users_tunnel_is_not_permitted_at_once");
+    need_netns!();
     let w = SshWorker::start();
     let env = run_cmd(client(&w, "distcc-auto env", "ssh://worker"));
     env.expect(0, format_args!(""));
@@ -132,7 +130,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn watch_into_a_closed_pipe_ends_and_closes_its_tunnels() {
-    need_netns!("watch_into_a_closed_pipe_ends_and_closes_its_tunnels");
+    need_netns!();
     let w = SshWorker::start();
     let mut c = client(
         &w,
@@ -160,7 +158,7 @@ fn watch_into_a_closed_pipe_ends_and_closes_its_tunnels() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn env_whose_pids_reach_nobody_stops_its_tunnels() {
-    need_netns!("env_whose_pids_reach_nobody_stops_its_tunnels");
+    need_netns!();
     let w = SshWorker::start();
     for redirect in [">&-", ">/dev/null"] {
         let r = run_cmd(client(
@@ -191,7 +189,7 @@ fn env_whose_pids_reach_nobody_stops_its_tunnels() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn everything_ssh_starts_is_stopped_with_it() {
-    need_netns!("everything_ssh_starts_is_stopped_with_it");
+    need_netns!();
     let w = SshWorker::start();
     let cfg = w.path("ssh_config");
     // A ProxyCommand that is slow to connect, stopped before login (ssh
@@ -259,7 +257,7 @@ fn everything_ssh_starts_is_stopped_with_it() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn an_ignored_sigterm_is_not_inherited_by_ssh() {
-    need_netns!("an_ignored_sigterm_is_not_inherited_by_ssh");
+    need_netns!();
     let w = SshWorker::start();
     // Started with SIGTERM ignored (`trap '' TERM`, nohup-like launchers).
     let script = "trap '' TERM; eval \"$(distcc-auto env)\" || exit; \
@@ -301,7 +299,7 @@ fn an_ignored_sigterm_is_not_inherited_by_ssh() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn ssh_errors_no_retry_can_fix_are_said_at_once() {
-    need_netns!("ssh_errors_no_retry_can_fix_are_said_at_once");
+    need_netns!();
     let w = SshWorker::start();
     let cfg = w.path("ssh_config");
     // A LocalForward in the host's ssh_config that another process holds.
@@ -338,7 +336,7 @@ fn ssh_errors_no_retry_can_fix_are_said_at_once() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn no_tmpdir_is_needed() {
-    need_netns!("no_tmpdir_is_needed");
+    need_netns!();
     let w = SshWorker::start();
     for tmp in ["/nonexistent/tmp", "/proc"] {
         let mut c = client(&w, "distcc-auto hosts", "ssh://worker");
@@ -382,7 +380,7 @@ fn a_file_limit_costs_time_not_workers() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn an_address_space_limit_costs_no_workers_and_no_abort() {
-    need_netns!("an_address_space_limit_costs_no_workers_and_no_abort");
+    need_netns!();
     // FAKE job ports, as above (in this namespace, where the listeners
     // are); then, under the same limit, an ssh worker whose tunnel must not
     // leak whatever happens.

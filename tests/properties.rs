@@ -5,8 +5,8 @@
 use std::net::Ipv6Addr;
 use std::process::Command;
 
-use distcc_auto::hostspec::{Host, Transport, parse_entry, parse_hosts};
-use distcc_auto::stats::{self, MAX_KIDS_CEILING};
+use distcc_auto::config::hostspec::{Host, Transport, parse_entry, parse_hosts};
+use distcc_auto::worker::stats::{self, MAX_KIDS_CEILING};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 

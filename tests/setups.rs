@@ -3,9 +3,7 @@
 //! front of the masquerade, the user's own -j, and a build that never
 //! reached distcc. Real distccd, real make, real ccache, real bash and zsh.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const SHELLS: [&str; 2] = ["bash", "zsh"];
 
@@ -142,7 +140,7 @@ fn an_allow_list_that_excludes_us_is_named() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn the_address_that_answered_goes_into_distcc_hosts() {
-    need_netns!("the_address_that_answered_goes_into_distcc_hosts");
+    need_netns!();
     // A name with two addresses, the first one dead (SYNs dropped), as a
     // dual-stack name with a broken route is: resolved through the client
     // namespace's own hosts file, never the machine's resolver.

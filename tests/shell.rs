@@ -1,12 +1,10 @@
 //! `distcc_build` in real bash and real zsh, building demo/ with real make
 //! through a real distccd.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 const SHELLS: [&str; 2] = ["bash", "zsh"];
 

@@ -6,12 +6,10 @@
 //! environment without our variables, its own exit status, and no ssh
 //! tunnel may be left. These tests need root (network namespaces).
 
-mod support;
-
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 /// The user's build function: records its arguments (with one unquoted
 /// expansion, which the user's options and IFS decide) and environment.
@@ -159,7 +157,7 @@ fn check(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path) {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn distcc_build_survives_the_users_shell_state() {
-    need_netns!("distcc_build_survives_the_users_shell_state");
+    need_netns!();
     let w = SshWorker::start();
     let bin_dir = std::path::Path::new(BIN)
         .parent()
@@ -183,7 +181,7 @@ fn distcc_build_survives_the_users_shell_state() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn relative_install_and_relative_path_survive_a_cd() {
-    need_netns!("relative_install_and_relative_path_survive_a_cd");
+    need_netns!();
     let w = SshWorker::start();
     // `make install` layout, no distcc-auto on PATH; sourced by a relative
     // path, or found through a relative PATH entry; the build changes
@@ -246,7 +244,7 @@ fn relative_install_and_relative_path_survive_a_cd() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn ctrl_c_stops_a_calling_script_and_leaves_nothing() {
-    need_netns!("ctrl_c_stops_a_calling_script_and_leaves_nothing");
+    need_netns!();
     let w = SshWorker::start();
     let bin_dir = std::path::Path::new(BIN)
         .parent()

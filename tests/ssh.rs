@@ -3,14 +3,12 @@
 //! worker's own 127.0.0.1, so it is reachable only through the tunnel.
 //! These tests need root (network namespaces) and skip elsewhere.
 
-mod support;
-
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// A client-side command in the client namespace with the ssh settings.
 fn client(w: &SshWorker, sh: &str, script: &str, hosts: &str) -> Command {
@@ -24,7 +22,7 @@ fn client(w: &SshWorker, sh: &str, script: &str, hosts: &str) -> Command {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn distcc_build_through_ssh_in_bash_and_zsh() {
-    need_netns!("distcc_build_through_ssh_in_bash_and_zsh");
+    need_netns!();
     let w = SshWorker::start();
     for sh in ["bash", "zsh"] {
         let src = demo_copy(sh);
@@ -57,7 +55,7 @@ fn distcc_build_through_ssh_in_bash_and_zsh() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn failing_and_interrupted_builds_leave_no_ssh() {
-    need_netns!("failing_and_interrupted_builds_leave_no_ssh");
+    need_netns!();
     let w = SshWorker::start();
     for sh in ["bash", "zsh"] {
         let r = run_cmd(client(
@@ -111,7 +109,7 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn eval_env_then_kill() {
-    need_netns!("eval_env_then_kill");
+    need_netns!();
     let w = SshWorker::start();
     let script = r#"
         eval "$(distcc-auto env)" || exit
@@ -215,7 +213,7 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn broken_tunnels_are_dropped_with_ssh_reason() {
-    need_netns!("broken_tunnels_are_dropped_with_ssh_reason");
+    need_netns!();
     let w = SshWorker::start();
     // A known_hosts entry with another key for the worker: a changed host key.
     let other = std::fs::read_to_string(w.path("otherhostkey.pub")).unwrap();
@@ -277,7 +275,7 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn mixed_tcp_and_ssh_workers() {
-    need_netns!("mixed_tcp_and_ssh_workers");
+    need_netns!();
     let w = SshWorker::start();
     let hosts = format!("{WORKER_IP}:4632:4633 ssh://worker");
     let src = demo_copy("mixed");
@@ -313,7 +311,7 @@ fn mixed_tcp_and_ssh_workers() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn interrupted_env_stops_the_tunnels_it_started() {
-    need_netns!("interrupted_env_stops_the_tunnels_it_started");
+    need_netns!();
     let w = SshWorker::start();
     // One tunnel comes up at once; the other waits on a port that accepts
     // TCP but never speaks SSH, so env is still probing when interrupted.
@@ -345,7 +343,7 @@ fn interrupted_env_stops_the_tunnels_it_started() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn closing_the_terminal_stops_the_build_and_its_tunnels() {
-    need_netns!("closing_the_terminal_stops_the_build_and_its_tunnels");
+    need_netns!();
     let w = SshWorker::start();
     let t = TempDir::new("tty");
     let marker = t.path().join("started");
@@ -409,7 +407,7 @@ fn closing_the_terminal_stops_the_build_and_its_tunnels() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn sixteen_concurrent_builds_through_ssh() {
-    need_netns!("sixteen_concurrent_builds_through_ssh");
+    need_netns!();
     let w = SshWorker::start();
     let dirs: Vec<TempDir> = (0..16).map(|i| demo_copy(&format!("c{i}"))).collect();
     let before = w.compile_ok(3633);
@@ -448,7 +446,7 @@ fn sixteen_concurrent_builds_through_ssh() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn watch_closes_its_tunnels_on_ctrl_c() {
-    need_netns!("watch_closes_its_tunnels_on_ctrl_c");
+    need_netns!();
     let w = SshWorker::start();
     let mut c = client(
         &w,
@@ -488,7 +486,7 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn env_whose_output_nobody_reads_stops_its_tunnels() {
-    need_netns!("env_whose_output_nobody_reads_stops_its_tunnels");
+    need_netns!();
     let w = SshWorker::start();
     // `distcc-auto env | true`: the PIDs cannot reach anyone who would stop
     // the tunnels, so they must not be left running.
@@ -530,7 +528,7 @@ fn a_missing_ssh_client_is_named() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
-    need_netns!("an_empty_reply_through_a_tunnel_names_its_likely_cause");
+    need_netns!();
     let w = SshWorker::start();
     // A distccd on the worker's loopback whose --allow lacks 127.0.0.1.
     let mut c = w.lan.worker.cmd("distccd");
@@ -580,7 +578,7 @@ fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn hosts_fits_80_columns_with_mixed_workers() {
-    need_netns!("hosts_fits_80_columns_with_mixed_workers");
+    need_netns!();
     let w = SshWorker::start();
     // Names resolve from the client namespace's own files only.
     w.lan.client.etc("nsswitch.conf", "hosts: files\n");

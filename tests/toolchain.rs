@@ -2,11 +2,9 @@
 //! gcc 11 (gcc 11's driver bound over gcc 12's in a mount namespace of the
 //! daemon's own) beside a real distccd with this machine's gcc 12.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 /// A real distccd on free loopback ports whose gcc 12 driver is gcc 11.
 fn distccd_with_gcc11() -> (Daemon, u16, u16) {
@@ -29,7 +27,7 @@ fn distccd_with_gcc11() -> (Daemon, u16, u16) {
 #[test]
 #[ignore = "needs root: a mount namespace"]
 fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
-    need_netns!("a_worker_with_another_gcc_is_dropped_with_both_versions_named");
+    need_netns!();
     assert!(
         std::path::Path::new("/usr/bin/x86_64-linux-gnu-gcc-11").exists(),
         "gcc-11 is missing: run `sh tests/deps.sh` (Debian package gcc-11)"

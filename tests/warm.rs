@@ -3,14 +3,12 @@
 //! distcc's own stale backoff file is cleared for a worker found up. Real
 //! distccd; the blackhole is an iptables DROP in a test-made namespace.
 
-mod support;
-
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn distccs_backoff_file_is_cleared_for_a_worker_found_up_and_no_other() {
@@ -60,7 +58,7 @@ fn distccs_backoff_file_is_cleared_for_a_worker_found_up_and_no_other() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
-    need_netns!("a_dead_worker_is_not_waited_for_until_it_answers_again");
+    need_netns!();
     let ns = Netns::new("warm");
     let runtime = TempDir::private("runtime");
     let _live = ns.distccd("127.0.0.1", 3632, 3633, 2, Stdio::null());
@@ -247,7 +245,7 @@ fn ours(rt: &TempDir, needle: &str) -> Vec<String> {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() {
-    need_netns!("a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time");
+    need_netns!();
     let w = SshWorker::start();
     let rt = TempDir::private("runtime");
     let first_login = w.logins();
@@ -289,7 +287,7 @@ fn a_second_build_reuses_the_ssh_master_and_nothing_outlives_the_persist_time() 
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
-    need_netns!("a_build_that_pauses_longer_than_the_persist_time_keeps_its_master");
+    need_netns!();
     let w = SshWorker::start();
     let rt = TempDir::private("runtime");
     let src = demo_copy("pause");
@@ -334,7 +332,7 @@ fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
-    need_netns!("kill_stops_a_runs_forwards_and_kill_all_ends_every_master");
+    need_netns!();
     let w = SshWorker::start();
     let rt = TempDir::private("runtime");
     let before = w.logins();
@@ -445,7 +443,7 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_jump_hosts_own_lasting_master_ends_with_ours() {
-    need_netns!("a_jump_hosts_own_lasting_master_ends_with_ours");
+    need_netns!();
     let w = SshWorker::start();
     let rt = TempDir::private("runtime");
     // The user's ssh_config shares connections for ever (ControlMaster
@@ -485,7 +483,7 @@ fn a_jump_hosts_own_lasting_master_ends_with_ours() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
-    need_netns!("a_watch_holds_the_master_and_the_next_build_reuses_it");
+    need_netns!();
     let w = SshWorker::start();
     let rt = TempDir::private("runtime");
     let before = w.logins();
@@ -550,7 +548,7 @@ fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_master_login_past_the_deadline_leaves_nothing() {
-    need_netns!("a_master_login_past_the_deadline_leaves_nothing");
+    need_netns!();
     let w = SshWorker::start();
     let rt = TempDir::private("runtime");
     // A ProxyCommand that never connects, and an ssh that would wait 30 s

@@ -2,7 +2,7 @@
 //! characters no shell or ssh reads as syntax, and reads back the same.
 #![no_main]
 
-use distcc_auto::hostspec::{Transport, parse_entry, parse_hosts};
+use distcc_auto::config::hostspec::{Transport, parse_entry, parse_hosts};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

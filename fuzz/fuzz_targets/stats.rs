@@ -2,7 +2,7 @@
 //! range.
 #![no_main]
 
-use distcc_auto::stats::{self, MAX_KIDS_CEILING};
+use distcc_auto::worker::stats::{self, MAX_KIDS_CEILING};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,6 @@
 //! Shared test support: the real distccd on free loopback ports, the built
 //! binary run with a clean environment, and a fake stats server for the
 //! replies a real distccd cannot be made to send.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -506,16 +505,21 @@ pub fn netns_unavailable() -> Option<String> {
 
 /// Say that a test is skipped and why, on the real stderr: the test
 /// harness captures `eprintln!`, but not a direct write.
-pub fn skip(test: &str, why: &str) {
+/// The test is named by its thread: the harness names each test's thread
+/// after the test.
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
     let _ = std::io::stderr().write_all(format!("SKIP {test}: {why}\n").as_bytes());
 }
 
-/// Skip a test, saying why, when namespaces are not available.
+/// Skip a test, saying why, when namespaces (root, iproute2) are not
+/// available. Such tests are also `#[ignore = "needs root: ..."]`, so that
+/// a run without root reports them as ignored with the reason.
 #[macro_export]
 macro_rules! need_netns {
-    ($name:expr) => {
-        if let Some(why) = support::netns_unavailable() {
-            support::skip($name, &why);
+    () => {
+        if let Some(why) = $crate::support::netns_unavailable() {
+            $crate::support::skip(&why);
             return;
         }
     };
@@ -668,7 +672,6 @@ impl Lan {
 /// A child process killed (with its process group) and reaped on drop.
 pub struct Daemon {
     pub child: Child,
-    pub name: String,
 }
 
 impl Daemon {
@@ -678,7 +681,6 @@ impl Daemon {
             .process_group(0);
         Daemon {
             child: c.spawn().unwrap_or_else(|e| panic!("{name}: {e}")),
-            name: name.into(),
         }
     }
 }

@@ -1,0 +1,42 @@
+use crate::error::Error;
+use crate::process::registry;
+use crate::process::signals::OnInterrupt;
+use crate::render::shell as emit;
+use crate::render::shell::Shell;
+use crate::worker::found::TunnelInfo;
+use crate::{say, sys};
+
+use super::{configure, probe_and_plan, write_stdout};
+
+/// `env`: probe, then print shell code for `eval`.
+pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
+    let config = configure(verbose, None)?;
+    let plan = probe_and_plan(&config, true, OnInterrupt::Die)?;
+    if let Err(e) = plan.usable() {
+        registry::close(&[]);
+        return Err(e);
+    }
+    // Tunnels of used workers are handed to the shell; the rest stop.
+    let keep: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
+    let pids: Vec<u32> = keep.iter().map(|t| t.pid).collect();
+    say(&emit::summary(&plan));
+    // Tunnels are handed over only if their PIDs reach someone: not on a
+    // closed pipe, and not on /dev/null (where Rust also puts a closed
+    // stdout), or nobody would ever stop them.
+    if !keep.is_empty() && sys::stdout_is_dev_null() {
+        registry::close(&[]);
+        return Err(Error::Other(
+            "standard output is /dev/null or closed: nobody would get the PIDs of the \
+             ssh tunnels, so they were stopped (use eval \"$(distcc-auto env)\")"
+                .into(),
+        ));
+    }
+    let printed = write_stdout(&emit::env_script(
+        &plan,
+        &keep,
+        crate::probe::ccache::prefix_here(),
+        shell,
+    ));
+    registry::close(if printed.is_ok() { &pids } else { &[] });
+    printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
+}

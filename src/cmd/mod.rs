@@ -1,0 +1,238 @@
+//! One file per command: each reads the configuration, does its I/O
+//! through `probe` and `ssh`, and renders through `render`. What they
+//! share is here: reading the configuration, probing and planning, writing
+//! to stdout. `main` only parses, dispatches and maps errors to exit codes.
+
+pub mod env;
+pub mod exec;
+pub mod hosts;
+pub mod init;
+pub mod internal;
+pub mod kill;
+pub mod tally;
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use crate::config::{self, CheckKind, Config};
+use crate::error::Error;
+use crate::plan::{self, Local, Plan};
+use crate::probe;
+use crate::process::signals::{self, OnInterrupt};
+use crate::render::shell as emit;
+use crate::state::unanswered as dead;
+use crate::worker::found::Route;
+use crate::worker::stats;
+use crate::{debug, debugging, set_debug, stderr_is_terminal, sys, trace, warn};
+
+pub(crate) fn cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Read the configuration and say what is worth saying about it.
+pub(crate) fn configure(verbose: bool, check: Option<CheckKind>) -> Result<Config, Error> {
+    let config = Config::read(config::process_env, cpus(), check)?;
+    set_debug(verbose || config.debug);
+    for d in &config.hosts.duplicates {
+        warn(&format!(
+            "DISTCC_AUTO_HOSTS: entry '{}' names the same worker as '{}'; counted once",
+            d.entry, d.first
+        ));
+    }
+    if debugging() {
+        for s in &config.hosts.specs {
+            let via = s
+                .ssh_destination()
+                .map_or(String::new(), |d| format!(" via ssh to {d}"));
+            debug(&format!(
+                "entry '{}': host {} job port {} stats port {}{via}",
+                s.entry, s.host, s.distcc_port, s.stats_port
+            ));
+        }
+    }
+    Ok(config)
+}
+
+/// Guard the signals when tunnels may start, then probe and plan.
+pub(crate) fn probe_and_plan(
+    config: &Config,
+    warn_dropped: bool,
+    on_int: OnInterrupt,
+) -> Result<Plan, Error> {
+    let ssh = config.hosts.specs.iter().any(|s| s.is_ssh());
+    let guarded = signals::guard(ssh, on_int);
+    probe_with(config, warn_dropped, &guarded)
+}
+
+/// Probe every worker, decide the slots. `hosts` shows dropped workers in
+/// its table; `env` warns about them.
+pub(crate) fn probe_with(
+    config: &Config,
+    warn_dropped: bool,
+    guarded: &signals::Guarded,
+) -> Result<Plan, Error> {
+    let local = local_machine(config)?;
+    let start = Instant::now();
+    let routes: Vec<Route> = config.hosts.specs.iter().map(Route::of).collect();
+    let bounds = probe::Bounds::new(config, start);
+    // A progress line for a person at a terminal, when not tracing.
+    let names: Option<Vec<String>> = (stderr_is_terminal() && !debugging())
+        .then(|| config.hosts.specs.iter().map(|s| s.entry.clone()).collect());
+    let (store, at, not_waited) = remembered(config);
+    let probes = probe::probe_all(
+        &routes,
+        &bounds,
+        &config.ssh,
+        debugging(),
+        names.as_deref(),
+        &not_waited,
+        guarded,
+    );
+    trace!(
+        "probing took {:.1?}, peak memory {} KiB",
+        start.elapsed(),
+        sys::peak_memory_kib().unwrap_or(0)
+    );
+    let workers = config
+        .hosts
+        .specs
+        .iter()
+        .cloned()
+        .zip(probes)
+        .map(|(spec, (target, probe))| plan::Probed {
+            spec,
+            target,
+            probe,
+        })
+        .collect();
+    let plan = plan::plan(config, local, workers);
+    if let Some(store) = &store
+        && let Err(e) = store.update(|now| dead::update(now, &plan, at, config.backoff_period))
+    {
+        warn(&format!("cannot remember dead workers: {e}"));
+    }
+    report(&plan, warn_dropped);
+    clear_distcc_backoff(&plan);
+    Ok(plan)
+}
+
+/// This machine, as the plan needs it: its free memory and, for the
+/// toolchain check, its own compiler.
+fn local_machine(config: &Config) -> Result<Local, Error> {
+    // The toolchain check compares with this machine's own compiler.
+    let compiler = match &config.check {
+        Some(c) if c.kind == CheckKind::Toolchain => {
+            Some(crate::probe::toolchain::local(&c.compiler).map_err(|e| {
+                Error::Other(format!(
+                    "the toolchain check needs this machine's {}: {e}",
+                    c.compiler
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    if let Some(c) = &compiler {
+        trace!("this machine's compiler: {c}");
+    }
+    let local = Local {
+        mem_available_mib: sys::mem_available_mib(),
+        compiler,
+    };
+    trace!(
+        "{} CPUs, MemAvailable {} MiB, deadline {}, ssh deadline {}",
+        config.cpus,
+        local
+            .mem_available_mib
+            .map_or("unknown".into(), |m| m.to_string()),
+        probe::secs(config.timeout),
+        probe::secs(config.timeout.max(config.ssh.timeout))
+    );
+    Ok(local)
+}
+
+/// The memory of unanswered workers: the store (when on), when this run
+/// started, and for each entry how many seconds ago it last let the
+/// deadline pass, when that is within the backoff period.
+fn remembered(config: &Config) -> (Option<dead::Store>, u64, Vec<Option<u64>>) {
+    // Workers that let the deadline pass within the backoff period.
+    let store = (config.backoff_period > 0)
+        .then(|| {
+            dead::Store::open().map_err(|e| warn(&format!("not remembering dead workers: {e}")))
+        })
+        .and_then(Result::ok);
+    let before = store.as_ref().map_or_else(dead::Dead::new, |s| {
+        s.load().unwrap_or_else(|e| {
+            warn(&format!("ignoring the remembered dead workers: {e}"));
+            dead::Dead::new()
+        })
+    });
+    let at = dead::now();
+    let not_waited: Vec<Option<u64>> = config
+        .hosts
+        .specs
+        .iter()
+        .map(|s| {
+            let age = at.saturating_sub(*before.get(&s.entry)?);
+            (age < config.backoff_period).then_some(age)
+        })
+        .collect();
+    (store, at, not_waited)
+}
+
+/// What a person should hear about the plan: every decision when tracing,
+/// clamped values, and (for `env`) the workers dropped and why.
+fn report(plan: &Plan, warn_dropped: bool) {
+    for d in &plan.decisions {
+        debug(d);
+    }
+    for w in &plan.workers {
+        if let Some(from) = w
+            .stats
+            .as_ref()
+            .and_then(|s| s.max_kids_clamped_from.as_ref())
+        {
+            warn(&format!(
+                "worker '{}' reports dcc_max_kids {from}; using {}",
+                w.spec.entry,
+                stats::MAX_KIDS_CEILING
+            ));
+        }
+        if !warn_dropped {
+            continue;
+        }
+        if let Some(why) = &w.dropped {
+            warn(&format!("worker '{}' dropped: {why}", w.spec.entry));
+        }
+        if let Some(note) = emit::no_stats_note(w) {
+            warn(&format!("worker '{}': {note}", w.spec.entry));
+        }
+        if let Some(note) = &w.warning {
+            warn(&format!("worker '{}': {note}", w.spec.entry));
+        }
+    }
+}
+
+/// A worker found up is not to be avoided by distcc's own backoff.
+fn clear_distcc_backoff(plan: &Plan) {
+    use crate::state::distcc_backoff;
+    if let Some(dir) = distcc_backoff::lock_dir() {
+        for name in distcc_backoff::clear(&dir, &distcc_backoff::files(plan)) {
+            trace!("removed distcc's backoff file {}", dir.join(name).display());
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+pub fn print(s: &str) -> Result<(), Error> {
+    match write_stdout(s) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Other(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn write_stdout(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes()).and_then(|()| out.flush())
+}

@@ -1,0 +1,248 @@
+//! Asking workers how they are: one thread per worker, blocking sockets,
+//! every wait bounded by one deadline for the whole phase.
+//!
+//! A worker is up when its stats port sends a usable `<distccstats>` reply
+//! AND its job port accepts a connection (or, without `--stats`, when its
+//! stats port refuses and its job port accepts). The main thread waits for
+//! answers until the deadline and then stops waiting: a thread stuck in the
+//! resolver (which cannot be interrupted) is left behind and ends with the
+//! process. The socket work for one address is in `ask`.
+
+pub mod ask;
+pub mod ccache;
+pub mod check;
+pub mod counters;
+pub mod fd_budget;
+pub mod one;
+pub mod stage;
+pub mod through_ssh;
+pub mod toolchain;
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::config::SshSettings;
+use crate::config::hostspec::Host;
+use crate::process::signals::Guarded;
+use crate::worker::fault::Code;
+use crate::worker::found::{Outcome, Probe, Route, Target};
+pub use one::{Bounds, secs};
+use one::{down, probe_one, target_label, timed_out};
+use stage::{Stage, StageCell};
+
+/// How long workers that are not waited for may still answer once the
+/// others have: a worker that came back answers in milliseconds.
+const NOT_WAITED_GRACE: Duration = Duration::from_millis(100);
+
+/// Where a probe starts: an address needs no resolving.
+fn first_stage(r: &Route) -> Stage {
+    match r {
+        Route::Ssh(_) => Stage::Tunnel,
+        Route::Direct(t) => match t.host {
+            Host::Name(_) => Stage::Resolving,
+            Host::V4(_) | Host::V6(_) => Stage::Connecting,
+        },
+    }
+}
+
+/// A probe thread's stack: the resolver is the deepest thing it runs.
+/// Small, so that a thousand of them fit an address-space limit.
+const PROBE_STACK: usize = 256 * 1024;
+
+/// What one probe found, for the trace: numbers, not Rust's debug form.
+fn describe(outcome: &Outcome) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+    match outcome {
+        Outcome::Up { stats } => format!(
+            "up, dcc_max_kids {}, load {}, free memory {}{}",
+            stats.max_kids,
+            opt(stats.mean_load().map(|l| format!("{l:.2}"))),
+            opt(stats.free_mem_mib.map(|m| format!("{m} MiB"))),
+            if stats.truncated {
+                ", reply cut short (distccd 3.4 bug)"
+            } else {
+                ""
+            }
+        ),
+        Outcome::NoStats { why } => format!("up without stats ({why})"),
+        Outcome::Down { reason, .. } => format!("down: {reason}"),
+    }
+}
+
+/// Probe every worker at once; the answer for each comes back in order,
+/// with the target finally asked (for ssh workers, the tunnel's local end).
+/// This returns by the last of the bounds, whatever the workers do.
+pub fn probe_all(
+    routes: &[Route],
+    bounds: &Bounds,
+    ssh: &SshSettings,
+    trace: bool,
+    progress: Option<&[String]>,
+    not_waited: &[Option<u64>],
+    _signals: &Guarded,
+) -> Vec<(Target, Probe)> {
+    let start = bounds.start;
+    let (tx, rx) = mpsc::channel::<(usize, Target, Probe)>();
+    let stages: Arc<Vec<StageCell>> = Arc::new(
+        routes
+            .iter()
+            .map(|r| StageCell::new(first_stage(r)))
+            .collect(),
+    );
+    let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
+    let is_ssh = |r: &Route| matches!(r, Route::Ssh(_));
+    let last = bounds.last(routes.iter().any(is_ssh));
+    let slots = Arc::new(crate::probe::fd_budget::Slots::for_file_limit());
+    // A fresh closure per attempt: a failed spawn consumes it.
+    let job = |i: usize| {
+        let (tx, stages, route, ssh, bounds, slots) = (
+            tx.clone(),
+            Arc::clone(&stages),
+            routes[i].clone(),
+            ssh.clone(),
+            bounds.clone(),
+            Arc::clone(&slots),
+        );
+        move || {
+            let stage = &stages[i];
+            let until = match route {
+                Route::Direct(_) => bounds.deadline,
+                Route::Ssh(_) => bounds.ssh_deadline,
+            };
+            let first = stage.swap(Stage::Waiting);
+            let (target, probe) = if !slots.acquire(until) {
+                let why = timed_out(&bounds, matches!(route, Route::Ssh(_)), Stage::Waiting);
+                (route.target(), down(None, Code::Local, why, bounds.start))
+            } else {
+                stage.set(first);
+                let answer = match &route {
+                    Route::Direct(t) => (
+                        t.clone(),
+                        probe_one(t, bounds.deadline, &bounds, false, stage),
+                    ),
+                    Route::Ssh(spec) => through_ssh::probe(spec, &ssh, &bounds, stage),
+                };
+                slots.release();
+                answer
+            };
+            if trace {
+                crate::trace!(
+                    "probe {}: {} ({:.1?})",
+                    target_label(&target),
+                    describe(&probe.outcome),
+                    probe.elapsed
+                );
+            }
+            let _ = tx.send((i, target, probe));
+        }
+    };
+    for i in 0..routes.len() {
+        // Threads that cannot start (an address-space or process limit)
+        // are retried until the deadline: a limit costs time, not workers.
+        loop {
+            let spawned = thread::Builder::new()
+                .name(format!("probe-{i}"))
+                .stack_size(PROBE_STACK)
+                .spawn(job(i));
+            match spawned {
+                Ok(_) => break,
+                Err(_) if Instant::now() + Duration::from_millis(5) < last => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => {
+                    results[i] = Some((
+                        routes[i].target(),
+                        down(
+                            None,
+                            Code::Local,
+                            format!("could not start a probe thread: {e}"),
+                            start,
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let mut missing = results.iter().filter(|r| r.is_none()).count();
+    let mut shown = false;
+    // Workers that let the deadline pass a moment ago are not waited for:
+    // once every other one has answered, a short grace, then the end.
+    let needed = |results: &[Option<(Target, Probe)>]| {
+        (0..routes.len())
+            .filter(|&i| results[i].is_none() && not_waited.get(i).copied().flatten().is_none())
+            .count()
+    };
+    let mut last = last;
+    let mut graced = false;
+    while missing > 0 {
+        if !graced && needed(&results) == 0 {
+            last = last.min(Instant::now() + NOT_WAITED_GRACE);
+            graced = true;
+        }
+        let left = last.saturating_duration_since(Instant::now());
+        // With a person watching, look up now and then to say what is
+        // still awaited.
+        let wait = match progress {
+            Some(_) => left.min(Duration::from_millis(250)),
+            None => left,
+        };
+        match rx.recv_timeout(wait) {
+            Ok((i, t, p)) => {
+                results[i] = Some((t, p));
+                missing -= 1;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+            Err(_) => break,
+        }
+        if let Some(names) = progress
+            && start.elapsed() >= Duration::from_secs(1)
+            && missing > 0
+        {
+            let waiting: Vec<String> = (0..routes.len())
+                .filter(|&i| results[i].is_none())
+                .map(|i| format!("{} ({})", names[i], stages[i].get().names().1))
+                .collect();
+            crate::progress(&format!(
+                "waiting for {missing} of {} workers: {}",
+                routes.len(),
+                waiting.join(", ")
+            ));
+            shown = true;
+        }
+    }
+    if shown {
+        crate::progress("");
+    }
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                if let (true, Some(age)) = (graced, not_waited.get(i).copied().flatten()) {
+                    let why = format!("no answer {age} s ago; not waited for");
+                    return (routes[i].target(), down(None, Code::NotWaited, why, start));
+                }
+                let stage = stages[i].get();
+                let reason = timed_out(bounds, is_ssh(&routes[i]), stage);
+                (routes[i].target(), down(None, Code::Timeout, reason, start))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_for_people() {
+        assert_eq!(secs(Duration::from_secs(2)), "2 s");
+        assert_eq!(secs(Duration::from_millis(500)), "0.5 s");
+        assert_eq!(secs(Duration::from_millis(1250)), "1.25 s");
+        assert_eq!(secs(Duration::ZERO), "0 s");
+    }
+}

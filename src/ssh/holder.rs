@@ -1,0 +1,90 @@
+//! The process that stands for one ssh worker's forwards in a shared
+//! master (DISTCC_AUTO_SSH_PERSIST): `distcc-auto __hold LISTEN:CONNECT...`,
+//! started by `env` in a session and process group of its own, with a
+//! connection to the master's control socket as its stdin. It is what
+//! DISTCC_AUTO_TUNNEL_PIDS names, and what `kill` and the shell's traps
+//! stop, exactly like a tunnel of its own:
+//!
+//! - while it runs, the master counts as in use (an open control
+//!   connection), so ControlPersist cannot end it in the middle of a build
+//!   that pauses between compiles;
+//! - on SIGTERM, SIGINT or SIGHUP it cancels its forwards (the local ports
+//!   close) and exits; the master then ends by itself once it has been
+//!   unused for the persist time;
+//! - when the master goes (`kill --all`, the worker gone), it exits too.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::ssh::mux::{Forward, Mux};
+use crate::{process::registry, process::signals};
+
+/// Start the holder of `forwards`, handing it `mux`'s connection.
+pub fn spawn(mux: &Mux, forwards: &[Forward]) -> std::io::Result<u32> {
+    let conn = mux.try_clone_stream()?;
+    let mut cmd = crate::sys::ourselves("__hold");
+    cmd.args(forwards.iter().map(Forward::render))
+        .stdin(Stdio::from(OwnedFd::from(conn)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // It may live long: it must not keep the caller's directory busy.
+        .current_dir("/");
+    registry::spawn(signals::own_session(&mut cmd))
+}
+
+/// `__hold`: wait for a signal (then cancel the forwards) or for the
+/// master to close the connection (then there is nothing to cancel).
+pub fn run(forwards: &[Forward]) -> ! {
+    let Some(sfd) = signals::helper(&[]) else {
+        std::process::exit(1);
+    };
+    if !crate::sys::is_socket(0) {
+        crate::say("__hold is started by distcc-auto itself, with a control connection on stdin");
+        std::process::exit(2);
+    }
+    // SAFETY: fd 0 is the connection `spawn` handed us; we own it now.
+    let mut conn = unsafe { UnixStream::from_raw_fd(0) };
+    let mut fds = [
+        libc::pollfd {
+            fd: conn.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: sfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: polls two valid descriptors in a local array.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue; // EINTR
+        }
+        if fds[1].revents != 0 {
+            break;
+        }
+        if fds[0].revents != 0 {
+            // The end or an error: the master is gone, and its forwards
+            // with it. (An idle client is sent nothing; a stray byte is
+            // dropped.)
+            let mut buf = [0u8; 256];
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => std::process::exit(0),
+                Ok(_) => {}
+            }
+        }
+    }
+    let mut mux = Mux::adopt(conn);
+    let _ = mux.bound(Instant::now() + Duration::from_secs(1));
+    for &f in forwards {
+        if mux.cancel(f).is_err() {
+            break;
+        }
+    }
+    std::process::exit(0)
+}

@@ -1,0 +1,20 @@
+//! The whole suite, one test binary: a module per area, and `support/`
+//! for the fixtures they share (real distccd, sshd, namespaces, shells).
+//! Tests that need root (network namespaces, another user) are ignored
+//! with the reason when not run as root; `make test` includes them as root.
+
+#[macro_use]
+mod support;
+
+mod cluster;
+mod ecosystem;
+mod env;
+mod hostile;
+mod lifecycle;
+mod properties;
+mod setups;
+mod shell;
+mod shell_states;
+mod ssh;
+mod toolchain;
+mod warm;
