@@ -14,27 +14,37 @@
 # for them. See distcc-auto(1).
 
 function distcc_build --description 'Probe the distcc workers, then run the build with -j N'
-    if builtin test (count $argv) -eq 0
+    if builtin test (builtin count $argv) -eq 0
+        # 96, as for every configuration problem (the reference driver's).
         builtin echo "distcc_build: usage: distcc_build BUILD-COMMAND [ARGS...]" >&2
-        builtin return 2
+        builtin return 96
     end
-    # On PATH (`command -s` passes over functions and aliases), else beside
-    # this file: installed (PREFIX/share/distcc-auto/../../bin) or in a
-    # source checkout (target/release).
+    # >>> find (`distcc-auto init` writes its own absolute path here)
+    # `command` is a reserved word in fish: no function can take its
+    # place. On PATH (`command -s` passes over functions), if PATH gives an
+    # absolute path; else beside this file when it was sourced by an
+    # absolute path: installed (PREFIX/share/distcc-auto/../../bin) or in a
+    # source checkout (target/release). Never a path relative to the
+    # current directory.
     builtin set -l bin (command -s distcc-auto)
-    if builtin test -z "$bin"
-        builtin set -l dir (path dirname -- (functions --details distcc_build))
-        for try in $dir/../../bin/distcc-auto $dir/../target/release/distcc-auto
-            if builtin test -x $try
-                builtin set bin (path resolve -- $try)
-                break
+    if not builtin string match -q -- '/*' "$bin"
+        builtin set bin
+        builtin set -l file (builtin functions --details distcc_build)
+        if builtin string match -q -- '/*' "$file"
+            builtin set -l dir (builtin path dirname -- $file)
+            for try in $dir/../../bin/distcc-auto $dir/../target/release/distcc-auto
+                if builtin test -x $try
+                    builtin set bin (builtin path resolve -- $try)
+                    break
+                end
             end
         end
     end
     if builtin test -z "$bin"
-        builtin echo "distcc_build: distcc-auto not found on PATH nor beside "(functions --details distcc_build) >&2
+        builtin echo "distcc_build: distcc-auto not found on PATH (as an absolute path) nor beside "(builtin functions --details distcc_build)" (source it by its absolute path)" >&2
         builtin return 96
     end
+    # <<< find
     if builtin set -q DISTCC_HOSTS; and builtin test -n "$DISTCC_HOSTS"
         builtin echo "distcc_build: warning: DISTCC_HOSTS is set; distcc-auto replaces it for this build" >&2
     end

@@ -17,44 +17,47 @@
 # runs in a subshell of its own, with the user's options and without any
 # variable of ours, so that it can neither see nor break the cleanup.
 
+# >>> resource (left out of `distcc-auto init` output)
 # Sourced by a relative path: source it again by its absolute one, so that
-# distcc_build still finds distcc-auto beside this file after a `cd`.
+# distcc_build still finds distcc-auto beside this file after a `cd`. (A
+# file found on PATH is named by its full path already; a bare name is one
+# found in the current directory.)
 if [[ ${BASH_SOURCE[0]} != /* ]]; then
     \builtin source "$PWD/${BASH_SOURCE[0]}"
     \builtin return
 fi
+# <<< resource
 
 distcc_build() {
     if [[ $# -eq 0 ]]; then
+        # 96, as for every configuration problem (the reference driver's).
         \builtin printf '%s\n' "distcc_build: usage: distcc_build BUILD-COMMAND [ARGS...]" >&2
-        \builtin return 2
+        \builtin return 96
     fi
     (
-        # `type -P` searches PATH only: an alias or function named
-        # distcc-auto is not a binary. Else look beside this file,
-        # installed (PREFIX/share/distcc-auto/../../bin) or in a checkout.
+        # >>> find (`distcc-auto init` writes its own absolute path here)
+        # On PATH (`type -P` passes over aliases and functions), else beside
+        # this file when it was sourced by an absolute path: installed
+        # (PREFIX/share/distcc-auto/../../bin) or in a checkout. Never a
+        # path relative to the current directory.
         __distcc_auto_bin=$(\builtin type -P distcc-auto) || __distcc_auto_bin=
-        if [[ -z $__distcc_auto_bin ]]; then
-            __distcc_auto_dir=.
-            if [[ ${BASH_SOURCE[0]} == */* ]]; then
-                __distcc_auto_dir=${BASH_SOURCE[0]%/*}
+        if [[ $__distcc_auto_bin != /* ]]; then
+            __distcc_auto_bin=
+            if [[ ${BASH_SOURCE[0]} == /* ]]; then
+                for __distcc_auto_try in "${BASH_SOURCE[0]%/*}/../../bin/distcc-auto" \
+                    "${BASH_SOURCE[0]%/*}/../target/release/distcc-auto"; do
+                    if [[ -x $__distcc_auto_try ]]; then
+                        __distcc_auto_bin=$__distcc_auto_try
+                        break
+                    fi
+                done
             fi
-            for __distcc_auto_try in "$__distcc_auto_dir/../../bin/distcc-auto" \
-                "$__distcc_auto_dir/../target/release/distcc-auto"; do
-                if [[ -x $__distcc_auto_try ]]; then
-                    __distcc_auto_bin=$__distcc_auto_try
-                    break
-                fi
-            done
         fi
         if [[ -z $__distcc_auto_bin ]]; then
-            \builtin printf '%s\n' "distcc_build: distcc-auto not found on PATH nor beside ${BASH_SOURCE[0]}" >&2
+            \builtin printf '%s\n' "distcc_build: distcc-auto not found on PATH (as an absolute path) nor beside ${BASH_SOURCE[0]} (source it by its absolute path)" >&2
             \builtin exit 96
         fi
-        # Absolute, so that a build that changes directory cannot lose it.
-        if [[ $__distcc_auto_bin != /* ]]; then
-            __distcc_auto_bin=$PWD/$__distcc_auto_bin
-        fi
+        # <<< find
         if [[ -n ${DISTCC_HOSTS-} ]]; then
             \builtin printf '%s\n' "distcc_build: warning: DISTCC_HOSTS is set; distcc-auto replaces it for this build" >&2
         fi
@@ -64,7 +67,7 @@ distcc_build() {
         __distcc_auto_pids='' __distcc_auto_ids=''
         # shellcheck disable=SC2317 # called from traps
         __distcc_auto_stop() {
-            \builtin trap '' HUP INT TERM
+            \builtin trap '' HUP INT TERM QUIT
             if [[ -n $__distcc_auto_pids ]]; then
                 DISTCC_AUTO_TUNNEL_PIDS=$__distcc_auto_pids DISTCC_AUTO_TUNNEL_IDS=$__distcc_auto_ids \
                     "$__distcc_auto_bin" kill >/dev/null || :
@@ -86,12 +89,15 @@ distcc_build() {
         \builtin trap '__distcc_auto_sig=HUP' HUP
         \builtin trap '__distcc_auto_sig=INT' INT
         \builtin trap '__distcc_auto_sig=TERM' TERM
+        \builtin trap '__distcc_auto_sig=QUIT' QUIT
         __distcc_auto_rc=0
-        __distcc_auto_env=$("$__distcc_auto_bin" env) || __distcc_auto_rc=$?
+        # `env -- COMMAND` prints `\builtin export NAME='VALUE';` lines and
+        # `\builtin set -- ARGS;`: the build's arguments with -j N placed
+        # (before the first `--`; none when the command has its own job
+        # count or DISTCC_AUTO_APPEND_JOBS=0), every word quoted.
+        __distcc_auto_env=$("$__distcc_auto_bin" env -- "$@") || __distcc_auto_rc=$?
         if [[ $__distcc_auto_rc -eq 0 ]]; then
-            # Lines of `export NAME='VALUE';`: a function named export
-            # must not receive them. No value holds "export ".
-            \builtin eval "${__distcc_auto_env//export /\\builtin export }"
+            \builtin eval "$__distcc_auto_env"
             __distcc_auto_pids=${DISTCC_AUTO_TUNNEL_PIDS-}
             __distcc_auto_ids=${DISTCC_AUTO_TUNNEL_IDS-}
         fi
@@ -99,46 +105,16 @@ distcc_build() {
         \builtin trap '__distcc_auto_raise HUP 129' HUP
         \builtin trap '__distcc_auto_raise INT 130' INT
         \builtin trap '__distcc_auto_raise TERM 143' TERM
+        \builtin trap '__distcc_auto_raise QUIT 131' QUIT
         case $__distcc_auto_sig in
             HUP) __distcc_auto_raise HUP 129 ;;
             INT) __distcc_auto_raise INT 130 ;;
             TERM) __distcc_auto_raise TERM 143 ;;
+            QUIT) __distcc_auto_raise QUIT 131 ;;
             *) ;;
         esac
         if [[ $__distcc_auto_rc -ne 0 ]]; then
             \builtin exit "$__distcc_auto_rc"
-        fi
-
-        # -j N goes before the first `--` (what follows is the program's,
-        # as in `cargo test -- --nocapture`), and not at all when the
-        # command has a job count of its own or DISTCC_AUTO_APPEND_JOBS=0.
-        __distcc_auto_cmd=()
-        __distcc_auto_add=1
-        if [[ ${DISTCC_AUTO_APPEND_JOBS-} == 0 ]]; then
-            __distcc_auto_add=
-        fi
-        __distcc_auto_own=
-        __distcc_auto_dd=
-        for __distcc_auto_arg in "$@"; do
-            if [[ -z $__distcc_auto_dd ]]; then
-                case $__distcc_auto_arg in
-                    -j | -j[0-9]* | --jobs | --jobs=*) __distcc_auto_own=1 ;;
-                    --)
-                        __distcc_auto_dd=1
-                        if [[ -n $__distcc_auto_add && -z $__distcc_auto_own ]]; then
-                            __distcc_auto_cmd+=(-j "$DISTCC_AUTO_JOBS")
-                            __distcc_auto_add=
-                        fi
-                        ;;
-                    *) ;;
-                esac
-            fi
-            __distcc_auto_cmd+=("$__distcc_auto_arg")
-        done
-        if [[ -n $__distcc_auto_own && -n $__distcc_auto_add ]]; then
-            \builtin printf '%s\n' "distcc_build: the command has its own job count; the probed -j $DISTCC_AUTO_JOBS is not used" >&2
-        elif [[ -n $__distcc_auto_add && -z $__distcc_auto_dd ]]; then
-            __distcc_auto_cmd+=(-j "$DISTCC_AUTO_JOBS")
         fi
 
         # The build: DISTCC_HOSTS, CCACHE_PREFIX when needed, the user's
@@ -149,9 +125,8 @@ distcc_build() {
                 # shellcheck disable=SC2034 # exported, for ccache
                 \builtin export CCACHE_PREFIX="$DISTCC_AUTO_CCACHE_PREFIX"
             fi
-            \builtin set -- "${__distcc_auto_cmd[@]}"
             \builtin unset -f __distcc_auto_stop __distcc_auto_raise
-            \builtin trap - EXIT HUP INT TERM
+            \builtin trap - EXIT HUP INT TERM QUIT
             \builtin unset -v "${!DISTCC_AUTO_@}" "${!__distcc_auto_@}"
             "$@"
         ) || __distcc_auto_rc=$?

@@ -9,12 +9,16 @@
 # a subshell of its own with the user's options restored, and without any
 # variable of ours, so that it can neither see nor break the cleanup.
 
+# >>> resource (left out of `distcc-auto init` output)
 # Sourced by a relative path: source it again by its absolute one, so that
-# distcc_build still finds distcc-auto beside this file after a `cd`.
+# distcc_build still finds distcc-auto beside this file after a `cd`. (A
+# file found on PATH is named by its full path already; a bare name is one
+# found in the current directory.)
 if [[ ${(%):-%x} != /* ]]; then
     \builtin source "$PWD/${(%):-%x}"
     \builtin return
 fi
+# <<< resource
 
 distcc_build() {
     # The user's options, taken before ours replace them ([@]: right under
@@ -23,31 +27,36 @@ distcc_build() {
     __distcc_auto_opts=("${(@kv)options[@]}")
     \builtin emulate -L zsh
     if (( $# == 0 )); then
+        # 96, as for every configuration problem (the reference driver's).
         \builtin print -ru2 -- "distcc_build: usage: distcc_build BUILD-COMMAND [ARGS...]"
-        \builtin return 2
+        \builtin return 96
     fi
     (
         \builtin zmodload zsh/system zsh/parameter
-        # `whence -p` searches PATH only: an alias or function named
-        # distcc-auto is not a binary. Else look beside this file,
+        # >>> find (`distcc-auto init` writes its own absolute path here)
+        # On PATH (`whence -p` passes over aliases and functions), else
+        # beside this file when it was sourced by an absolute path:
         # installed (PREFIX/share/distcc-auto/../../bin) or in a checkout.
+        # Never a path relative to the current directory.
         __distcc_auto_bin=$(\builtin whence -p distcc-auto) || __distcc_auto_bin=
         __distcc_auto_file=${functions_source[distcc_build]:-}
-        if [[ -z $__distcc_auto_bin ]]; then
-            for __distcc_auto_try in $__distcc_auto_file:h/../../bin/distcc-auto \
-                $__distcc_auto_file:h/../target/release/distcc-auto; do
-                if [[ -x $__distcc_auto_try ]]; then
-                    __distcc_auto_bin=$__distcc_auto_try
-                    break
-                fi
-            done
+        if [[ $__distcc_auto_bin != /* ]]; then
+            __distcc_auto_bin=
+            if [[ $__distcc_auto_file == /* ]]; then
+                for __distcc_auto_try in $__distcc_auto_file:h/../../bin/distcc-auto \
+                    $__distcc_auto_file:h/../target/release/distcc-auto; do
+                    if [[ -x $__distcc_auto_try ]]; then
+                        __distcc_auto_bin=$__distcc_auto_try
+                        break
+                    fi
+                done
+            fi
         fi
         if [[ -z $__distcc_auto_bin ]]; then
-            \builtin print -ru2 -- "distcc_build: distcc-auto not found on PATH nor beside ${__distcc_auto_file:-the sourced file}"
+            \builtin print -ru2 -- "distcc_build: distcc-auto not found on PATH (as an absolute path) nor beside ${__distcc_auto_file:-the sourced file} (source it by its absolute path)"
             \builtin exit 96
         fi
-        # Absolute, so that a build that changes directory cannot lose it.
-        __distcc_auto_bin=$__distcc_auto_bin:a
+        # <<< find
         if [[ -n ${DISTCC_HOSTS:-} ]]; then
             \builtin print -ru2 -- "distcc_build: warning: DISTCC_HOSTS is set; distcc-auto replaces it for this build"
         fi
@@ -56,7 +65,7 @@ distcc_build() {
         # closing terminal's hangup cannot cut it short).
         __distcc_auto_pids='' __distcc_auto_ids=''
         __distcc_auto_stop() {
-            \builtin trap '' HUP INT TERM
+            \builtin trap '' HUP INT TERM QUIT
             if [[ -n $__distcc_auto_pids ]]; then
                 DISTCC_AUTO_TUNNEL_PIDS=$__distcc_auto_pids DISTCC_AUTO_TUNNEL_IDS=$__distcc_auto_ids \
                     $__distcc_auto_bin kill >/dev/null || :
@@ -80,12 +89,13 @@ distcc_build() {
         \builtin trap '__distcc_auto_sig=HUP' HUP
         \builtin trap '__distcc_auto_sig=INT' INT
         \builtin trap '__distcc_auto_sig=TERM' TERM
+        \builtin trap '__distcc_auto_sig=QUIT' QUIT
         __distcc_auto_rc=0
-        __distcc_auto_env=$($__distcc_auto_bin env) || __distcc_auto_rc=$?
+        # `env -- COMMAND` prints `\builtin export NAME='VALUE';` lines and
+        # `\builtin set -- ARGS;`: the build's arguments with -j N placed.
+        __distcc_auto_env=$($__distcc_auto_bin env -- "$@") || __distcc_auto_rc=$?
         if (( __distcc_auto_rc == 0 )); then
-            # Lines of `export NAME='VALUE';`: a function named export
-            # must not receive them. No value holds "export ".
-            \builtin eval "${__distcc_auto_env//export /\\builtin export }"
+            \builtin eval "$__distcc_auto_env"
             __distcc_auto_pids=${DISTCC_AUTO_TUNNEL_PIDS:-}
             __distcc_auto_ids=${DISTCC_AUTO_TUNNEL_IDS:-}
         fi
@@ -93,44 +103,15 @@ distcc_build() {
         \builtin trap '__distcc_auto_raise HUP 129' HUP
         \builtin trap '__distcc_auto_raise INT 130' INT
         \builtin trap '__distcc_auto_raise TERM 143' TERM
+        \builtin trap '__distcc_auto_raise QUIT 131' QUIT
         case $__distcc_auto_sig in
             HUP) __distcc_auto_raise HUP 129 ;;
             INT) __distcc_auto_raise INT 130 ;;
             TERM) __distcc_auto_raise TERM 143 ;;
+            QUIT) __distcc_auto_raise QUIT 131 ;;
         esac
         if (( __distcc_auto_rc != 0 )); then
             \builtin exit $__distcc_auto_rc
-        fi
-
-        # -j N goes before the first `--` (what follows is the program's,
-        # as in `cargo test -- --nocapture`), and not at all when the
-        # command has a job count of its own or DISTCC_AUTO_APPEND_JOBS=0.
-        __distcc_auto_cmd=()
-        __distcc_auto_add=1
-        if [[ ${DISTCC_AUTO_APPEND_JOBS:-} == 0 ]]; then
-            __distcc_auto_add=
-        fi
-        __distcc_auto_own=
-        __distcc_auto_dd=
-        for __distcc_auto_arg in "$@"; do
-            if [[ -z $__distcc_auto_dd ]]; then
-                case $__distcc_auto_arg in
-                    (-j | -j[0-9]* | --jobs | --jobs=*) __distcc_auto_own=1 ;;
-                    (--)
-                        __distcc_auto_dd=1
-                        if [[ -n $__distcc_auto_add && -z $__distcc_auto_own ]]; then
-                            __distcc_auto_cmd+=(-j $DISTCC_AUTO_JOBS)
-                            __distcc_auto_add=
-                        fi
-                        ;;
-                esac
-            fi
-            __distcc_auto_cmd+=("$__distcc_auto_arg")
-        done
-        if [[ -n $__distcc_auto_own && -n $__distcc_auto_add ]]; then
-            \builtin print -ru2 -- "distcc_build: the command has its own job count; the probed -j $DISTCC_AUTO_JOBS is not used"
-        elif [[ -n $__distcc_auto_add && -z $__distcc_auto_dd ]]; then
-            __distcc_auto_cmd+=(-j $DISTCC_AUTO_JOBS)
         fi
 
         # The build: DISTCC_HOSTS, CCACHE_PREFIX when needed, the user's
@@ -140,9 +121,8 @@ distcc_build() {
             if [[ -n ${DISTCC_AUTO_CCACHE_PREFIX:-} ]]; then
                 \builtin export CCACHE_PREFIX=$DISTCC_AUTO_CCACHE_PREFIX
             fi
-            \builtin set -- "${__distcc_auto_cmd[@]}"
             \builtin unfunction __distcc_auto_stop __distcc_auto_raise
-            \builtin trap - EXIT HUP INT TERM
+            \builtin trap - EXIT HUP INT TERM QUIT
             # The user's options back, in three commands whose words are
             # expanded before they run (an option changed halfway, such as
             # ksh_arrays, would change what follows). Read-only options

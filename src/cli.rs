@@ -1,5 +1,6 @@
 //! The command line, parsed with lexopt into a value; nothing here exits.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use lexopt::prelude::*;
@@ -10,8 +11,12 @@ use crate::render::shell::Shell;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Probe and print shell code for `eval`.
-    Env,
+    /// Probe and print shell code for `eval`; with `build` (`env --
+    /// COMMAND...`, what `distcc_build` runs), also the build's argument
+    /// list with the job count placed, as `set --` for bash and zsh.
+    Env {
+        build: Option<Vec<OsString>>,
+    },
     /// Probe and print a table (or JSON) for a person; with `watch`, again
     /// and again at that interval.
     Hosts {
@@ -73,7 +78,14 @@ pub struct Args {
     pub shell: Shell,
 }
 
-pub const USAGE: &str = "\
+/// `--help`: the usage, then the variables (from `config::vars`), then
+/// the exit statuses.
+pub fn help() -> String {
+    let (usage, exits) = USAGE.split_at(USAGE.find("Exit status:").unwrap_or(USAGE.len()));
+    format!("{usage}{}\n{exits}", crate::config::vars::help())
+}
+
+const USAGE: &str = "\
 Usage: distcc-auto [-v] env [--shell sh|fish]
        distcc-auto [-v] hosts [--json | --wide] [--check[=toolchain]] [--watch [SECONDS]]
        distcc-auto [-v] kill [--all] [--shell sh|fish]
@@ -119,239 +131,300 @@ Options:
   -h, --help      print this help
   -V, --version   print the version
 
-Environment:
-  DISTCC_AUTO_HOSTS                         workers: [tcp://]HOST[:PORT[:STATS_PORT]]
-                                            or ssh://[USER@]HOST[:SSH_PORT][/PORT[/STATS_PORT]]
-  DISTCC_AUTO_TIMEOUT                       seconds for the whole probe (2)
-  DISTCC_AUTO_COMPILER_MEMORY               MiB per compiler, 0 = no memory scaling (1024)
-  DISTCC_AUTO_EARLY_LOCAL_JOBS              local jobs when a worker is up (0)
-  DISTCC_AUTO_FALLBACK_LOCAL_JOBS           local jobs when no worker is up (CPUs)
-  DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS  extra preprocessor jobs (CPUs)
-  DISTCC_AUTO_SSH_COMMAND                   ssh client and options for ssh:// workers (ssh)
-  DISTCC_AUTO_SSH_TIMEOUT                   seconds to set up and probe an ssh worker (5)
-  DISTCC_AUTO_SSH_PERSIST                   seconds a shared ssh master per worker stays
-                                            after its last use, 0 = none (0)
-  DISTCC_AUTO_CHECK                         compile: drop workers that cannot compile;
-                                            toolchain: also those whose compiler differs (none)
-  DISTCC_AUTO_CHECK_TOOLCHAIN               drop or warn: what a differing compiler gets (drop)
-  DISTCC_AUTO_CHECK_COMPILER                compiler for the check, as distcc names it (cc)
-  DISTCC_AUTO_CHECK_TIMEOUT                 seconds for the compile check (5)
-  DISTCC_AUTO_LOAD_AWARE                    1: take slots a busy worker cannot spare (0)
-  DISTCC_AUTO_NO_STATS_SLOTS                slots of a worker without --stats, 0 = drop it (4)
-  DISTCC_AUTO_APPEND_JOBS                   0: distcc_build adds no -j N to the command (1)
-  DISTCC_AUTO_BACKOFF_PERIOD                seconds a worker that let the deadline pass
-                                            is not waited for, 0 = off (60)
-  DISTCC_AUTO_DEBUG                         1 traces like --verbose (0)
-
 Exit status: 0 ok, 96 configuration error, 97 nothing to build on,
 2 bad command line, 1 kill refused a PID or env could not write,
 128+N interrupted by signal N.
 See distcc-auto(1).
 ";
 
-pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, Error> {
+/// What was typed, before it is judged: the command word, the values
+/// after it, and every option, wherever it stood.
+#[derive(Debug, Default)]
+struct Typed {
+    word: Option<OsString>,
+    /// Values after the word (`init bash`, `tally 2`), or everything after
+    /// it for the commands that take a command line (`exec`, `__hold`,
+    /// `__keep`).
+    rest: Vec<OsString>,
+    /// `env -- COMMAND...`: the build command `distcc_build` will run.
+    build: Option<Vec<OsString>>,
+    help: bool,
+    version: bool,
+    verbose: bool,
+    format: Option<Format>,
+    shell: Option<Shell>,
+    check: Option<CheckKind>,
+    watch: Option<Duration>,
+    all: bool,
+}
+
+/// Parse the command line (without the program name).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
+    judge(read(args)?)
+}
+
+/// The command line as typed: options anywhere, their values checked.
+fn read(args: impl IntoIterator<Item = OsString>) -> Result<Typed, Error> {
     let mut parser = lexopt::Parser::from_args(args);
-    let mut command = None;
-    let mut verbose = false;
-    let mut format = None;
-    let mut shell = None;
-    let mut check = None;
-    let mut watch = None;
-    let mut all = false;
-    while let Some(arg) = parser.next()? {
+    let mut t = Typed::default();
+    loop {
+        if t.word.as_ref().is_some_and(|w| w == "env") && t.build.is_none() {
+            let mut raw = parser.raw_args()?;
+            if raw.peek().is_some_and(|a| a == "--") {
+                raw.next();
+                t.build = Some(raw.collect());
+            }
+        }
+        let Some(arg) = parser.next()? else {
+            return Ok(t);
+        };
         match arg {
-            Short('h') | Long("help") => command = Some(Command::Help),
-            Short('V') | Long("version") => command = Some(Command::Version),
-            Short('v') | Long("verbose") => verbose = true,
-            Long("json") | Long("wide") => {
-                let f = if arg == Long("json") {
+            Short('h') | Long("help") => t.help = true,
+            Short('V') | Long("version") => t.version = true,
+            Short('v') | Long("verbose") => t.verbose = true,
+            Long("all") => t.all = true,
+            Long(f @ ("json" | "wide")) => {
+                let f = if f == "json" {
                     Format::Json
                 } else {
                     Format::Wide
                 };
-                if format.is_some_and(|g| g != f) {
+                if t.format.is_some_and(|g| g != f) {
                     return Err(usage("--json and --wide go separately".into()));
                 }
-                format = Some(f);
+                t.format = Some(f);
             }
-            Long("all") => all = true,
-            Long("check") => {
-                // `--check` or `--check=compile|toolchain`.
-                check = Some(match parser.optional_value() {
-                    None => CheckKind::Compile,
-                    Some(v) => match v.to_str() {
-                        Some("compile") => CheckKind::Compile,
-                        Some("toolchain") => CheckKind::Toolchain,
-                        _ => {
-                            return Err(usage(format!(
-                                "--check='{}': expected compile or toolchain",
-                                v.to_string_lossy()
-                            )));
-                        }
-                    },
-                });
-            }
-            Long("shell") => {
-                let v = parser.value()?;
-                shell = Some(match v.to_str() {
-                    Some("sh" | "bash" | "zsh") => Shell::Sh,
-                    Some("fish") => Shell::Fish,
-                    _ => {
-                        return Err(usage(format!(
-                            "--shell '{}': expected sh, bash, zsh or fish",
-                            v.to_string_lossy()
-                        )));
-                    }
-                });
-            }
-            Long("watch") => {
-                // `--watch`, `--watch=N` or `--watch N`.
-                let value = match parser.optional_value() {
-                    Some(v) => Some(v),
-                    None => {
-                        let mut raw = parser.raw_args()?;
-                        // Anything that starts like a number is meant as
-                        // the interval, and judged as one (`--watch 0x10`
-                        // and `--watch=0x10` get the same answer).
-                        let numeric = raw.peek().and_then(|a| a.to_str()).is_some_and(|a| {
-                            a.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-                        });
-                        if numeric { raw.next() } else { None }
-                    }
-                };
-                watch = Some(match value {
-                    None => MIN_WATCH,
-                    Some(v) => watch_interval(&v.to_string_lossy())?,
-                });
-            }
-            Value(v) if command == Some(Command::Init { shell: "" }) => {
-                let shell = match v.to_str() {
-                    Some("bash") => "bash",
-                    Some("zsh") => "zsh",
-                    Some("fish") => "fish",
-                    _ => {
-                        return Err(usage(format!(
-                            "init '{}': expected bash, zsh or fish",
-                            v.to_string_lossy()
-                        )));
-                    }
-                };
-                command = Some(Command::Init { shell });
-            }
-            Value(v) if matches!(command, Some(Command::Tally { .. })) => {
-                let status = v.to_str().and_then(|s| s.parse::<i32>().ok());
-                command = Some(Command::Tally {
-                    status: status.ok_or_else(|| {
-                        usage(format!(
-                            "tally: '{}' is not an exit status",
-                            v.to_string_lossy()
-                        ))
-                    })?,
-                });
-            }
-            Value(v) if command.is_none() && v == "__hold" => {
-                let forwards = parser
-                    .raw_args()?
-                    .map(|a| {
-                        a.to_str()
-                            .and_then(crate::ssh::mux::Forward::parse)
-                            .ok_or_else(|| usage("__hold: expected LISTEN:CONNECT ports".into()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                command = Some(Command::Hold { forwards });
-            }
-            Value(v) if command.is_none() && v == "__keep" => {
-                let mut rest = parser.raw_args()?;
-                let socket = rest.next().map(std::path::PathBuf::from);
-                let dashes = rest.next();
-                let ssh: Vec<std::ffi::OsString> = rest.collect();
-                match (socket, dashes) {
-                    (Some(socket), Some(d)) if d == "--" && !ssh.is_empty() => {
-                        command = Some(Command::Keep { socket, ssh });
-                    }
-                    _ => return Err(usage("__keep: expected SOCKET -- COMMAND...".into())),
+            Long("check") => t.check = Some(check_kind(parser.optional_value())?),
+            Long("shell") => t.shell = Some(shell_name(&parser.value()?)?),
+            Long("watch") => t.watch = Some(watch_value(&mut parser)?),
+            Value(v) if t.word.is_none() => {
+                let line = matches!(v.to_str(), Some("exec" | "__hold" | "__keep"));
+                t.word = Some(v);
+                if line {
+                    t.rest = parser.raw_args()?.collect();
                 }
             }
-            Value(v) if command.is_none() && v == "exec" => {
-                // Everything after `exec` is the command, options included.
-                let mut rest: Vec<std::ffi::OsString> = parser.raw_args()?.collect();
-                if rest.first().is_some_and(|a| a == "--") {
-                    rest.remove(0);
-                }
-                if rest.is_empty() {
-                    return Err(usage("exec: no command given".into()));
-                }
-                command = Some(Command::Exec { command: rest });
-            }
-            Value(v) if command.is_none() => {
-                command = Some(match v.to_str() {
-                    Some("env") => Command::Env,
-                    Some("hosts") => Command::Hosts {
-                        format: Format::Table,
-                        check: None,
-                        watch: None,
-                    },
-                    Some("kill") => Command::Kill { all: false },
-                    Some("tally") => Command::Tally { status: 0 },
-                    Some("init") => Command::Init { shell: "" },
-                    Some("help") => Command::Help,
-                    _ => return Err(usage(format!("unknown command '{}'", v.to_string_lossy()))),
-                })
-            }
+            Value(v) => t.rest.push(v),
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let command = match command {
-        Some(Command::Hosts { .. }) => Command::Hosts {
-            format: format.unwrap_or(Format::Table),
-            check,
-            watch,
-        },
-        Some(c @ (Command::Help | Command::Version)) => c,
-        Some(c) if format.is_some() || check.is_some() || watch.is_some() => {
-            let opt = if format == Some(Format::Json) {
-                "--json"
-            } else if format == Some(Format::Wide) {
-                "--wide"
-            } else if check.is_some() {
-                "--check"
-            } else {
-                "--watch"
-            };
-            return Err(usage(format!(
-                "{opt} goes with 'hosts', not '{}'",
-                name(&c)
-            )));
-        }
-        Some(Command::Init { shell: "" }) => {
-            return Err(usage("init: which shell? bash, zsh or fish".into()));
-        }
-        Some(Command::Kill { .. }) => Command::Kill { all },
-        Some(c) => c,
-        None => return Err(usage("no command given".into())),
-    };
-    if all && !matches!(command, Command::Kill { .. }) {
-        return Err(usage(format!(
-            "--all goes with 'kill', not '{}'",
-            name(&command)
-        )));
+}
+
+/// `--check` or `--check=compile|toolchain`.
+fn check_kind(v: Option<OsString>) -> Result<CheckKind, Error> {
+    match v.as_ref().map(|v| v.to_str()) {
+        None | Some(Some("compile")) => Ok(CheckKind::Compile),
+        Some(Some("toolchain")) => Ok(CheckKind::Toolchain),
+        Some(_) => Err(usage(format!(
+            "--check='{}': expected compile or toolchain",
+            v.unwrap_or_default().to_string_lossy()
+        ))),
     }
-    if shell.is_some() && !matches!(command, Command::Env | Command::Kill { .. }) {
-        return Err(usage(format!(
-            "--shell goes with 'env' or 'kill', not '{}'",
+}
+
+fn shell_name(v: &OsString) -> Result<Shell, Error> {
+    match v.to_str() {
+        Some("sh" | "bash" | "zsh") => Ok(Shell::Sh),
+        Some("fish") => Ok(Shell::Fish),
+        _ => Err(usage(format!(
+            "--shell '{}': expected sh, bash, zsh or fish",
+            v.to_string_lossy()
+        ))),
+    }
+}
+
+/// `--watch`, `--watch=N` or `--watch N`.
+fn watch_value(parser: &mut lexopt::Parser) -> Result<Duration, Error> {
+    let value = match parser.optional_value() {
+        Some(v) => Some(v),
+        None => {
+            let mut raw = parser.raw_args()?;
+            // Anything that starts like a number is meant as the interval,
+            // and judged as one (`--watch 0x10` and `--watch=0x10` get the
+            // same answer).
+            let numeric = raw
+                .peek()
+                .and_then(|a| a.to_str())
+                .is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit() || c == '.'));
+            if numeric { raw.next() } else { None }
+        }
+    };
+    match value {
+        None => Ok(MIN_WATCH),
+        Some(v) => watch_interval(&v.to_string_lossy()),
+    }
+}
+
+/// What will be done: the command and the options that go with it.
+fn judge(t: Typed) -> Result<Args, Error> {
+    let command = if t.help {
+        Command::Help
+    } else if t.version {
+        Command::Version
+    } else {
+        let word = t
+            .word
+            .as_ref()
+            .ok_or_else(|| usage("no command given".into()))?;
+        command(word, &t)?
+    };
+    let wrong = |opt: &str, with: &str| {
+        Err(usage(format!(
+            "{opt} goes with {with}, not '{}'",
             name(&command)
-        )));
+        )))
+    };
+    let hosts = matches!(command, Command::Hosts { .. });
+    let kill = matches!(command, Command::Kill { .. });
+    let help = matches!(command, Command::Help | Command::Version);
+    if !hosts && !help {
+        match (t.format, t.check, t.watch) {
+            (Some(Format::Json), ..) => return wrong("--json", "'hosts'"),
+            (Some(_), ..) => return wrong("--wide", "'hosts'"),
+            (_, Some(_), _) => return wrong("--check", "'hosts'"),
+            (.., Some(_)) => return wrong("--watch", "'hosts'"),
+            _ => {}
+        }
+    }
+    if t.all && !kill && !help {
+        return wrong("--all", "'kill'");
+    }
+    if t.shell.is_some() && !kill && !help && !matches!(command, Command::Env { .. }) {
+        return wrong("--shell", "'env' or 'kill'");
+    }
+    if t.shell == Some(Shell::Fish) && matches!(command, Command::Env { build: Some(_) }) {
+        return Err(usage(
+            "env -- COMMAND prints code for bash and zsh; fish runs the build with 'exec'".into(),
+        ));
     }
     Ok(Args {
         command,
-        verbose,
-        shell: shell.unwrap_or(Shell::Sh),
+        verbose: t.verbose,
+        shell: t.shell.unwrap_or(Shell::Sh),
     })
+}
+
+/// The command a word names, with the values that follow it.
+fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
+    let one_value = |what: &str| -> Result<Option<&OsString>, Error> {
+        match &t.rest[..] {
+            [] => Ok(None),
+            [v] => Ok(Some(v)),
+            [_, extra, ..] => Err(usage(format!(
+                "{what}: unexpected argument '{}'",
+                extra.to_string_lossy()
+            ))),
+        }
+    };
+    let none = |what: &str| match t.rest.first() {
+        None => Ok(()),
+        Some(v) => Err(usage(format!(
+            "{what}: unexpected argument '{}'",
+            v.to_string_lossy()
+        ))),
+    };
+    Ok(match word.to_str() {
+        Some("env") => {
+            none("env")?;
+            if t.build.as_ref().is_some_and(Vec::is_empty) {
+                return Err(usage("env --: no command given".into()));
+            }
+            Command::Env {
+                build: t.build.clone(),
+            }
+        }
+        Some("hosts") => {
+            none("hosts")?;
+            Command::Hosts {
+                format: t.format.unwrap_or(Format::Table),
+                check: t.check,
+                watch: t.watch,
+            }
+        }
+        Some("kill") => {
+            none("kill")?;
+            Command::Kill { all: t.all }
+        }
+        Some("help") => Command::Help,
+        Some("tally") => Command::Tally {
+            status: tally_status(one_value("tally")?)?,
+        },
+        Some("init") => Command::Init {
+            shell: init_shell(one_value("init")?)?,
+        },
+        Some("exec") => {
+            // Everything after `exec` is the command, options included.
+            let rest = match t.rest.first() {
+                Some(d) if d == "--" => &t.rest[1..],
+                _ => &t.rest[..],
+            };
+            if rest.is_empty() {
+                return Err(usage("exec: no command given".into()));
+            }
+            Command::Exec {
+                command: rest.to_vec(),
+            }
+        }
+        Some("__hold") => Command::Hold {
+            forwards: hold_forwards(&t.rest)?,
+        },
+        Some("__keep") => match &t.rest[..] {
+            [socket, dashes, ssh @ ..] if dashes == "--" && !ssh.is_empty() => Command::Keep {
+                socket: socket.into(),
+                ssh: ssh.to_vec(),
+            },
+            _ => return Err(usage("__keep: expected SOCKET -- COMMAND...".into())),
+        },
+        _ => {
+            return Err(usage(format!(
+                "unknown command '{}'",
+                word.to_string_lossy()
+            )));
+        }
+    })
+}
+
+/// `tally [BUILD_STATUS]`: the build's exit status, 0 when not given.
+fn tally_status(v: Option<&OsString>) -> Result<i32, Error> {
+    let Some(v) = v else { return Ok(0) };
+    v.to_str()
+        .and_then(|s| s.parse::<i32>().ok())
+        .ok_or_else(|| {
+            usage(format!(
+                "tally: '{}' is not an exit status",
+                v.to_string_lossy()
+            ))
+        })
+}
+
+/// `init bash|zsh|fish`.
+fn init_shell(v: Option<&OsString>) -> Result<&'static str, Error> {
+    match v.map(|v| v.to_str()) {
+        None => Err(usage("init: which shell? bash, zsh or fish".into())),
+        Some(Some("bash")) => Ok("bash"),
+        Some(Some("zsh")) => Ok("zsh"),
+        Some(Some("fish")) => Ok("fish"),
+        Some(_) => Err(usage(format!(
+            "init '{}': expected bash, zsh or fish",
+            v.unwrap_or(&OsString::new()).to_string_lossy()
+        ))),
+    }
+}
+
+/// `__hold LISTEN:CONNECT...`.
+fn hold_forwards(args: &[OsString]) -> Result<Vec<crate::ssh::mux::Forward>, Error> {
+    args.iter()
+        .map(|a| {
+            a.to_str()
+                .and_then(crate::ssh::mux::Forward::parse)
+                .ok_or_else(|| usage("__hold: expected LISTEN:CONNECT ports".into()))
+        })
+        .collect()
 }
 
 fn name(c: &Command) -> &'static str {
     match c {
-        Command::Env => "env",
+        Command::Env { .. } => "env",
         Command::Hosts { .. } => "hosts",
         Command::Kill { .. } => "kill",
         Command::Tally { .. } => "tally",
@@ -405,7 +478,7 @@ mod tests {
         assert_eq!(
             p(&["env"]).unwrap(),
             Args {
-                command: Command::Env,
+                command: Command::Env { build: None },
                 verbose: false,
                 shell: Shell::Sh
             }
@@ -413,7 +486,7 @@ mod tests {
         assert_eq!(
             p(&["-v", "env"]).unwrap(),
             Args {
-                command: Command::Env,
+                command: Command::Env { build: None },
                 verbose: true,
                 shell: Shell::Sh
             }
@@ -503,6 +576,23 @@ mod tests {
             p(&["exec", "--", "--weird", "x"]).unwrap().command,
             exec(&["--weird", "x"])
         );
+        let build = |args: &[&str]| Command::Env {
+            build: Some(args.iter().map(Into::into).collect()),
+        };
+        assert_eq!(
+            p(&["-v", "env", "--", "make", "-k", "--json"])
+                .unwrap()
+                .command,
+            build(&["make", "-k", "--json"])
+        );
+        assert_eq!(
+            p(&["env", "--shell", "bash", "--", "--", "x"])
+                .unwrap()
+                .command,
+            build(&["--", "x"])
+        );
+        assert!(p(&["env", "--"]).is_err());
+        assert!(p(&["env", "--shell=fish", "--", "make"]).is_err());
         assert_eq!(p(&["--help"]).unwrap().command, Command::Help);
         assert_eq!(p(&["env", "-h"]).unwrap().command, Command::Help);
         assert_eq!(p(&["-V"]).unwrap().command, Command::Version);

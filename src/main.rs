@@ -28,9 +28,9 @@ fn run() -> Result<(), Error> {
     sys::raise_file_limit();
     let v = args.verbose;
     match args.command {
-        Command::Help => cmd::print(cli::USAGE),
+        Command::Help => cmd::print(&cli::help()),
         Command::Version => cmd::print(&format!("distcc-auto {}\n", env!("CARGO_PKG_VERSION"))),
-        Command::Env => cmd::env::env(v, args.shell),
+        Command::Env { build } => cmd::env::env(v, args.shell, build.as_deref()),
         Command::Hosts {
             format,
             check,

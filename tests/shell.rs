@@ -82,7 +82,7 @@ fn exit_codes_pass_through() {
         assert!(r.stdout.ends_with("rc=7\n"), "{sh}: {}", r.show());
         let r = in_shell(sh, t.path(), &vars, "distcc_build; echo \"rc=$?\"");
         assert!(
-            r.stdout.ends_with("rc=2\n") && r.stderr.contains("usage: distcc_build BUILD-COMMAND"),
+            r.stdout.ends_with("rc=96\n") && r.stderr.contains("usage: distcc_build BUILD-COMMAND"),
             "{sh}: {}",
             r.show()
         );
@@ -239,5 +239,66 @@ fn finds_the_installed_binary_beside_the_shell_file() {
         let r = run_cmd(c);
         r.expect(0, format_args!("{sh} {file}: "));
         assert_eq!(r.stdout, "ok -j 1 ", "{sh} {file}: {}", r.show());
+    }
+}
+
+/// A binary anyone can plant where a relative lookup would go: in the
+/// current directory, and at `./../../bin` and `./../target/release` from
+/// it. `init` output and the sourced files must never run it, whether
+/// distcc-auto is on PATH or not, and whatever PATH holds relative.
+#[test]
+fn no_binary_is_looked_up_relative_to_the_current_directory() {
+    let d = Distccd::start(1);
+    let t = TempDir::new("planted");
+    let cwd = t.path().join("tmp/a");
+    let planted = t.path().join("ran");
+    let fake = format!("#!/bin/sh\necho planted >> '{}'\n", planted.display());
+    for dir in ["tmp/a", "tmp/a/bin", "bin", "tmp/target/release"] {
+        let p = t.path().join(dir);
+        std::fs::create_dir_all(&p).unwrap();
+        let f = p.join("distcc-auto");
+        std::fs::write(&f, &fake).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let file = |name: &str| root().join("shell").join(name).display().to_string();
+    let cases = [
+        ("bash", format!("eval \"$({BIN} init bash)\"")),
+        ("zsh", format!("eval \"$({BIN} init zsh)\"")),
+        ("fish", format!("{BIN} init fish | source")),
+    ];
+    for (sh, load) in cases {
+        let mut c = Command::new(sh);
+        c.args(match sh {
+            "bash" => &["--noprofile", "--norc", "-c"][..],
+            "zsh" => &["-f", "-c"],
+            _ => &["--no-config", "-c"],
+        });
+        c.arg(format!("{load}; distcc_build printf '%s ' ok"));
+        // Relative PATH entries, and no distcc-auto on PATH otherwise.
+        c.current_dir(&cwd).env("PATH", ".:bin:/usr/bin:/bin");
+        c.env("DISTCC_AUTO_HOSTS", d.entry());
+        c.env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0");
+        let r = run_cmd(c);
+        r.expect(0, format_args!("{sh} init: "));
+        assert_eq!(r.stdout, "ok -j 1 ", "{sh}: {}", r.show());
+        assert!(!planted.exists(), "{sh}: the planted binary ran");
+    }
+    // Sourced files, not on PATH: found beside the file, not in `.`.
+    for (sh, f) in [("bash", file("distcc.sh")), ("zsh", file("distcc.zsh"))] {
+        let mut c = Command::new(sh);
+        c.args(if sh == "bash" {
+            &["--noprofile", "--norc", "-c"][..]
+        } else {
+            &["-f", "-c"]
+        });
+        c.arg(format!(". '{f}'; distcc_build printf '%s ' ok"));
+        c.current_dir(&cwd).env("PATH", ".:bin:/usr/bin:/bin");
+        c.env("DISTCC_AUTO_HOSTS", d.entry());
+        c.env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0");
+        let r = run_cmd(c);
+        // A checkout's target/release may not be built: either it runs
+        // that one (absolute, beside the file), or it says it found none.
+        assert!(r.stdout == "ok -j 1 " || r.code == 96, "{sh}: {}", r.show());
+        assert!(!planted.exists(), "{sh} sourced: the planted binary ran");
     }
 }

@@ -7,9 +7,11 @@
 mod support;
 
 mod cluster;
+mod docs;
 mod ecosystem;
 mod env;
 mod hostile;
+mod layout;
 mod lifecycle;
 mod properties;
 mod setups;

@@ -1,4 +1,7 @@
+use std::ffi::OsString;
+
 use crate::error::Error;
+use crate::plan::jobs;
 use crate::process::registry;
 use crate::process::signals::OnInterrupt;
 use crate::render::shell as emit;
@@ -8,8 +11,10 @@ use crate::{say, sys};
 
 use super::{configure, probe_and_plan, write_stdout};
 
-/// `env`: probe, then print shell code for `eval`.
-pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
+/// `env`: probe, then print shell code for `eval`. With `build` (`env --
+/// COMMAND...`, as `distcc_build` runs it), the code also sets the build's
+/// arguments, with the job count placed by the one rule (`plan::jobs`).
+pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<(), Error> {
     let config = configure(verbose, None)?;
     let plan = probe_and_plan(&config, true, OnInterrupt::Die)?;
     if let Err(e) = plan.usable() {
@@ -31,12 +36,18 @@ pub fn env(verbose: bool, shell: Shell) -> Result<(), Error> {
                 .into(),
         ));
     }
-    let printed = write_stdout(&emit::env_script(
-        &plan,
-        &keep,
-        crate::probe::ccache::prefix_here(),
-        shell,
-    ));
+    let ccache = crate::probe::ccache::prefix_here();
+    let text = match build {
+        None => emit::env_script(&plan, &keep, ccache, shell).into_bytes(),
+        Some(command) => {
+            let (argv, own) = jobs::place(command, plan.jobs(), config.append_jobs);
+            if own {
+                say(&jobs::kept_own(plan.jobs()));
+            }
+            emit::build_script(&plan, &keep, ccache, &argv)
+        }
+    };
+    let printed = write_stdout(&text);
     registry::close(if printed.is_ok() { &pids } else { &[] });
     printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
 }

@@ -27,10 +27,7 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     say(&emit::summary(&plan));
     let (argv, own) = jobs::place(command, plan.jobs(), config.append_jobs);
     if own {
-        say(&format!(
-            "the command has its own job count; the probed -j {} is not used",
-            plan.jobs()
-        ));
+        say(&jobs::kept_own(plan.jobs()));
     }
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);

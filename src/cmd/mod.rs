@@ -79,15 +79,15 @@ pub(crate) fn probe_with(
     let names: Option<Vec<String>> = (stderr_is_terminal() && !debugging())
         .then(|| config.hosts.specs.iter().map(|s| s.entry.clone()).collect());
     let (store, at, not_waited) = remembered(config);
-    let probes = probe::probe_all(
-        &routes,
-        &bounds,
-        &config.ssh,
-        debugging(),
-        names.as_deref(),
-        &not_waited,
-        guarded,
-    );
+    let phase = probe::Phase {
+        routes: &routes,
+        bounds: &bounds,
+        ssh: &config.ssh,
+        trace: debugging(),
+        progress: names.as_deref(),
+        not_waited: &not_waited,
+    };
+    let probes = probe::probe_all(&phase, guarded);
     trace!(
         "probing took {:.1?}, peak memory {} KiB",
         start.elapsed(),
@@ -200,8 +200,8 @@ fn report(plan: &Plan, warn_dropped: bool) {
         if !warn_dropped {
             continue;
         }
-        if let Some(why) = &w.dropped {
-            warn(&format!("worker '{}' dropped: {why}", w.spec.entry));
+        if let Some(d) = &w.dropped {
+            warn(&format!("worker '{}' dropped: {}", w.spec.entry, d.why));
         }
         if let Some(note) = emit::no_stats_note(w) {
             warn(&format!("worker '{}': {note}", w.spec.entry));
@@ -232,7 +232,7 @@ pub fn print(s: &str) -> Result<(), Error> {
     }
 }
 
-pub(crate) fn write_stdout(s: &str) -> io::Result<()> {
+pub(crate) fn write_stdout(s: impl AsRef<[u8]>) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(s.as_bytes()).and_then(|()| out.flush())
+    out.write_all(s.as_ref()).and_then(|()| out.flush())
 }

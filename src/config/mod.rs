@@ -3,6 +3,7 @@
 //! tested without touching the process environment.
 
 pub mod hostspec;
+pub mod vars;
 
 use std::time::Duration;
 
@@ -103,7 +104,8 @@ impl Config {
         cpus: u32,
         cli_check: Option<CheckKind>,
     ) -> Result<Config, Error> {
-        let hosts = match get("DISTCC_AUTO_HOSTS") {
+        let get = &get;
+        let hosts = match get(vars::HOSTS) {
             Some(v) => hostspec::parse_hosts(&v)?,
             None => {
                 return Err(Error::Config(
@@ -113,93 +115,102 @@ impl Config {
                 ));
             }
         };
-        let jobs = |name: &str, default: u32| -> Result<u32, Error> {
-            match set(&get, name) {
-                None => Ok(default),
-                Some(v) => match whole::<u64>(&v) {
-                    Some(n) if n <= u64::from(MAX_JOBS) => Ok(n as u32),
-                    _ => Err(bad(
-                        name,
-                        &v,
-                        &format!("a whole number from 0 to {MAX_JOBS}"),
-                    )),
-                },
-            }
-        };
-        let compiler_memory_mib = match set(&get, "DISTCC_AUTO_COMPILER_MEMORY") {
+        let compiler_memory_mib = match set(get, vars::COMPILER_MEMORY) {
             None => 1024,
             Some(v) => whole(&v).ok_or_else(|| {
                 bad(
-                    "DISTCC_AUTO_COMPILER_MEMORY",
+                    vars::COMPILER_MEMORY,
                     &v,
                     "a whole number of MiB (0 turns memory scaling off)",
                 )
             })?,
         };
-        let secs = |name: &str, default: Duration| match set(&get, name) {
-            None => Ok(default),
-            Some(v) => seconds(&v).ok_or_else(|| {
-                bad(
-                    name,
-                    &v,
-                    &format!("a number of seconds from 0 to {MAX_TIMEOUT_SECS}, such as 2 or 0.5"),
-                )
-            }),
-        };
-        let timeout = secs("DISTCC_AUTO_TIMEOUT", DEFAULT_TIMEOUT)?;
-        let persist = period(&get, "DISTCC_AUTO_SSH_PERSIST", 0)?;
+        let persist = period(get, vars::SSH_PERSIST, 0)?;
         let ssh = SshSettings {
-            command: ssh_command(set(&get, "DISTCC_AUTO_SSH_COMMAND"), persist > 0)?,
-            timeout: secs("DISTCC_AUTO_SSH_TIMEOUT", DEFAULT_SSH_TIMEOUT)?,
+            command: ssh_command(set(get, vars::SSH_COMMAND), persist > 0)?,
+            timeout: secs(get, vars::SSH_TIMEOUT, DEFAULT_SSH_TIMEOUT)?,
             persist,
-        };
-        let debug = flag(&get, "DISTCC_AUTO_DEBUG")?;
-        let load_aware = flag(&get, "DISTCC_AUTO_LOAD_AWARE")?;
-        let from_env = match set(&get, "DISTCC_AUTO_CHECK").as_deref() {
-            None | Some("none") => None,
-            Some("compile") => Some(CheckKind::Compile),
-            Some("toolchain") => Some(CheckKind::Toolchain),
-            Some(v) => {
-                return Err(bad(
-                    "DISTCC_AUTO_CHECK",
-                    v,
-                    "'compile', 'toolchain' or 'none'",
-                ));
-            }
-        };
-        let on_mismatch = match set(&get, "DISTCC_AUTO_CHECK_TOOLCHAIN").as_deref() {
-            None | Some("drop") => OnMismatch::Drop,
-            Some("warn") => OnMismatch::Warn,
-            Some(v) => return Err(bad("DISTCC_AUTO_CHECK_TOOLCHAIN", v, "'drop' or 'warn'")),
-        };
-        let check = match from_env.max(cli_check) {
-            None => None,
-            Some(kind) => Some(Check {
-                compiler: check_compiler(set(&get, "DISTCC_AUTO_CHECK_COMPILER"))?,
-                timeout: secs("DISTCC_AUTO_CHECK_TIMEOUT", DEFAULT_CHECK_TIMEOUT)?,
-                kind,
-                on_mismatch,
-            }),
         };
         Ok(Config {
             hosts,
             compiler_memory_mib,
-            early_local_jobs: jobs("DISTCC_AUTO_EARLY_LOCAL_JOBS", 0)?,
-            fallback_local_jobs: jobs("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", cpus)?,
-            preprocessor_jobs: jobs("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", cpus)?,
-            no_stats_slots: jobs("DISTCC_AUTO_NO_STATS_SLOTS", DEFAULT_NO_STATS_SLOTS)?,
-            backoff_period: period(&get, "DISTCC_AUTO_BACKOFF_PERIOD", DEFAULT_BACKOFF_PERIOD)?
-                .into(),
-            append_jobs: set(&get, "DISTCC_AUTO_APPEND_JOBS").is_none()
-                || flag(&get, "DISTCC_AUTO_APPEND_JOBS")?,
-            timeout,
+            early_local_jobs: jobs(get, vars::EARLY_LOCAL_JOBS, 0)?,
+            fallback_local_jobs: jobs(get, vars::FALLBACK_LOCAL_JOBS, cpus)?,
+            preprocessor_jobs: jobs(get, vars::PREPROCESSOR_JOBS, cpus)?,
+            no_stats_slots: jobs(get, vars::NO_STATS_SLOTS, DEFAULT_NO_STATS_SLOTS)?,
+            backoff_period: period(get, vars::BACKOFF_PERIOD, DEFAULT_BACKOFF_PERIOD)?.into(),
+            append_jobs: set(get, vars::APPEND_JOBS).is_none() || flag(get, vars::APPEND_JOBS)?,
+            timeout: secs(get, vars::TIMEOUT, DEFAULT_TIMEOUT)?,
             ssh,
-            check,
-            load_aware,
-            debug,
+            check: check(get, cli_check)?,
+            load_aware: flag(get, vars::LOAD_AWARE)?,
+            debug: flag(get, vars::DEBUG)?,
             cpus,
         })
     }
+}
+
+/// A job count: a whole number up to MAX_JOBS.
+fn jobs(get: impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Result<u32, Error> {
+    match set(&get, name) {
+        None => Ok(default),
+        Some(v) => match whole::<u64>(&v) {
+            Some(n) if n <= u64::from(MAX_JOBS) => Ok(n as u32),
+            _ => Err(bad(
+                name,
+                &v,
+                &format!("a whole number from 0 to {MAX_JOBS}"),
+            )),
+        },
+    }
+}
+
+/// A time in seconds, decimals allowed.
+fn secs(
+    get: impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, Error> {
+    match set(&get, name) {
+        None => Ok(default),
+        Some(v) => seconds(&v).ok_or_else(|| {
+            bad(
+                name,
+                &v,
+                &format!("a number of seconds from 0 to {MAX_TIMEOUT_SECS}, such as 2 or 0.5"),
+            )
+        }),
+    }
+}
+
+/// The compile check: DISTCC_AUTO_CHECK or `hosts --check`, the more
+/// thorough of the two.
+fn check(
+    get: impl Fn(&str) -> Option<String>,
+    cli_check: Option<CheckKind>,
+) -> Result<Option<Check>, Error> {
+    let from_env = match set(&get, vars::CHECK).as_deref() {
+        None | Some("none") => None,
+        Some("compile") => Some(CheckKind::Compile),
+        Some("toolchain") => Some(CheckKind::Toolchain),
+        Some(v) => {
+            return Err(bad(vars::CHECK, v, "'compile', 'toolchain' or 'none'"));
+        }
+    };
+    let on_mismatch = match set(&get, vars::CHECK_TOOLCHAIN).as_deref() {
+        None | Some("drop") => OnMismatch::Drop,
+        Some("warn") => OnMismatch::Warn,
+        Some(v) => return Err(bad(vars::CHECK_TOOLCHAIN, v, "'drop' or 'warn'")),
+    };
+    let Some(kind) = from_env.max(cli_check) else {
+        return Ok(None);
+    };
+    Ok(Some(Check {
+        compiler: check_compiler(set(&get, vars::CHECK_COMPILER))?,
+        timeout: secs(&get, vars::CHECK_TIMEOUT, DEFAULT_CHECK_TIMEOUT)?,
+        kind,
+        on_mismatch,
+    }))
 }
 
 /// DISTCC_AUTO_SSH_COMMAND, run as `exec COMMAND "$@"` by /bin/sh: a `#`
@@ -325,6 +336,19 @@ pub fn process_env(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_documented_default_is_the_one_applied() {
+        let base = [(vars::HOSTS, "w1")];
+        let plain = cfg(&base).unwrap();
+        for v in vars::ALL {
+            let Some(d) = v.default else { continue };
+            // "CPUs" is what the docs say for the machine's count (6 here).
+            let d = if d == "CPUs" { "6" } else { d };
+            let with = cfg(&[base[0], (v.name, d)]).unwrap();
+            assert_eq!(with, plain, "{} set to its documented default {d}", v.name);
+        }
+    }
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, Error> {
         let vars: Vec<(String, String)> = vars

@@ -24,6 +24,11 @@ pub fn place(cmd: &[OsString], jobs: u32, append: bool) -> (Vec<OsString>, bool)
     (out, false)
 }
 
+/// What is said when the user's own job count is kept.
+pub fn kept_own(jobs: u32) -> String {
+    format!("the command has its own job count; the probed -j {jobs} is not used")
+}
+
 fn is_job_count(arg: &str) -> bool {
     arg == "-j"
         || arg == "--jobs"

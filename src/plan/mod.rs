@@ -49,6 +49,16 @@ pub struct Probed {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct Dropped {
+    /// For people.
+    pub why: String,
+    /// For machines (`hosts --json`'s `reason_code`, the memory of
+    /// unanswered workers).
+    pub code: Code,
+}
+
+/// A worker as planned: what it answered and the slots it gets.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Worker {
     pub spec: HostSpec,
     /// Where it was asked (for ssh workers, the tunnel's local end).
@@ -56,9 +66,7 @@ pub struct Worker {
     pub address: Option<SocketAddr>,
     pub stats: Option<Stats>,
     /// Why it gets no jobs; `None` when it is used.
-    pub dropped: Option<String>,
-    /// The same, for machines; `None` when it is used.
-    pub code: Option<Code>,
+    pub dropped: Option<Dropped>,
     /// Its compiler, when the compile check ran.
     pub compiler: Option<String>,
     /// Said about a worker that is used all the same.
@@ -146,150 +154,32 @@ impl Plan {
 /// Decide the slots. `workers` pairs each configured spec with where it was
 /// probed and what the probe found, in configuration order.
 pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
-    let mem = config.compiler_memory_mib;
     let mut decisions = Vec::new();
     let mut all: Vec<Worker> = workers
         .into_iter()
-        .map(
-            |Probed {
-                 spec,
-                 target,
-                 probe,
-             }| {
-                let mut no_stats = None;
-                let mut code = None;
-                let (stats, dropped, slots) = match probe.outcome {
-                    Outcome::Down { reason, code: c } => {
-                        code = Some(c);
-                        (None, Some(reason), 0)
-                    }
-                    Outcome::NoStats { why } => {
-                        let slots = config.no_stats_slots;
-                        no_stats = Some(why);
-                        if slots == 0 {
-                            let why = "no stats port (distccd without --stats) and \
-                                   DISTCC_AUTO_NO_STATS_SLOTS is 0"
-                                .to_string();
-                            code = Some(Code::NoStats);
-                            (None, Some(why), 0)
-                        } else {
-                            decisions.push(format!(
-                                "{}: {slots} slots = DISTCC_AUTO_NO_STATS_SLOTS (no stats port)",
-                                spec.entry
-                            ));
-                            (None, None, slots)
-                        }
-                    }
-                    Outcome::Up { stats } => {
-                        let Sizing { slots, dropped } = worker_slots(&stats, mem);
-                        let why = match (&dropped, stats.free_mem_mib) {
-                            (Some(d), _) => d.clone(),
-                            (None, Some(free)) if mem > 0 => format!(
-                                "{slots} slots = min(dcc_max_kids {}, {free} MiB free / {mem} MiB)",
-                                stats.max_kids
-                            ),
-                            _ => format!("{slots} slots = dcc_max_kids"),
-                        };
-                        decisions.push(format!("{}: {why}", spec.entry));
-                        let slots = match (config.load_aware, busy(&stats)) {
-                            (true, Some(busy)) if dropped.is_none() => {
-                                let granted = load_aware_slots(slots, busy);
-                                decisions.push(format!(
-                                "{}: load-aware: {granted} slots = max(1, {slots} - {busy} busy)",
-                                spec.entry
-                            ));
-                                granted
-                            }
-                            _ => slots,
-                        };
-                        if dropped.is_some() {
-                            code = Some(Code::NoMemory);
-                        }
-                        (Some(stats), dropped, slots)
-                    }
-                };
-                Worker {
-                    spec,
-                    target,
-                    address: probe.address,
-                    stats,
-                    dropped,
-                    slots,
-                    elapsed: probe.elapsed,
-                    tunnel: probe.tunnel,
-                    no_stats,
-                    code,
-                    compiler: probe.compiler,
-                    warning: None,
-                }
-            },
-        )
+        .map(|p| {
+            let (w, said) = size(config, p);
+            decisions.extend(said);
+            w
+        })
         .collect();
-
     if let (Some(check), Some(here)) = (&config.check, &local.compiler)
         && check.kind == CheckKind::Toolchain
     {
-        for w in all.iter_mut().filter(|w| w.is_up()) {
-            if let Some(why) = toolchain_differs(w.compiler.as_deref(), here) {
-                decisions.push(format!("{}: {why}", w.spec.entry));
-                match check.on_mismatch {
-                    OnMismatch::Drop => {
-                        w.dropped = Some(why);
-                        w.code = Some(Code::Toolchain);
-                        w.slots = 0;
-                    }
-                    OnMismatch::Warn => {
-                        w.warning = Some(format!("{why} (kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn)"));
-                    }
-                }
-            }
-        }
+        decisions.extend(check_toolchains(&mut all, here, check.on_mismatch));
     }
-
-    // A stable sort keeps configuration order among equals, and puts
-    // dropped workers (0 slots) last in configuration order.
-    all.sort_by(|a, b| match (a.is_up(), b.is_up()) {
-        // What a worker reports beats a default: reporting workers first.
-        (true, true) => (a.no_stats.is_some())
-            .cmp(&b.no_stats.is_some())
-            .then_with(|| better(a, b)),
-        (true, false) => Ordering::Less,
-        (false, true) => Ordering::Greater,
-        (false, false) => Ordering::Equal,
-    });
-
+    order(&mut all);
     let up = all.iter().filter(|w| w.is_up()).count();
-    let (mut local_slots, knob) = if up > 0 {
-        (config.early_local_jobs, "DISTCC_AUTO_EARLY_LOCAL_JOBS")
-    } else {
-        (
-            config.fallback_local_jobs,
-            "DISTCC_AUTO_FALLBACK_LOCAL_JOBS",
-        )
-    };
-    decisions.push(format!(
-        "{up} of {} workers up: {local_slots} local slots from {knob}",
-        all.len()
-    ));
-    let mut memory_cap = None;
-    if let (true, Some(avail)) = (mem > 0, local.mem_available_mib) {
-        let cap = u32::try_from(avail / mem).unwrap_or(u32::MAX);
-        if cap < local_slots {
-            decisions.push(format!(
-                "local slots capped at {cap}: {avail} MiB available / {mem} MiB per compiler"
-            ));
-            local_slots = cap;
-            memory_cap = Some(avail);
-        }
-    }
+    let (local_slots, memory_cap, said) = local_slots(config, &local, up, all.len());
+    decisions.extend(said);
     let preprocessor_slots = if up > 0 { config.preprocessor_jobs } else { 0 };
     decisions.push(format!("{preprocessor_slots} preprocessor slots"));
-
     let nothing = (up == 0 && local_slots == 0).then(|| {
         let why = match memory_cap {
             Some(avail) => format!(
                 "not enough memory to compile here: {avail} MiB available, \
-                 DISTCC_AUTO_COMPILER_MEMORY is {mem} MiB per compiler"
+                 DISTCC_AUTO_COMPILER_MEMORY is {} MiB per compiler",
+                config.compiler_memory_mib
             ),
             None => "DISTCC_AUTO_FALLBACK_LOCAL_JOBS is 0".into(),
         };
@@ -305,6 +195,176 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
         nothing,
         decisions,
     }
+}
+
+/// One worker's slots from what its probe found, and the decisions that
+/// gave them.
+fn size(config: &Config, p: Probed) -> (Worker, Vec<String>) {
+    let Probed {
+        spec,
+        target,
+        probe,
+    } = p;
+    let mut said = Vec::new();
+    let mut no_stats = None;
+    let (stats, dropped, slots) = match probe.outcome {
+        Outcome::Down { reason, code } => (None, Some(Dropped { why: reason, code }), 0),
+        Outcome::NoStats { why } => {
+            no_stats = Some(why);
+            match config.no_stats_slots {
+                0 => {
+                    let why = "no stats port (distccd without --stats) and \
+                               DISTCC_AUTO_NO_STATS_SLOTS is 0"
+                        .to_string();
+                    (
+                        None,
+                        Some(Dropped {
+                            why,
+                            code: Code::NoStats,
+                        }),
+                        0,
+                    )
+                }
+                slots => {
+                    said.push(format!(
+                        "{}: {slots} slots = DISTCC_AUTO_NO_STATS_SLOTS (no stats port)",
+                        spec.entry
+                    ));
+                    (None, None, slots)
+                }
+            }
+        }
+        Outcome::Up { stats } => {
+            let (slots, dropped) = up_slots(config, &spec.entry, &stats, &mut said);
+            (Some(stats), dropped, slots)
+        }
+    };
+    let w = Worker {
+        spec,
+        target,
+        address: probe.address,
+        stats,
+        dropped,
+        slots,
+        elapsed: probe.elapsed,
+        tunnel: probe.tunnel,
+        no_stats,
+        compiler: probe.compiler,
+        warning: None,
+    };
+    (w, said)
+}
+
+/// The slots of a worker that answered with its stats (rule 1).
+fn up_slots(
+    config: &Config,
+    entry: &str,
+    stats: &Stats,
+    said: &mut Vec<String>,
+) -> (u32, Option<Dropped>) {
+    let mem = config.compiler_memory_mib;
+    let Sizing { slots, dropped } = worker_slots(stats, mem);
+    let why = match (&dropped, stats.free_mem_mib) {
+        (Some(d), _) => d.clone(),
+        (None, Some(free)) if mem > 0 => format!(
+            "{slots} slots = min(dcc_max_kids {}, {free} MiB free / {mem} MiB)",
+            stats.max_kids
+        ),
+        _ => format!("{slots} slots = dcc_max_kids"),
+    };
+    said.push(format!("{entry}: {why}"));
+    if let Some(why) = dropped {
+        return (
+            slots,
+            Some(Dropped {
+                why,
+                code: Code::NoMemory,
+            }),
+        );
+    }
+    match (config.load_aware, busy(stats)) {
+        (true, Some(busy)) => {
+            let granted = load_aware_slots(slots, busy);
+            said.push(format!(
+                "{entry}: load-aware: {granted} slots = max(1, {slots} - {busy} busy)"
+            ));
+            (granted, None)
+        }
+        _ => (slots, None),
+    }
+}
+
+/// The toolchain check: workers whose compiler is not `here`'s are dropped
+/// or warned about. Returns the decisions.
+fn check_toolchains(all: &mut [Worker], here: &str, on_mismatch: OnMismatch) -> Vec<String> {
+    let mut said = Vec::new();
+    for w in all.iter_mut().filter(|w| w.is_up()) {
+        let Some(why) = toolchain_differs(w.compiler.as_deref(), here) else {
+            continue;
+        };
+        said.push(format!("{}: {why}", w.spec.entry));
+        match on_mismatch {
+            OnMismatch::Drop => {
+                w.dropped = Some(Dropped {
+                    why,
+                    code: Code::Toolchain,
+                });
+                w.slots = 0;
+            }
+            OnMismatch::Warn => {
+                w.warning = Some(format!("{why} (kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn)"));
+            }
+        }
+    }
+    said
+}
+
+/// Rule 2. A stable sort keeps configuration order among equals, and puts
+/// dropped workers (0 slots) last in configuration order.
+fn order(all: &mut [Worker]) {
+    all.sort_by(|a, b| match (a.is_up(), b.is_up()) {
+        // What a worker reports beats a default: reporting workers first.
+        (true, true) => (a.no_stats.is_some())
+            .cmp(&b.no_stats.is_some())
+            .then_with(|| better(a, b)),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => Ordering::Equal,
+    });
+}
+
+/// Rule 3: local slots, the MemAvailable that capped them (if it did),
+/// and the decisions.
+fn local_slots(
+    config: &Config,
+    local: &Local,
+    up: usize,
+    configured: usize,
+) -> (u32, Option<u64>, Vec<String>) {
+    let mem = config.compiler_memory_mib;
+    let (mut slots, knob) = if up > 0 {
+        (config.early_local_jobs, "DISTCC_AUTO_EARLY_LOCAL_JOBS")
+    } else {
+        (
+            config.fallback_local_jobs,
+            "DISTCC_AUTO_FALLBACK_LOCAL_JOBS",
+        )
+    };
+    let mut said = vec![format!(
+        "{up} of {configured} workers up: {slots} local slots from {knob}"
+    )];
+    let mut memory_cap = None;
+    if let (true, Some(avail)) = (mem > 0, local.mem_available_mib) {
+        let cap = u32::try_from(avail / mem).unwrap_or(u32::MAX);
+        if cap < slots {
+            said.push(format!(
+                "local slots capped at {cap}: {avail} MiB available / {mem} MiB per compiler"
+            ));
+            slots = cap;
+            memory_cap = Some(avail);
+        }
+    }
+    (slots, memory_cap, said)
 }
 
 /// The toolchain check: why a worker's compiler is not this machine's.
@@ -468,6 +528,7 @@ mod tests {
                 .dropped
                 .as_ref()
                 .unwrap()
+                .why
                 .contains("not enough free memory (1023 MiB free, 1024 MiB per compiler)")
         );
         assert_eq!(p.remote_slots(), 20);
@@ -644,9 +705,9 @@ mod tests {
         let used: Vec<&str> = p.up().map(|w| w.spec.entry.as_str()).collect();
         assert_eq!(used, ["same"]);
         let old = p.workers.iter().find(|w| w.spec.entry == "old").unwrap();
-        assert_eq!(old.code, Some(Code::Toolchain));
+        assert_eq!(old.dropped.as_ref().map(|d| d.code), Some(Code::Toolchain));
         assert_eq!(
-            old.dropped.as_deref(),
+            old.dropped.as_ref().map(|d| d.why.as_str()),
             Some(
                 "compiler differs: worker has GCC: (Debian 11.3.0-12) 11.3.0 (x86-64, ELF64, little-endian), this machine GCC: (Debian 12.2.0-14) 12.2.0 (x86-64, ELF64, little-endian)"
             )

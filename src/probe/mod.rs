@@ -71,19 +71,27 @@ fn describe(outcome: &Outcome) -> String {
     }
 }
 
-/// Probe every worker at once; the answer for each comes back in order,
-/// with the target finally asked (for ssh workers, the tunnel's local end).
-/// This returns by the last of the bounds, whatever the workers do.
-pub fn probe_all(
-    routes: &[Route],
-    bounds: &Bounds,
-    ssh: &SshSettings,
-    trace: bool,
-    progress: Option<&[String]>,
-    not_waited: &[Option<u64>],
-    _signals: &Guarded,
-) -> Vec<(Target, Probe)> {
-    let start = bounds.start;
+/// What one probing phase asks.
+pub struct Phase<'a> {
+    pub routes: &'a [Route],
+    pub bounds: &'a Bounds,
+    pub ssh: &'a SshSettings,
+    /// Trace each probe's result.
+    pub trace: bool,
+    /// The entries' names, for a progress line on a terminal.
+    pub progress: Option<&'a [String]>,
+    /// For each route: seconds since it last let the deadline pass, when
+    /// within the backoff period (it is not waited for).
+    pub not_waited: &'a [Option<u64>],
+}
+
+type Found = (Target, Probe);
+
+/// Probe every route at once, each in its thread, and collect what they
+/// found by the phase's deadline. `_signals` proves that the stopping
+/// signals are guarded while tunnels may start.
+pub fn probe_all(phase: &Phase, _signals: &Guarded) -> Vec<Found> {
+    let routes = phase.routes;
     let (tx, rx) = mpsc::channel::<(usize, Target, Probe)>();
     let stages: Arc<Vec<StageCell>> = Arc::new(
         routes
@@ -91,102 +99,150 @@ pub fn probe_all(
             .map(|r| StageCell::new(first_stage(r)))
             .collect(),
     );
-    let mut results: Vec<Option<(Target, Probe)>> = vec![None; routes.len()];
-    let is_ssh = |r: &Route| matches!(r, Route::Ssh(_));
-    let last = bounds.last(routes.iter().any(is_ssh));
-    let slots = Arc::new(crate::probe::fd_budget::Slots::for_file_limit());
-    // A fresh closure per attempt: a failed spawn consumes it.
-    let job = |i: usize| {
-        let (tx, stages, route, ssh, bounds, slots) = (
-            tx.clone(),
-            Arc::clone(&stages),
-            routes[i].clone(),
-            ssh.clone(),
-            bounds.clone(),
-            Arc::clone(&slots),
-        );
-        move || {
-            let stage = &stages[i];
-            let until = match route {
-                Route::Direct(_) => bounds.deadline,
-                Route::Ssh(_) => bounds.ssh_deadline,
-            };
-            let first = stage.swap(Stage::Waiting);
-            let (target, probe) = if !slots.acquire(until) {
-                let why = timed_out(&bounds, matches!(route, Route::Ssh(_)), Stage::Waiting);
-                (route.target(), down(None, Code::Local, why, bounds.start))
-            } else {
-                stage.set(first);
-                let answer = match &route {
-                    Route::Direct(t) => (
-                        t.clone(),
-                        probe_one(t, bounds.deadline, &bounds, false, stage),
-                    ),
-                    Route::Ssh(spec) => through_ssh::probe(spec, &ssh, &bounds, stage),
-                };
-                slots.release();
-                answer
-            };
-            if trace {
-                crate::trace!(
-                    "probe {}: {} ({:.1?})",
-                    target_label(&target),
-                    describe(&probe.outcome),
-                    probe.elapsed
-                );
+    let last = phase.bounds.last(routes.iter().any(is_ssh));
+    let mut results = start_threads(phase, &stages, &tx, last);
+    drop(tx);
+    let graced = collect(phase, &stages, &rx, &mut results, last);
+    let start = phase.bounds.start;
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                let target = routes[i].target();
+                if let (true, Some(age)) = (graced, phase.not_waited.get(i).copied().flatten()) {
+                    let why = format!("no answer {age} s ago; not waited for");
+                    return (target, down(None, Code::NotWaited, why, start));
+                }
+                let reason = timed_out(phase.bounds, is_ssh(&routes[i]), stages[i].get());
+                (target, down(None, Code::Timeout, reason, start))
+            })
+        })
+        .collect()
+}
+
+fn is_ssh(r: &Route) -> bool {
+    matches!(r, Route::Ssh(_))
+}
+
+/// One thread per route. Threads that cannot start (an address-space or
+/// process limit) are retried until `last`: a limit costs time, not
+/// workers. A route whose thread never started has its result already.
+fn start_threads(
+    phase: &Phase,
+    stages: &Arc<Vec<StageCell>>,
+    tx: &mpsc::Sender<(usize, Target, Probe)>,
+    last: Instant,
+) -> Vec<Option<Found>> {
+    let slots = Arc::new(fd_budget::Slots::for_file_limit());
+    let mut results: Vec<Option<Found>> = vec![None; phase.routes.len()];
+    for (i, route) in phase.routes.iter().enumerate() {
+        // A fresh closure per attempt: a failed spawn consumes it.
+        let job = || {
+            let (tx, stages, route, ssh, bounds, slots) = (
+                tx.clone(),
+                Arc::clone(stages),
+                route.clone(),
+                phase.ssh.clone(),
+                phase.bounds.clone(),
+                Arc::clone(&slots),
+            );
+            let trace = phase.trace;
+            move || {
+                let (target, probe) = probe_route(&route, &ssh, &bounds, &stages[i], &slots);
+                if trace {
+                    crate::trace!(
+                        "probe {}: {} ({:.1?})",
+                        target_label(&target),
+                        describe(&probe.outcome),
+                        probe.elapsed
+                    );
+                }
+                let _ = tx.send((i, target, probe));
             }
-            let _ = tx.send((i, target, probe));
-        }
-    };
-    for i in 0..routes.len() {
-        // Threads that cannot start (an address-space or process limit)
-        // are retried until the deadline: a limit costs time, not workers.
+        };
         loop {
             let spawned = thread::Builder::new()
                 .name(format!("probe-{i}"))
                 .stack_size(PROBE_STACK)
-                .spawn(job(i));
+                .spawn(job());
             match spawned {
                 Ok(_) => break,
                 Err(_) if Instant::now() + Duration::from_millis(5) < last => {
                     thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => {
-                    results[i] = Some((
-                        routes[i].target(),
-                        down(
-                            None,
-                            Code::Local,
-                            format!("could not start a probe thread: {e}"),
-                            start,
-                        ),
-                    ));
+                    let why = format!("could not start a probe thread: {e}");
+                    let start = phase.bounds.start;
+                    results[i] = Some((route.target(), down(None, Code::Local, why, start)));
                     break;
                 }
             }
         }
     }
-    drop(tx);
+    results
+}
+
+/// A probe thread's work: a file descriptor from the budget, then the
+/// probe by the route's deadline.
+fn probe_route(
+    route: &Route,
+    ssh: &SshSettings,
+    bounds: &Bounds,
+    stage: &StageCell,
+    slots: &fd_budget::Slots,
+) -> Found {
+    let until = match route {
+        Route::Direct(_) => bounds.deadline,
+        Route::Ssh(_) => bounds.ssh_deadline,
+    };
+    let first = stage.swap(Stage::Waiting);
+    if !slots.acquire(until) {
+        let why = timed_out(bounds, is_ssh(route), Stage::Waiting);
+        return (route.target(), down(None, Code::Local, why, bounds.start));
+    }
+    stage.set(first);
+    let answer = match route {
+        Route::Direct(t) => (
+            t.clone(),
+            probe_one(t, bounds.deadline, bounds, false, stage),
+        ),
+        Route::Ssh(spec) => through_ssh::probe(spec, ssh, bounds, stage),
+    };
+    slots.release();
+    answer
+}
+
+/// Wait for the threads' answers until `last`. Workers that let the
+/// deadline pass a moment ago are not waited for: once every other one
+/// has answered, a short grace, then the end (returns whether that grace
+/// was given).
+fn collect(
+    phase: &Phase,
+    stages: &[StageCell],
+    rx: &mpsc::Receiver<(usize, Target, Probe)>,
+    results: &mut [Option<Found>],
+    mut last: Instant,
+) -> bool {
+    let n = phase.routes.len();
     let mut missing = results.iter().filter(|r| r.is_none()).count();
-    let mut shown = false;
-    // Workers that let the deadline pass a moment ago are not waited for:
-    // once every other one has answered, a short grace, then the end.
-    let needed = |results: &[Option<(Target, Probe)>]| {
-        (0..routes.len())
-            .filter(|&i| results[i].is_none() && not_waited.get(i).copied().flatten().is_none())
+    let needed = |results: &[Option<Found>]| {
+        (0..n)
+            .filter(|&i| {
+                results[i].is_none() && phase.not_waited.get(i).copied().flatten().is_none()
+            })
             .count()
     };
-    let mut last = last;
-    let mut graced = false;
+    let (mut shown, mut graced) = (false, false);
     while missing > 0 {
-        if !graced && needed(&results) == 0 {
+        if !graced && needed(results) == 0 {
             last = last.min(Instant::now() + NOT_WAITED_GRACE);
             graced = true;
         }
         let left = last.saturating_duration_since(Instant::now());
         // With a person watching, look up now and then to say what is
         // still awaited.
-        let wait = match progress {
+        let wait = match phase.progress {
             Some(_) => left.min(Duration::from_millis(250)),
             None => left,
         };
@@ -198,40 +254,31 @@ pub fn probe_all(
             Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
             Err(_) => break,
         }
-        if let Some(names) = progress
-            && start.elapsed() >= Duration::from_secs(1)
+        if let Some(names) = phase.progress
+            && phase.bounds.start.elapsed() >= Duration::from_secs(1)
             && missing > 0
         {
-            let waiting: Vec<String> = (0..routes.len())
-                .filter(|&i| results[i].is_none())
-                .map(|i| format!("{} ({})", names[i], stages[i].get().names().1))
-                .collect();
-            crate::progress(&format!(
-                "waiting for {missing} of {} workers: {}",
-                routes.len(),
-                waiting.join(", ")
-            ));
+            show_waiting(names, stages, results, missing);
             shown = true;
         }
     }
     if shown {
         crate::progress("");
     }
-    results
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or_else(|| {
-                if let (true, Some(age)) = (graced, not_waited.get(i).copied().flatten()) {
-                    let why = format!("no answer {age} s ago; not waited for");
-                    return (routes[i].target(), down(None, Code::NotWaited, why, start));
-                }
-                let stage = stages[i].get();
-                let reason = timed_out(bounds, is_ssh(&routes[i]), stage);
-                (routes[i].target(), down(None, Code::Timeout, reason, start))
-            })
-        })
-        .collect()
+    graced
+}
+
+/// The progress line: which workers are still awaited, and for what.
+fn show_waiting(names: &[String], stages: &[StageCell], results: &[Option<Found>], missing: usize) {
+    let waiting: Vec<String> = (0..names.len())
+        .filter(|&i| results[i].is_none())
+        .map(|i| format!("{} ({})", names[i], stages[i].get().names().1))
+        .collect();
+    crate::progress(&format!(
+        "waiting for {missing} of {} workers: {}",
+        names.len(),
+        waiting.join(", ")
+    ));
 }
 
 #[cfg(test)]

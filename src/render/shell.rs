@@ -44,6 +44,52 @@ pub fn env_script(
     ccache_prefix: Option<&str>,
     shell: Shell,
 ) -> String {
+    variables(plan, tunnels, ccache_prefix, shell, "")
+}
+
+/// What `distcc_build` (bash, zsh) evals: the same variables, each line
+/// led by `\builtin` so that no function or alias of the user's stands in
+/// for `export`, then `\builtin set -- ARGS;`, the build's argument list
+/// with the job count already placed (`plan::jobs`), each quoted.
+pub fn build_script(
+    plan: &Plan,
+    tunnels: &[TunnelInfo],
+    ccache_prefix: Option<&str>,
+    argv: &[std::ffi::OsString],
+) -> Vec<u8> {
+    let mut out = variables(plan, tunnels, ccache_prefix, Shell::Sh, "\\builtin ").into_bytes();
+    out.extend_from_slice(b"\\builtin set --");
+    for a in argv {
+        out.push(b' ');
+        out.extend(quote_bytes(std::os::unix::ffi::OsStrExt::as_bytes(
+            a.as_os_str(),
+        )));
+    }
+    out.extend_from_slice(b";\n");
+    out
+}
+
+/// Any bytes as one POSIX single-quoted word: arguments need not be UTF-8.
+fn quote_bytes(b: &[u8]) -> Vec<u8> {
+    let mut out = vec![b'\''];
+    for &c in b {
+        if c == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+fn variables(
+    plan: &Plan,
+    tunnels: &[TunnelInfo],
+    ccache_prefix: Option<&str>,
+    shell: Shell,
+    lead: &str,
+) -> String {
     let pids: Vec<String> = tunnels.iter().map(|t| t.pid.to_string()).collect();
     let ids: Vec<String> = tunnels.iter().map(TunnelInfo::identity).collect();
     let values = [
@@ -57,7 +103,7 @@ pub fn env_script(
     let mut out = String::new();
     for (name, value) in NAMES.iter().zip(values) {
         let _ = match shell {
-            Shell::Sh => writeln!(out, "export {name}={};", quote(&value)),
+            Shell::Sh => writeln!(out, "{lead}export {name}={};", quote(&value)),
             Shell::Fish => writeln!(out, "set -gx {name} {};", fish_quote(&value)),
         };
     }
@@ -75,6 +121,37 @@ pub fn unset_script(shell: Shell) -> String {
 /// A fish string literal: in single quotes only `\\` and `\'` are special.
 pub fn fish_quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// `distcc-auto init` output: a shell file (`shell/distcc.*`) with its
+/// `# >>> find` block (the search for the binary) replaced by `bin`, and
+/// its `# >>> resource` block left out. Blocks run from `# >>> NAME` to
+/// `# <<< NAME`, each marker alone on its line.
+pub fn init_script(file: &str, bin: &str, shell: Shell) -> String {
+    let mut out = String::with_capacity(file.len());
+    let mut inside = false;
+    for line in file.split_inclusive('\n') {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("# >>> ") {
+            inside = true;
+            if name.starts_with("find") {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                let _ = match shell {
+                    Shell::Sh => writeln!(out, "{indent}__distcc_auto_bin={}", quote(bin)),
+                    Shell::Fish => writeln!(out, "{indent}builtin set -l bin {}", fish_quote(bin)),
+                };
+            }
+            continue;
+        }
+        if t.starts_with("# <<< ") {
+            inside = false;
+            continue;
+        }
+        if !inside {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// DISTCC_HOSTS as a person may paste it into a shell.
@@ -158,7 +235,8 @@ pub fn no_stats_note(w: &Worker) -> Option<String> {
 /// Why a worker was dropped, or a note on one that is up.
 pub(crate) fn reason(w: &Worker) -> String {
     w.dropped
-        .clone()
+        .as_ref()
+        .map(|d| d.why.clone())
         .or_else(|| no_stats_note(w))
         .or_else(|| w.warning.clone())
         .unwrap_or_default()
@@ -216,6 +294,27 @@ pub(crate) fn since(w: &Worker, previous: &Counters) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn init_pins_the_binary_and_leaves_out_the_search_and_the_re_sourcing() {
+        for (file, shell) in [
+            (include_str!("../../shell/distcc.sh"), Shell::Sh),
+            (include_str!("../../shell/distcc.zsh"), Shell::Sh),
+            (include_str!("../../shell/distcc.fish"), Shell::Fish),
+        ] {
+            assert!(file.contains("# >>> find"));
+            let text = init_script(file, "/opt/it's here/distcc-auto", shell);
+            for gone in ["# >>>", "# <<<", "../../bin", "builtin source", "whence -p"] {
+                assert!(!text.contains(gone), "{gone}: {text}");
+            }
+            let pinned = match shell {
+                Shell::Sh => "__distcc_auto_bin='/opt/it'\\''s here/distcc-auto'\n",
+                Shell::Fish => "builtin set -l bin '/opt/it\\'s here/distcc-auto'\n",
+            };
+            assert_eq!(text.matches(pinned).count(), 1, "{text}");
+            assert!(text.contains("distcc_build"));
+        }
+    }
+
     use super::*;
     use crate::config::Config;
     use crate::config::hostspec::parse_entry;

@@ -336,7 +336,10 @@ mod tests {
         let long = "timed out after 2 s (connecting to the stats port) and then some more words \
                     to make it long: "
             .repeat(3);
-        p.workers[1].dropped = Some(long.clone());
+        p.workers[1].dropped = Some(crate::plan::Dropped {
+            why: long.clone(),
+            code: crate::worker::fault::Code::Timeout,
+        });
         // The fixed columns take 50: any width from there on is kept.
         for width in [50, 60, 80, 100] {
             let t = hosts(

@@ -60,7 +60,7 @@ pub fn update(old: &Dead, plan: &Plan, at: u64, period: u64) -> Dead {
         .map(|(e, t)| (e.clone(), *t))
         .collect();
     for w in &plan.workers {
-        match w.code {
+        match w.dropped.as_ref().map(|d| d.code) {
             Some(Code::Timeout) => {
                 new.insert(w.spec.entry.clone(), at);
             }
