@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use distcc_auto::cli::{self, Command};
 use distcc_auto::error::Error;
+use distcc_auto::process::signals;
 use distcc_auto::{cmd, say, sys};
 
 fn main() -> ExitCode {
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Error> {
+    signals::remember_start();
     let args = cli::parse(std::env::args_os().skip(1))?;
     // Before any thread starts: one thread per worker must fit an address
     // space limit, and one socket per worker a file limit.

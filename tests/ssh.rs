@@ -73,12 +73,13 @@ fn failing_and_interrupted_builds_leave_no_ssh() {
             (libc::SIGINT, 130),
             (libc::SIGTERM, 143),
             (libc::SIGHUP, 129),
+            (libc::SIGQUIT, 131),
         ] {
             let t = TempDir::new("int");
             let marker = t.path().join("started");
             // The outer shell survives the signal, as an interactive one does.
             let script = format!(
-                "trap : INT TERM HUP; distcc_build sh -c 'echo > {}; sleep 30' sh; echo \"rc=$?\"",
+                "trap : INT TERM HUP QUIT; distcc_build sh -c 'echo > {}; sleep 30' sh; echo \"rc=$?\"",
                 marker.display()
             );
             let mut c = client(&w, sh, &script, "ssh://worker");
@@ -316,7 +317,7 @@ fn interrupted_env_stops_the_tunnels_it_started() {
     // One tunnel comes up at once; the other waits on a port that accepts
     // TCP but never speaks SSH, so env is still probing when interrupted.
     let _mute = w.lan.worker.listen(&format!("{WORKER_IP}:2299"));
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         let mut c = client(
             &w,
             "bash",
@@ -481,6 +482,20 @@ fn watch_closes_its_tunnels_on_ctrl_c() {
     let shown = std::fs::read_to_string(&out_file).unwrap();
     assert!(shown.contains("worker via 127.0.0.1:"), "{shown}");
     w.assert_no_ssh_left("watch interrupted");
+    // Ctrl-\ (SIGQUIT) ends it too, by that signal, after its tunnels.
+    let mut c = client(
+        &w,
+        "bash",
+        "exec distcc-auto hosts --watch 2",
+        "ssh://worker",
+    );
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(15, "the tunnel", || w.ssh_processes().len() == 1);
+    signal(child.id() as i32, libc::SIGQUIT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGQUIT));
+    w.assert_no_ssh_left("watch quit");
 }
 
 #[test]

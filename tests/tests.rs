@@ -17,6 +17,7 @@ mod properties;
 mod setups;
 mod shell;
 mod shell_states;
+mod signals;
 mod ssh;
 mod toolchain;
 mod warm;

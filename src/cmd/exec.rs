@@ -30,7 +30,7 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         say(&jobs::kept_own(plan.jobs()));
     }
     let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
+    signals::as_started(cmd.args(&argv[1..]));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("DISTCC_AUTO_") {
             cmd.env_remove(name);

@@ -40,7 +40,8 @@ pub fn local(compiler: &str) -> Result<String, String> {
     let obj = dir.join("distcc-auto-check.o");
     let result = (|| {
         std::fs::write(&src, check::SOURCE).map_err(|e| e.to_string())?;
-        let out = Command::new(&real)
+        let mut cmd = Command::new(&real);
+        let out = crate::process::signals::as_started(&mut cmd)
             .arg("-c")
             .arg(&src)
             .arg("-o")

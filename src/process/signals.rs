@@ -1,6 +1,6 @@
 //! The process-wide signal policy while ssh tunnels may exist.
 //!
-//! SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by one
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in every thread and taken by one
 //! thread of their own, which stops every registered tunnel and then ends
 //! the process the way the signal would have (re-raised with its default
 //! action, so that a calling shell sees death by signal). The mask must be
@@ -8,7 +8,7 @@
 //! `Guarded` token, which only `guard` makes, is what starting the probes
 //! asks for.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::thread;
 
 use crate::process::registry;
@@ -38,8 +38,8 @@ pub fn set_child(pid: u32) {
     CHILD.store(i32::try_from(pid).unwrap_or(0), Ordering::SeqCst);
 }
 
-/// The signals that stop us: Ctrl-C, kill, a closing terminal.
-pub const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// The signals that stop us: Ctrl-C, kill, a closing terminal, Ctrl-\\.
+pub const STOPPING: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// A signal set of `sigs`.
 pub fn mask(sigs: &[libc::c_int]) -> libc::sigset_t {
@@ -98,7 +98,7 @@ pub fn guard(needed: bool, on_int: OnInterrupt) -> Guarded {
     Guarded(())
 }
 
-/// Ignore the three signals for good: cleanup that a second Ctrl-C or a
+/// Ignore the stopping signals for good: cleanup that a second Ctrl-C or a
 /// closing terminal's hangup must not cut short (`kill`).
 pub fn ignore() {
     for sig in STOPPING {
@@ -133,6 +133,68 @@ pub fn die_of(sig: libc::c_int) -> ! {
         libc::raise(sig);
     }
     std::process::exit(128 + sig)
+}
+
+/// The signal mask and the ignored signals (bit `n - 1` for signal `n`,
+/// 1 to 31) we were started with, for the commands we run for the user.
+static STARTED_MASK: AtomicU64 = AtomicU64::new(0);
+static STARTED_IGNORED: AtomicU64 = AtomicU64::new(0);
+
+/// Note the signal state we were started with: call first in `main`,
+/// before any thread starts or any signal is changed. SIGPIPE is the
+/// exception: Rust's runtime ignores it before `main`, so it is taken as
+/// default, as a shell starts a program.
+pub fn remember_start() {
+    let (mut mask, mut ignored) = (0u64, 0u64);
+    // SAFETY: queries only: the current mask into a local set, and each
+    // signal's current action into a local struct.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut set);
+        for sig in 1..32 {
+            if libc::sigismember(&set, sig) == 1 {
+                mask |= 1 << (sig - 1);
+            }
+            let mut act: libc::sigaction = std::mem::zeroed();
+            if sig != libc::SIGPIPE
+                && libc::sigaction(sig, std::ptr::null(), &mut act) == 0
+                && act.sa_sigaction == libc::SIG_IGN
+            {
+                ignored |= 1 << (sig - 1);
+            }
+        }
+    }
+    STARTED_MASK.store(mask, Ordering::Relaxed);
+    STARTED_IGNORED.store(ignored, Ordering::Relaxed);
+}
+
+/// Let `cmd` (a command the user asked for: `exec`'s, the compiler of the
+/// toolchain check) start with the signal state we were started with, not
+/// ours: our threads block the stopping signals, and a blocked SIGINT
+/// would make Ctrl-C stop nothing.
+pub fn as_started(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mask = STARTED_MASK.load(Ordering::Relaxed);
+    let ignored = STARTED_IGNORED.load(Ordering::Relaxed);
+    // SAFETY: sigemptyset, sigaddset, sigprocmask and signal are
+    // async-signal-safe, as a child between fork and exec needs.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in 1..32 {
+                if mask & (1 << (sig - 1)) != 0 {
+                    libc::sigaddset(&mut set, sig);
+                }
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    let ignore = ignored & (1 << (sig - 1)) != 0;
+                    libc::signal(sig, if ignore { libc::SIG_IGN } else { libc::SIG_DFL });
+                }
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        })
+    }
 }
 
 /// Let `cmd` start in a session and process group of its own (the
