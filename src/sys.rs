@@ -386,6 +386,35 @@ pub fn is_socket(fd: libc::c_int) -> bool {
     }
 }
 
+/// The effective user ID.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// The user ID of the process at the other end of a Unix socket, as the
+/// kernel recorded it when that end was made (not what it says).
+pub fn peer_uid(s: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockopt fills a local ucred of the size passed.
+    unsafe {
+        let mut cred: libc::ucred = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        );
+        if r == 0 {
+            Ok(cred.uid)
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

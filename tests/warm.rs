@@ -594,6 +594,27 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
         "{}",
         r.show()
     );
+    // A relative XDG_RUNTIME_DIR or TMPDIR is not used (a keeper that
+    // changes to / would lose it): said, and the worker gets a tunnel of
+    // its own.
+    for var in ["XDG_RUNTIME_DIR", "TMPDIR"] {
+        let mut vars = vec![
+            ("DISTCC_AUTO_HOSTS", "ssh://ci@127.0.0.1:1"),
+            ("DISTCC_AUTO_SSH_PERSIST", "30"),
+            (var, "rel/dir"),
+        ];
+        if var == "TMPDIR" {
+            vars.push(("XDG_RUNTIME_DIR", ""));
+        }
+        let r = run(&["hosts", "--wide"], &vars);
+        assert!(
+            r.stderr
+                .contains(&format!("{var} 'rel/dir' is not an absolute path"))
+                && r.stderr.contains("ssh workers get a tunnel of their own"),
+            "{var}: {}",
+            r.show()
+        );
+    }
     // A private directory where no control socket can be (a path too long
     // for a socket, or one ssh would expand): a warning, and the worker
     // gets a tunnel of its own (here refused: nothing listens on port 1).
@@ -635,4 +656,157 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
             r.show()
         );
     }
+}
+
+/// Nothing of another user's is trusted with persistence: a private
+/// directory under a directory another user owns (root after `sudo -E`
+/// keeps the user's XDG_RUNTIME_DIR) is not used at all, and a control
+/// socket served by another user is never spoken to.
+#[test]
+#[ignore = "needs root: network namespaces, another user"]
+fn no_directory_or_socket_of_another_user_is_trusted() {
+    need_netns!();
+    let w = SshWorker::start();
+    // XDG_RUNTIME_DIR owned by nobody, as /run/user/1000 is by its user.
+    let theirs = TempDir::private("theirs");
+    std::os::unix::fs::chown(theirs.path(), Some(65534), Some(65534)).unwrap();
+    let r = run_cmd(persisting(
+        &w,
+        &theirs,
+        "60",
+        "ssh://worker",
+        "distcc-auto hosts",
+    ));
+    r.expect(0, format_args!(""));
+    assert!(
+        r.stderr.contains("belongs to uid 65534") && r.stdout.contains("  up"),
+        "{}",
+        r.show()
+    );
+    assert_eq!(masters(&w), Vec::<String>::new(), "no master there");
+    assert!(
+        std::fs::read_dir(theirs.path()).unwrap().next().is_none(),
+        "nothing made in their directory"
+    );
+
+    // A socket at our master's very path, but listened on by another user
+    // (a small Python listener: a real master cannot be put there by
+    // anyone else, which is the point).
+    let rt = TempDir::private("runtime");
+    let dir = rt.path().join("distcc-auto");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let spec = distcc_auto::config::hostspec::parse_entry("ssh://worker").unwrap();
+    let sock = dir.join(distcc_auto::ssh::master::name(&w.ssh_command(), &spec, 60));
+    let listener = Daemon::spawn(
+        {
+            let mut c = w.lan.client.cmd("python3");
+            c.arg("-c").arg(format!(
+                "import socket, os, time\n\
+                 s = socket.socket(socket.AF_UNIX)\n\
+                 s.bind({:?})\n\
+                 os.setuid(65534)\n\
+                 s.listen()\n\
+                 while True:\n    c, _ = s.accept(); c.sendall(b'\\0\\0\\0\\x08\\0\\0\\0\\x01\\0\\0\\0\\x04')\n",
+                sock.display().to_string()
+            ));
+            c
+        },
+        "another user's listener",
+    );
+    wait_for(5, "the listener", || sock.exists());
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto hosts",
+    ));
+    drop(listener);
+    assert!(
+        r.stdout.contains("served by uid 65534"),
+        "the worker is not reached through it: {}",
+        r.show()
+    );
+}
+
+/// `kill --all` says which master it could not stop, and leaves it where a
+/// later `kill --all` reaches it.
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn kill_all_names_a_master_that_does_not_answer_and_reaches_it_later() {
+    need_netns!();
+    let w = SshWorker::start();
+    let rt = TempDir::private("runtime");
+    run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto hosts",
+    ))
+    .expect(0, format_args!(""));
+    let pid: i32 = masters(&w)[0]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    signal(pid, libc::SIGSTOP);
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto kill --all",
+    ));
+    assert!(
+        r.code != 0 && r.stderr.contains("does not answer") && r.stderr.contains("left running"),
+        "{}",
+        r.show()
+    );
+    assert_eq!(masters(&w).len(), 1, "still there");
+    signal(pid, libc::SIGCONT);
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto kill --all",
+    ));
+    r.expect(0, format_args!(""));
+    assert!(r.stderr.contains("stopped ssh master"), "{}", r.show());
+    assert_eq!(masters(&w), Vec::<String>::new());
+}
+
+/// A control socket path that fits `sun_path` but not ssh's temporary name
+/// for it (17 bytes longer) gets one warning and a tunnel of its own, not
+/// a dropped worker.
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_socket_path_ssh_cannot_bind_falls_back_to_a_tunnel_of_its_own() {
+    need_netns!();
+    let w = SshWorker::start();
+    let probe = TempDir::private("x");
+    // `RT/distcc-auto/ssh-` and 16 hex digits: 33 bytes after RT.
+    let pad = 100 - 33 - probe.path().display().to_string().len();
+    let rt = TempDir::private(&format!("x{}", "d".repeat(pad)));
+    let socket_len = rt.path().display().to_string().len() + 33;
+    assert!((91..=107).contains(&socket_len), "{socket_len}");
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto hosts",
+    ));
+    r.expect(0, format_args!(""));
+    assert!(r.stdout.contains("  up"), "{}", r.show());
+    assert_eq!(
+        r.stderr.matches("shorter directory").count(),
+        1,
+        "{}",
+        r.show()
+    );
+    assert_eq!(masters(&w), Vec::<String>::new());
 }

@@ -14,9 +14,9 @@
 //! SECONDS after its last use: no control connection (a holder, see
 //! `hold`) and no forwarded connection open.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -29,8 +29,10 @@ use crate::ssh::mux::{Mux, MuxError};
 use crate::worker::fault::Fault;
 use crate::{process::registry, process::signals, state::rundir, sys};
 
-/// A socket's path must fit `sun_path` (108 bytes with the NUL).
-const MAX_SOCKET_PATH: usize = 107;
+/// A socket's path must fit `sun_path` (108 bytes with the NUL), and ssh
+/// binds the master's socket first under a temporary name 17 bytes longer
+/// (`PATH.` and 16 random characters) before renaming it.
+const MAX_SOCKET_PATH: usize = 107 - 17;
 
 /// A connection to a worker's master.
 pub(crate) struct Shared {
@@ -42,19 +44,27 @@ pub(crate) struct Shared {
     pub(crate) log: SshLog,
 }
 
-/// The files of one master in the private directory.
+/// The files of one master in the private directory: ours reached
+/// through the held directory, ssh's (`-S`, `-E`, the keeper's argument)
+/// by the directory's path.
 pub(crate) struct Files {
+    /// For us: connecting, checking, removing a stale one.
     socket: PathBuf,
     log: PathBuf,
     lock: PathBuf,
+    /// For ssh and the keeper.
+    real_socket: PathBuf,
+    real_log: PathBuf,
 }
 
 impl Files {
-    fn new(dir: &Path, name: &str) -> Files {
+    fn new(dir: &rundir::Dir, name: &str) -> Files {
         Files {
-            socket: dir.join(name),
-            log: dir.join(format!("{name}.log")),
-            lock: dir.join(format!("{name}.lock")),
+            socket: dir.at(name),
+            log: dir.at(&format!("{name}.log")),
+            lock: dir.at(&format!("{name}.lock")),
+            real_socket: dir.real(name),
+            real_log: dir.real(&format!("{name}.log")),
         }
     }
 }
@@ -81,8 +91,8 @@ pub fn name(command: &str, spec: &HostSpec, persist: u32) -> String {
 /// why there can be none (the worker then gets a tunnel of its own).
 pub(crate) fn files(spec: &HostSpec, settings: &SshSettings) -> Result<Files, String> {
     let dir = rundir::private_dir()?;
-    let files = Files::new(&dir, &name(&settings.command, spec, settings.persist));
-    let socket = files.socket.to_string_lossy();
+    let files = Files::new(dir, &name(&settings.command, spec, settings.persist));
+    let socket = files.real_socket.to_string_lossy();
     if socket.len() > MAX_SOCKET_PATH {
         return Err(format!(
             "the control socket path {socket} is longer than a socket path may be; \
@@ -134,8 +144,7 @@ pub(crate) fn connect(
     let pid = mux
         .alive()
         .map_err(|e| Fault::Ssh(format!("the ssh master does not answer: {e}")))?;
-    let log =
-        File::open(&files.log).map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?;
+    let log = rundir::open_own(&files.log, OpenOptions::new().read(true)).map_err(Fault::Io)?;
     let log = if started {
         SshLog::whole(log)
     } else {
@@ -179,22 +188,18 @@ fn start(
 ) -> Result<Mux, Fault> {
     // Appended to by ssh's -E and by every process's stderr alike, so that
     // none writes over another; emptied for the new master.
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&files.log)
-        .and_then(|f| f.set_len(0).map(|()| f))
-        .map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?;
+    let log = rundir::open_own(&files.log, OpenOptions::new().create(true).append(true))
+        .and_then(|f| f.set_len(0).map(|()| f).map_err(|e| e.to_string()))
+        .map_err(Fault::Io)?;
     // ssh expands `%` tokens in the path it is given: `%%` is a `%`.
-    let socket = PathBuf::from(files.socket.to_string_lossy().replace('%', "%%"));
+    let socket = PathBuf::from(files.real_socket.to_string_lossy().replace('%', "%%"));
     let role = Role::Master {
         socket: &socket,
-        log: &files.log,
+        log: &files.real_log,
         persist: settings.persist,
     };
     let mut cmd = sys::ourselves("__keep");
-    cmd.arg(&files.socket)
+    cmd.arg(&files.real_socket)
         .arg("--")
         .args(args::ssh_command_line(
             settings,
@@ -206,7 +211,7 @@ fn start(
     let keeper = registry::spawn(signals::own_session(&mut cmd))
         .map_err(|e| Fault::Io(format!("cannot start the keeper of an ssh master: {e}")))?;
     let log = SshLog::whole(
-        File::open(&files.log).map_err(|e| Fault::Io(format!("{}: {e}", files.log.display())))?,
+        rundir::open_own(&files.log, OpenOptions::new().read(true)).map_err(Fault::Io)?,
     );
     let mut pause = Duration::from_millis(1);
     loop {
@@ -349,7 +354,7 @@ pub fn stop_all() -> (Vec<String>, Vec<String>) {
         Ok(d) => d,
         Err(e) => return (said, vec![e]),
     };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(entries) = std::fs::read_dir(dir.at("")) else {
         return (said, failed);
     };
     let mut ending = Vec::new();
@@ -359,7 +364,7 @@ pub fn stop_all() -> (Vec<String>, Vec<String>) {
         if !name.starts_with("ssh-") || !is_socket {
             continue;
         }
-        let files = Files::new(&dir, &name);
+        let files = Files::new(dir, &name);
         let entry = std::fs::read_to_string(&files.lock).unwrap_or_default();
         let deadline = Instant::now() + Duration::from_secs(1);
         let asked = Mux::connect(&files.socket, deadline).and_then(|mut m| {
@@ -369,6 +374,20 @@ pub fn stop_all() -> (Vec<String>, Vec<String>) {
         });
         match asked {
             Ok(pid) => ending.push((pid, entry)),
+            // Connected, then no answer: a master that is stopped (SIGSTOP)
+            // or hung. Its socket stays, so that a later `kill --all`
+            // reaches it once it answers.
+            Err(MuxError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                failed.push(format!(
+                    "ssh master of {entry} does not answer on {} (stopped?): left running",
+                    files.real_socket.display()
+                ));
+            }
             Err(MuxError::Io(_)) => remove_stale(&files.socket, false),
             Err(e) => failed.push(format!("ssh master of {entry}: {e}")),
         }

@@ -59,6 +59,8 @@ pub enum MuxError {
     Refused(String),
     /// The master answered something this protocol does not allow.
     Protocol(String),
+    /// The socket is another user's: never spoken to.
+    NotOurs(u32),
 }
 
 impl std::fmt::Display for MuxError {
@@ -67,6 +69,10 @@ impl std::fmt::Display for MuxError {
             MuxError::Io(e) => write!(f, "control socket: {e}"),
             MuxError::Refused(why) => write!(f, "the ssh master refused: {why}"),
             MuxError::Protocol(why) => write!(f, "the ssh master answered oddly: {why}"),
+            MuxError::NotOurs(uid) => write!(
+                f,
+                "the control socket is served by uid {uid}, not by us: not used"
+            ),
         }
     }
 }
@@ -86,9 +92,15 @@ pub struct Mux {
 }
 
 impl Mux {
-    /// Connect and exchange hellos, all before `deadline`.
+    /// Connect and exchange hellos, all before `deadline`. The process
+    /// that listens must be this user's (`SO_PEERCRED`): whatever a path
+    /// leads to, a socket another user made is never spoken to.
     pub fn connect(path: &Path, deadline: Instant) -> Result<Mux, MuxError> {
         let stream = UnixStream::connect(path)?;
+        let uid = crate::sys::peer_uid(&stream)?;
+        if uid != crate::sys::euid() {
+            return Err(MuxError::NotOurs(uid));
+        }
         Mux::over(stream, deadline)
     }
 

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,23 +73,21 @@ pub fn update(old: &Dead, plan: &Plan, at: u64, period: u64) -> Dead {
     new
 }
 
-/// Read the state (empty when there is none), under the lock `f` holds.
+/// Read the state (empty when there is none).
 fn read(path: &Path) -> Result<Dead, String> {
-    let m = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Dead::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    if !m.is_file() || m.uid() != rundir::euid() {
-        return Err(format!("{} is not a file of this user's", path.display()));
+    if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(Dead::new());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    rundir::open_own(path, OpenOptions::new().read(true))?
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The state file, in the private directory.
 pub struct Store {
-    dir: PathBuf,
+    dir: &'static rundir::Dir,
     path: PathBuf,
 }
 
@@ -97,7 +95,7 @@ impl Store {
     pub fn open() -> Result<Store, String> {
         let dir = rundir::private_dir()?;
         Ok(Store {
-            path: dir.join("dead"),
+            path: dir.at("dead"),
             dir,
         })
     }
@@ -110,7 +108,7 @@ impl Store {
     /// Change the state under the lock: `change` gets the state as it is
     /// now (another run may have changed it meanwhile) and returns the new.
     pub fn update(&self, change: impl FnOnce(&Dead) -> Dead) -> Result<(), String> {
-        let _lock = rundir::lock(&self.dir.join("dead.lock"), None)?;
+        let _lock = rundir::lock(&self.dir.at("dead.lock"), None)?;
         let now = read(&self.path).unwrap_or_default();
         let new = change(&now);
         if new == now {
@@ -129,6 +127,7 @@ impl Store {
                 .create_new(true)
                 .write(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)?;
             f.write_all(render(dead).as_bytes())?;
             std::fs::rename(&tmp, &self.path)
