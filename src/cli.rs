@@ -49,6 +49,9 @@ pub enum Command {
     /// Internal: hold a shared ssh master's control connection (stdin)
     /// for these forwards; see `hold`.
     Hold {
+        /// Where it records itself (its PID appended), so that the next
+        /// run cancels its forwards if it is killed outright.
+        record: std::path::PathBuf,
         forwards: Vec<crate::ssh::mux::Forward>,
     },
     /// Internal: start a shared ssh master with this command and be its
@@ -365,8 +368,12 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
                 command: rest.to_vec(),
             }
         }
-        Some("__hold") => Command::Hold {
-            forwards: hold_forwards(&t.rest)?,
+        Some("__hold") => match t.rest.split_first() {
+            Some((record, rest)) if std::path::Path::new(record).is_absolute() => Command::Hold {
+                record: record.into(),
+                forwards: hold_forwards(rest)?,
+            },
+            _ => return Err(usage("__hold: expected RECORD LISTEN:CONNECT...".into())),
         },
         Some("__keep") => match &t.rest[..] {
             [socket, dashes, ssh @ ..] if dashes == "--" && !ssh.is_empty() => Command::Keep {
@@ -542,7 +549,8 @@ mod tests {
             Command::Kill { all: true }
         );
         assert!(p(&["env", "--all"]).is_err());
-        assert!(p(&["__hold", "1:2", "x"]).is_err());
+        assert!(p(&["__hold", "/r", "1:2", "x"]).is_err());
+        assert!(p(&["__hold", "r", "1:2"]).is_err());
         assert_eq!(
             p(&["__keep", "/d/ssh-1", "--", "/bin/sh", "-c", "x"])
                 .unwrap()

@@ -44,7 +44,7 @@ fn run() -> Result<(), Error> {
             watch: Some(every),
         } => cmd::hosts::watch(v, format, check, every),
         Command::Kill { all } => cmd::kill::kill(args.shell, all),
-        Command::Hold { forwards } => cmd::internal::hold(&forwards),
+        Command::Hold { record, forwards } => cmd::internal::hold(&record, &forwards),
         Command::Keep { socket, ssh } => cmd::internal::keep(&socket, &ssh),
         Command::Tally { status } => cmd::tally::tally(v, status),
         Command::Exec { command } => cmd::exec::exec(v, &command),

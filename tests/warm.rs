@@ -810,3 +810,62 @@ fn a_socket_path_ssh_cannot_bind_falls_back_to_a_tunnel_of_its_own() {
     );
     assert_eq!(masters(&w), Vec::<String>::new());
 }
+
+/// A holder killed outright (SIGKILL: no handler runs) leaves its forwards
+/// in the master; the next run that uses the master cancels them, so that
+/// forwards do not outlive their runs.
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn the_forwards_of_a_holder_killed_outright_are_cancelled_by_the_next_run() {
+    need_netns!();
+    let w = SshWorker::start();
+    let rt = TempDir::private("runtime");
+    let out = rt.path().join("env");
+    let mut c = persisting(&w, &rt, "60", "ssh://worker", "distcc-auto env > \"$1\"");
+    c.arg("sh").arg(&out);
+    run_cmd(c).expect(0, format_args!(""));
+    let env = std::fs::read_to_string(&out).unwrap();
+    let hosts = env.lines().next().unwrap();
+    let at = hosts.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+    let port = hosts[at..].split('/').next().unwrap().to_string();
+    let listening = || {
+        run_cmd({
+            let mut c = w.lan.client.cmd("bash");
+            c.args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+                .stderr(Stdio::null());
+            c
+        })
+        .code
+            == 0
+    };
+    assert!(listening(), "the run's forward");
+    for h in holders(&rt) {
+        let pid: i32 = h.split_whitespace().next().unwrap().parse().unwrap();
+        signal(pid, libc::SIGKILL);
+    }
+    wait_for(3, "the holder gone", || holders(&rt).is_empty());
+    assert!(listening(), "the master still forwards for the dead holder");
+    let r = run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto hosts",
+    ));
+    r.expect(0, format_args!(""));
+    assert!(!listening(), "the next run cancelled it: {}", r.show());
+    let left: Vec<_> = std::fs::read_dir(rt.path().join("distcc-auto"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".fwd."))
+        .collect();
+    assert!(left.is_empty(), "records left: {left:?}");
+    run_cmd(persisting(
+        &w,
+        &rt,
+        "60",
+        "ssh://worker",
+        "distcc-auto kill --all",
+    ))
+    .expect(0, format_args!(""));
+}

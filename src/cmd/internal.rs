@@ -6,9 +6,9 @@ use std::path::Path;
 
 use crate::ssh::mux::Forward;
 
-/// `__hold LISTEN:PORT...`: see `ssh::holder`.
-pub fn hold(forwards: &[Forward]) -> ! {
-    crate::ssh::holder::run(forwards)
+/// `__hold RECORD LISTEN:PORT...`: see `ssh::holder`.
+pub fn hold(record: &Path, forwards: &[Forward]) -> ! {
+    crate::ssh::holder::run(record, forwards)
 }
 
 /// `__keep SOCKET -- SSH...`: see `ssh::master::keep`.

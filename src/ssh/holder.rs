@@ -11,22 +11,29 @@
 //! - on SIGTERM, SIGINT or SIGHUP it cancels its forwards (the local ports
 //!   close) and exits; the master then ends by itself once it has been
 //!   unused for the persist time;
-//! - when the master goes (`kill --all`, the worker gone), it exits too.
+//! - when the master goes (`kill --all`, the worker gone), it exits too;
+//! - it records itself and its forwards (`RECORD.PID`: its start time and
+//!   forwards) and removes the record when it ends, so that the forwards
+//!   of a holder killed outright (SIGKILL, no handler) are found and
+//!   cancelled by the next run that uses the master (`sweep`).
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::ssh::mux::{Forward, Mux};
 use crate::{process::registry, process::signals};
 
-/// Start the holder of `forwards`, handing it `mux`'s connection.
-pub fn spawn(mux: &Mux, forwards: &[Forward]) -> std::io::Result<u32> {
+/// Start the holder of `forwards`, handing it `mux`'s connection; it
+/// records itself as `record.PID`.
+pub fn spawn(mux: &Mux, record: &Path, forwards: &[Forward]) -> std::io::Result<u32> {
     let conn = mux.try_clone_stream()?;
     let mut cmd = crate::sys::ourselves("__hold");
-    cmd.args(forwards.iter().map(Forward::render))
+    cmd.arg(record)
+        .args(forwards.iter().map(Forward::render))
         .stdin(Stdio::from(OwnedFd::from(conn)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -37,7 +44,7 @@ pub fn spawn(mux: &Mux, forwards: &[Forward]) -> std::io::Result<u32> {
 
 /// `__hold`: wait for a signal (then cancel the forwards) or for the
 /// master to close the connection (then there is nothing to cancel).
-pub fn run(forwards: &[Forward]) -> ! {
+pub fn run(record: &Path, forwards: &[Forward]) -> ! {
     let Some(sfd) = signals::helper(&[]) else {
         std::process::exit(1);
     };
@@ -45,6 +52,10 @@ pub fn run(forwards: &[Forward]) -> ! {
         crate::say("__hold is started by distcc-auto itself, with a control connection on stdin");
         std::process::exit(2);
     }
+    let pid = std::process::id();
+    let mine = PathBuf::from(format!("{}.{pid}", record.display()));
+    let start = crate::sys::stat(pid).map_or(0, |s| s.start);
+    let _ = std::fs::write(&mine, render_record(start, forwards));
     // SAFETY: fd 0 is the connection `spawn` handed us; we own it now.
     let mut conn = unsafe { UnixStream::from_raw_fd(0) };
     let mut fds = [
@@ -74,11 +85,17 @@ pub fn run(forwards: &[Forward]) -> ! {
             // dropped.)
             let mut buf = [0u8; 256];
             match conn.read(&mut buf) {
-                Ok(0) | Err(_) => std::process::exit(0),
+                Ok(0) | Err(_) => {
+                    let _ = std::fs::remove_file(&mine);
+                    std::process::exit(0)
+                }
                 Ok(_) => {}
             }
         }
     }
+    // The record goes first: a record whose forwards were cancelled could
+    // make a later sweep cancel a new run's forward on a reused port.
+    let _ = std::fs::remove_file(&mine);
     let mut mux = Mux::adopt(conn);
     let _ = mux.bound(Instant::now() + Duration::from_secs(1));
     for &f in forwards {
@@ -87,4 +104,52 @@ pub fn run(forwards: &[Forward]) -> ! {
         }
     }
     std::process::exit(0)
+}
+
+/// A holder's record: its start time, then its forwards.
+fn render_record(start: u64, forwards: &[Forward]) -> String {
+    let fwds: Vec<String> = forwards.iter().map(Forward::render).collect();
+    format!("{start}\n{}\n", fwds.join(" "))
+}
+
+fn parse_record(text: &str) -> Option<(u64, Vec<Forward>)> {
+    let (start, fwds) = text.split_once('\n')?;
+    let fwds = fwds
+        .split_whitespace()
+        .map(Forward::parse)
+        .collect::<Option<Vec<_>>>()?;
+    Some((start.parse().ok()?, fwds))
+}
+
+/// Cancel, on `mux`, the forwards of holders recorded as `NAME.fwd.PID` in
+/// `dir` that no longer run (killed outright), and drop their records.
+/// Called under the master's lock, before this run adds its own.
+pub fn sweep(dir: &Path, name: &str, mux: &mut Mux) {
+    let prefix = format!("{name}.fwd.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = dir.join(&file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let Some((start, forwards)) = parse_record(&text) else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        if crate::sys::stat(pid).is_some_and(|s| s.start == start && s.state != 'Z') {
+            continue; // it still holds them
+        }
+        for f in forwards {
+            let _ = mux.cancel(f);
+        }
+        let _ = std::fs::remove_file(&path);
+        crate::trace!("cancelled the forwards of holder {pid}, which is gone");
+    }
 }

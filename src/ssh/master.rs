@@ -55,6 +55,11 @@ pub(crate) struct Files {
     /// For ssh and the keeper.
     real_socket: PathBuf,
     real_log: PathBuf,
+    /// The held directory and the master's name, for holders' records.
+    dir: PathBuf,
+    name: String,
+    /// What a holder records itself as (`.PID` appended).
+    pub(crate) real_record: PathBuf,
 }
 
 impl Files {
@@ -65,6 +70,9 @@ impl Files {
             lock: dir.at(&format!("{name}.lock")),
             real_socket: dir.real(name),
             real_log: dir.real(&format!("{name}.log")),
+            dir: dir.at(""),
+            name: name.to_string(),
+            real_record: dir.real(&format!("{name}.fwd")),
         }
     }
 }
@@ -139,11 +147,13 @@ pub(crate) fn connect(
         }
         Err(e) => return Err(Fault::Ssh(format!("the ssh master does not answer: {e}"))),
     };
-    drop(lock);
     let mut mux = mux;
     let pid = mux
         .alive()
         .map_err(|e| Fault::Ssh(format!("the ssh master does not answer: {e}")))?;
+    // Forwards of holders killed outright go before ours come.
+    crate::ssh::holder::sweep(&files.dir, &files.name, &mut mux);
+    drop(lock);
     let log = rundir::open_own(&files.log, OpenOptions::new().read(true)).map_err(Fault::Io)?;
     let log = if started {
         SshLog::whole(log)

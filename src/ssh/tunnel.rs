@@ -182,7 +182,7 @@ fn open_shared(
             }
             Err(e) => return Err(Fault::Ssh(format!("ssh master of {}: {e}", spec.entry))),
         }
-        return match crate::ssh::holder::spawn(&mux, &forwards) {
+        return match crate::ssh::holder::spawn(&mux, &files.real_record, &forwards) {
             Ok(pid) => Ok(Tunnel::new(
                 spec,
                 pid,
