@@ -869,3 +869,34 @@ fn the_forwards_of_a_holder_killed_outright_are_cancelled_by_the_next_run() {
     ))
     .expect(0, format_args!(""));
 }
+
+/// An ssh worker that let the deadline pass is still waited for on the
+/// next run (its login never fits the short grace of remembered workers),
+/// so it is used again as soon as it is back.
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_remembered_ssh_worker_is_used_again_when_it_is_back() {
+    need_netns!();
+    let w = SshWorker::start();
+    let rt = TempDir::private("runtime");
+    let wall = |op: &str| {
+        sh(&[
+            "ip", "netns", "exec", &w.lan.worker.name, "iptables", op, "INPUT", "-p", "tcp",
+            "--dport", &SSH_PORT.to_string(), "-j", "DROP",
+        ]);
+    };
+    let hosts = |rt: &TempDir| {
+        let mut c = persisting(&w, rt, "0", "ssh://worker", "distcc-auto hosts");
+        c.env("DISTCC_AUTO_BACKOFF_PERIOD", "60")
+            .env("DISTCC_AUTO_SSH_TIMEOUT", "1")
+            .env("DISTCC_AUTO_TIMEOUT", "1");
+        run_cmd(c)
+    };
+    wall("-A");
+    let r = hosts(&rt);
+    assert!(r.stdout.contains("timed out"), "{}", r.show());
+    wall("-D");
+    let r = hosts(&rt);
+    r.expect(0, format_args!(""));
+    assert!(r.stdout.contains("  up"), "back, and used: {}", r.show());
+}

@@ -167,13 +167,15 @@ fn remembered(config: &Config) -> (Option<dead::Store>, u64, Vec<Option<u64>>) {
         })
     });
     let at = dead::now();
+    // An ssh worker is always waited for: its login never fits the short
+    // grace, so once remembered it could never be found back.
     let not_waited: Vec<Option<u64>> = config
         .hosts
         .specs
         .iter()
-        .map(|s| {
-            let age = at.saturating_sub(*before.get(&s.entry)?);
-            (age < config.backoff_period).then_some(age)
+        .map(|s| match s.is_ssh() {
+            true => None,
+            false => dead::age(&before, &s.entry, at, config.backoff_period),
         })
         .collect();
     (store, at, not_waited)

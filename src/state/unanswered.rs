@@ -56,7 +56,7 @@ pub fn render(dead: &Dead) -> String {
 pub fn update(old: &Dead, plan: &Plan, at: u64, period: u64) -> Dead {
     let mut new: Dead = old
         .iter()
-        .filter(|(_, t)| at.saturating_sub(**t) < period)
+        .filter(|(e, _)| age(old, e, at, period).is_some())
         .map(|(e, t)| (e.clone(), *t))
         .collect();
     for w in &plan.workers {
@@ -71,6 +71,15 @@ pub fn update(old: &Dead, plan: &Plan, at: u64, period: u64) -> Dead {
         }
     }
     new
+}
+
+/// How many seconds ago `entry` last let the deadline pass, when that is
+/// within `period`. A time after `at` (the clock was set back) counts as
+/// long ago: it would otherwise be kept until the clock passes it.
+pub fn age(dead: &Dead, entry: &str, at: u64, period: u64) -> Option<u64> {
+    let t = *dead.get(entry)?;
+    let age = at.checked_sub(t)?;
+    (age < period).then_some(age)
 }
 
 /// Read the state (empty when there is none).
@@ -152,5 +161,22 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_time_in_the_future_is_forgotten() {
+        let d = parse("w1\t100\nw2\t5000\n").unwrap();
+        assert_eq!(age(&d, "w1", 130, 60), Some(30));
+        assert_eq!(age(&d, "w1", 160, 60), None);
+        // The clock was set back to 1000: w2's 5000 is not "0 s ago".
+        assert_eq!(age(&d, "w2", 1000, 60), None);
+        let plan = crate::plan::Plan {
+            workers: vec![],
+            local_slots: 0,
+            preprocessor_slots: 0,
+            nothing: None,
+            decisions: vec![],
+        };
+        assert!(update(&d, &plan, 1000, 60).is_empty());
     }
 }
