@@ -489,3 +489,48 @@ fn concurrent_runs_agree() {
     }
     assert!(outs.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn hostile_counters_and_loads_stay_small_and_sane() {
+    // FAKE: no real distccd reports a load of 1e308 or counters near
+    // 2^64 (it keeps them in a C int); a hostile server may.
+    let fake = FakeStats::replying(stats_reply(
+        "dcc_max_kids 4\ndcc_load1 1e308\ndcc_load2 1e300\ndcc_load3 9e307\n\
+         dcc_compile_ok 18446744073709551614\ndcc_compile_error 18446744073709551615\n",
+    ));
+    let r = run(
+        &["hosts"],
+        &[("DISTCC_AUTO_HOSTS", &fake.entry()), ("COLUMNS", "80")],
+    );
+    r.expect(0, format_args!(""));
+    for line in r.stdout.lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
+    }
+    let r = run(
+        &["hosts", "--wide"],
+        &[("DISTCC_AUTO_HOSTS", &fake.entry())],
+    );
+    for line in r.stdout.lines() {
+        assert!(
+            line.chars().count() <= 160,
+            "{} columns: {line}",
+            line.len()
+        );
+    }
+    // After a build, no wrapped or absurd count, and no false warning.
+    let r = run(
+        &["exec", "true"],
+        &[
+            ("DISTCC_AUTO_HOSTS", &fake.entry()),
+            ("DISTCC_AUTO_APPEND_JOBS", "0"),
+        ],
+    );
+    r.expect(0, format_args!(""));
+    assert!(!r.stderr.contains("1844674407370955161"), "{}", r.show());
+    assert!(
+        !r.stderr.contains("warning: no remote compile"),
+        "{}",
+        r.show()
+    );
+    assert!(r.stderr.contains("not counted"), "{}", r.show());
+}

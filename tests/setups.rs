@@ -469,3 +469,85 @@ fn pasted_distcc_hosts_entries_get_a_hint() {
         );
     }
 }
+
+/// A client compiling in a loop on a worker, until dropped: another
+/// user's builds on a shared worker.
+struct Busy(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Busy {
+    fn on(d: &Distccd) -> Busy {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let t = TempDir::new("busy");
+        std::fs::write(t.path().join("x.c"), "int x(void) { return 1; }\n").unwrap();
+        let hosts = format!("127.0.0.1:{}/4", d.port);
+        let s = stop.clone();
+        let h = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("distcc")
+                    .args(["gcc", "-c", "x.c", "-o", "x.o"])
+                    .current_dir(t.path())
+                    .env("DISTCC_HOSTS", &hosts)
+                    .env("DISTCC_DIR", t.path())
+                    .output();
+            }
+        });
+        Busy(stop, Some(h))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.1.take().map(std::thread::JoinHandle::join);
+    }
+}
+
+#[test]
+fn tally_does_not_wait_out_a_worker_that_others_keep_busy() {
+    let d = Distccd::start(4);
+    let busy = Busy::on(&d);
+    wait_for(10, "the other client's compiles", || {
+        d.stat("dcc_compile_ok") >= 2
+    });
+    let counters = format!("127.0.0.1:{}={},0", d.stats_port, d.stat("dcc_compile_ok"));
+    let started = std::time::Instant::now();
+    let r = run(
+        &["tally", "0"],
+        &[
+            ("DISTCC_AUTO_HOSTS", &d.entry()),
+            ("DISTCC_AUTO_COUNTERS", &counters),
+            ("DISTCC_AUTO_TIMEOUT", "10"),
+        ],
+    );
+    let took = started.elapsed();
+    r.expect(0, format_args!(""));
+    assert!(r.stderr.contains("remote compile"), "{}", r.show());
+    // Not the 10 s of DISTCC_AUTO_TIMEOUT: a few reads, then done.
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "{took:?}: {}",
+        r.show()
+    );
+    // Many builds' tallies at once: every one of them gets its answer.
+    let children: Vec<_> = (0..24)
+        .map(|_| {
+            let mut c = cmd(
+                &["tally", "0"],
+                &[
+                    ("DISTCC_AUTO_HOSTS", &d.entry()),
+                    ("DISTCC_AUTO_COUNTERS", &counters),
+                ],
+            );
+            c.stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("did not answer"), "{err}");
+    }
+    drop(busy);
+}

@@ -881,8 +881,19 @@ fn a_remembered_ssh_worker_is_used_again_when_it_is_back() {
     let rt = TempDir::private("runtime");
     let wall = |op: &str| {
         sh(&[
-            "ip", "netns", "exec", &w.lan.worker.name, "iptables", op, "INPUT", "-p", "tcp",
-            "--dport", &SSH_PORT.to_string(), "-j", "DROP",
+            "ip",
+            "netns",
+            "exec",
+            &w.lan.worker.name,
+            "iptables",
+            op,
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            &SSH_PORT.to_string(),
+            "-j",
+            "DROP",
         ]);
     };
     let hosts = |rt: &TempDir| {

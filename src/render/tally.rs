@@ -95,12 +95,14 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
             ) => {
                 counted += 1;
                 // A restarted daemon counts from 0 again: all of it is new.
-                ok += if ok1 >= ok0 { ok1 - ok0 } else { *ok1 };
-                failed += if failed1 >= failed0 {
+                // Saturating: the values come from the network (and from
+                // DISTCC_AUTO_COUNTERS), whatever the parsers allow.
+                ok = ok.saturating_add(if ok1 >= ok0 { ok1 - ok0 } else { *ok1 });
+                failed = failed.saturating_add(if failed1 >= failed0 {
                     failed1 - failed0
                 } else {
                     *failed1
-                };
+                });
             }
         }
     }
@@ -118,7 +120,11 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
         "{} on {} ({failed} failed)",
-        plural(ok + failed, "remote compile", "remote compiles"),
+        plural(
+            ok.saturating_add(failed),
+            "remote compile",
+            "remote compiles"
+        ),
         plural(counted, "worker", "workers")
     );
     if silent > 0 {
@@ -134,7 +140,7 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
         ));
     }
     let mut lines = vec![line];
-    if ok + failed == 0 && build_ok {
+    if ok.saturating_add(failed) == 0 && build_ok {
         lines.push(
             "warning: no remote compile ran: is the compiler going through distcc? \
              (CC=\"distcc gcc\", or /usr/lib/distcc first on PATH)"

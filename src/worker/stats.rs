@@ -134,13 +134,23 @@ fn max_kids_value(raw: &str) -> Result<(u32, bool), String> {
     }
 }
 
-/// A load figure: finite and non-negative, else absent.
+/// Loads above this are no machine's: absent (a `1e308` would make a
+/// table line hundreds of columns wide).
+pub const MAX_LOAD: f64 = 1e6;
+
+/// A load figure: finite, non-negative and at most MAX_LOAD, else absent.
 fn load(v: &str) -> Option<f64> {
-    v.parse::<f64>().ok().filter(|l| l.is_finite() && *l >= 0.0)
+    v.parse::<f64>()
+        .ok()
+        .filter(|l| l.is_finite() && (0.0..=MAX_LOAD).contains(l))
 }
 
+/// distccd keeps its counters in a C `int`: a larger one is no distccd's,
+/// and absent (sums of counters can then never overflow).
+pub const MAX_COUNT: u64 = i32::MAX as u64;
+
 fn count(v: &str) -> Option<u64> {
-    v.parse().ok()
+    v.parse().ok().filter(|&n| n <= MAX_COUNT)
 }
 
 /// `N MB` (or a bare `N`), as distccd writes it.
