@@ -119,3 +119,79 @@ fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
     );
     assert!(r.row(&old).contains(" up "), "{}", r.show());
 }
+
+/// Text from a worker is shown escaped wherever it is printed: a worker
+/// (a real distccd whose gcc writes a `.comment` with ESC, BEL and a
+/// newline, as a hostile worker may) cannot write to the terminal or spoof
+/// a line of ours.
+#[test]
+#[ignore = "needs root: a mount namespace"]
+fn a_workers_words_reach_the_terminal_escaped() {
+    need_netns!();
+    let t = TempDir::new("comment");
+    let d = t.path().display();
+    std::fs::write(
+        t.path().join("comment"),
+        b"\x1b[2K\rdistcc-auto: -j 64\n\x07evil\0",
+    )
+    .unwrap();
+    let wrapper = t.path().join("gcc");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nout=\nprev=\nfor a; do [ \"$prev\" = -o ] && out=$a; prev=$a; done\n\
+             /usr/bin/x86_64-linux-gnu-gcc-11 \"$@\" || exit\n\
+             exec objcopy --remove-section .comment --add-section .comment={d}/comment \"$out\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (port, stats) = (free_port(), free_port());
+    let gcc = "/usr/bin/x86_64-linux-gnu-gcc-12";
+    let script = format!(
+        "mount --bind {d}/gcc {gcc} && \
+         exec distccd --daemon --no-detach --log-stderr --listen 127.0.0.1 \
+         --allow 127.0.0.1/32 --port {port} --stats --stats-port {stats} --jobs 2"
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stderr(Stdio::null());
+    let _d = Daemon::spawn(c, "distccd (hostile .comment)");
+    wait_for(10, "the distccd", || {
+        std::net::TcpStream::connect(("127.0.0.1", stats)).is_ok()
+    });
+    let entry = format!("127.0.0.1:{port}:{stats}");
+    for args in [
+        &["hosts", "--check=toolchain", "--wide"][..],
+        &["hosts", "--check=toolchain"],
+        &["hosts", "--json", "--check=toolchain"],
+        &["env"],
+    ] {
+        let r = run(
+            args,
+            &[
+                ("DISTCC_AUTO_HOSTS", &entry),
+                ("DISTCC_AUTO_CHECK", "toolchain"),
+                ("DISTCC_AUTO_CHECK_TOOLCHAIN", "warn"),
+            ],
+        );
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("evil"),
+            "{args:?}: the worker's text is shown: {}",
+            r.show()
+        );
+        for bad in ['\x1b', '\x07', '\r', '\0'] {
+            assert!(!all.contains(bad), "{args:?}: raw {bad:?}: {}", r.show());
+        }
+        assert!(
+            !all.lines().any(|l| l.starts_with("distcc-auto: -j 64")),
+            "{args:?}: a spoofed line: {}",
+            r.show()
+        );
+    }
+}

@@ -58,7 +58,7 @@ pub fn verdict(reply: Result<Reply, Fault>, compiler: &str) -> Result<Vec<u8>, F
         ))),
         Ok(r) => {
             let text: String = r.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-            let text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+            let text = crate::worker::shown(&text, 300);
             let code = if r.status & 0x7f == 0 {
                 (r.status >> 8) & 0xff
             } else {
@@ -144,7 +144,8 @@ fn read_token(r: &mut impl Read) -> io::Result<(String, u32)> {
     let hex = std::str::from_utf8(&buf[4..])
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad token"))?;
     let n = u32::from_str_radix(hex, 16).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("bad token {name}{hex}"))
+        let token = crate::worker::shown(&format!("{name}{hex}"), 12);
+        io::Error::new(io::ErrorKind::InvalidData, format!("bad token {token}"))
     })?;
     Ok((name, n))
 }

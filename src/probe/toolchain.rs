@@ -20,7 +20,7 @@ pub fn identify(obj: &[u8]) -> Result<String, String> {
             let mut parts: Vec<String> = bytes
                 .split(|&b| b == 0)
                 .filter(|p| !p.is_empty())
-                .map(|p| String::from_utf8_lossy(p).trim().to_string())
+                .map(|p| crate::worker::shown(String::from_utf8_lossy(p).trim(), 200))
                 .collect();
             parts.dedup();
             parts.join("; ")

@@ -203,10 +203,7 @@ impl SshLog {
             })
             .collect();
         let keep = &lines[lines.len().saturating_sub(2)..];
-        keep.join(" ")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(300)
-            .collect()
+        // The far side's words (a banner, a distccd's) are relayed too.
+        crate::worker::shown(&keep.join(" "), 300)
     }
 }
