@@ -195,3 +195,49 @@ fn a_workers_words_reach_the_terminal_escaped() {
         );
     }
 }
+
+/// A bad DISTCC_AUTO_CHECK_COMPILER is a configuration error (96, named);
+/// a toolchain check that cannot run here (no such compiler, no TMPDIR)
+/// is a warning, and the build goes on.
+#[test]
+fn a_local_check_that_cannot_run_warns_and_the_build_goes_on() {
+    let d = Distccd::start(1);
+    for bad in ["..", ".", "-v", "a b", "$(id)"] {
+        let r = run(
+            &["env"],
+            &[
+                ("DISTCC_AUTO_HOSTS", &d.entry()),
+                ("DISTCC_AUTO_CHECK", "toolchain"),
+                ("DISTCC_AUTO_CHECK_COMPILER", bad),
+            ],
+        );
+        r.expect(96, format_args!("{bad}: "));
+        assert!(r.stderr.contains("DISTCC_AUTO_CHECK_COMPILER"), "{}", r.show());
+    }
+    for (var, value) in [
+        ("DISTCC_AUTO_CHECK_COMPILER", "no-such-compiler-here"),
+        ("TMPDIR", "/nonexistent/dir"),
+    ] {
+        let t = TempDir::new("check");
+        let mut c = Command::new("bash");
+        c.args(["--norc", "-c"])
+            .arg(format!(
+                ". '{}/shell/distcc.sh'; distcc_build printf '%s ' built",
+                root().display()
+            ))
+            .current_dir(t.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", std::path::Path::new(BIN).parent().unwrap().display()))
+            .env("DISTCC_AUTO_HOSTS", d.entry())
+            .env("DISTCC_AUTO_CHECK", "toolchain")
+            .env("DISTCC_AUTO_APPEND_JOBS", "0")
+            .env(var, value);
+        let r = run_cmd(c);
+        r.expect(0, format_args!("{var}: "));
+        assert!(r.stdout.starts_with("built"), "{var}: {}", r.show());
+        assert!(
+            r.stderr.contains("warning: DISTCC_AUTO_CHECK=toolchain: cannot compile the check file here"),
+            "{var}: {}",
+            r.show()
+        );
+    }
+}

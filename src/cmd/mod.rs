@@ -120,15 +120,18 @@ pub(crate) fn probe_with(
 /// toolchain check, its own compiler.
 fn local_machine(config: &Config) -> Result<Local, Error> {
     // The toolchain check compares with this machine's own compiler.
+    // When that cannot be done here, the build still goes on: the
+    // workers' compile check runs, and their compilers are not compared.
     let compiler = match &config.check {
-        Some(c) if c.kind == CheckKind::Toolchain => {
-            Some(crate::probe::toolchain::local(&c.compiler).map_err(|e| {
-                Error::Other(format!(
-                    "the toolchain check needs this machine's {}: {e}",
+        Some(c) if c.kind == CheckKind::Toolchain => crate::probe::toolchain::local(&c.compiler)
+            .map_err(|e| {
+                warn(&format!(
+                    "DISTCC_AUTO_CHECK=toolchain: cannot compile the check file here with {} \
+                     ({e}); workers' compilers are not compared",
                     c.compiler
-                ))
-            })?)
-        }
+                ));
+            })
+            .ok(),
         _ => None,
     };
     if let Some(c) = &compiler {

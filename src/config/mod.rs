@@ -278,8 +278,8 @@ fn flag(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, Error
 fn check_compiler(v: Option<String>) -> Result<String, Error> {
     let raw = v.unwrap_or_else(|| "cc".into());
     let base = raw.rsplit('/').next().unwrap_or_default();
-    let ok = !base.is_empty()
-        && !base.starts_with('-')
+    // A name, not `.`, `..` or an option: it starts like one.
+    let ok = base.starts_with(|c: char| c.is_ascii_alphanumeric())
         && base
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
