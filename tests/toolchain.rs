@@ -212,7 +212,11 @@ fn a_local_check_that_cannot_run_warns_and_the_build_goes_on() {
             ],
         );
         r.expect(96, format_args!("{bad}: "));
-        assert!(r.stderr.contains("DISTCC_AUTO_CHECK_COMPILER"), "{}", r.show());
+        assert!(
+            r.stderr.contains("DISTCC_AUTO_CHECK_COMPILER"),
+            "{}",
+            r.show()
+        );
     }
     for (var, value) in [
         ("DISTCC_AUTO_CHECK_COMPILER", "no-such-compiler-here"),
@@ -226,7 +230,13 @@ fn a_local_check_that_cannot_run_warns_and_the_build_goes_on() {
                 root().display()
             ))
             .current_dir(t.path())
-            .env("PATH", format!("{}:/usr/bin:/bin", std::path::Path::new(BIN).parent().unwrap().display()))
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin",
+                    std::path::Path::new(BIN).parent().unwrap().display()
+                ),
+            )
             .env("DISTCC_AUTO_HOSTS", d.entry())
             .env("DISTCC_AUTO_CHECK", "toolchain")
             .env("DISTCC_AUTO_APPEND_JOBS", "0")
@@ -235,7 +245,9 @@ fn a_local_check_that_cannot_run_warns_and_the_build_goes_on() {
         r.expect(0, format_args!("{var}: "));
         assert!(r.stdout.starts_with("built"), "{var}: {}", r.show());
         assert!(
-            r.stderr.contains("warning: DISTCC_AUTO_CHECK=toolchain: cannot compile the check file here"),
+            r.stderr.contains(
+                "warning: DISTCC_AUTO_CHECK=toolchain: cannot compile the check file here"
+            ),
             "{var}: {}",
             r.show()
         );

@@ -177,16 +177,76 @@ impl<'a> Elf<'a> {
             Some(a) => format!(", OS ABI {a}"),
         };
         format!(
-            "{machine}, ELF{}, {}-endian{abi}",
+            "{machine}, ELF{}, {}-endian{abi}{}",
             if self.class64 { 64 } else { 32 },
-            if self.little { "little" } else { "big" }
+            if self.little { "little" } else { "big" },
+            self.flags()
         )
+    }
+
+    /// `e_flags`, where the processor-specific ABI lives (ARM's float ABI,
+    /// RISC-V's float ABI and RVE, MIPS's ABI): objects that differ there
+    /// do not link together. Nothing when 0 (x86-64 has none).
+    fn flags(&self) -> String {
+        let at = if self.class64 { 0x30 } else { 0x24 };
+        let flags = match self.uint(at, 4) {
+            Some(0) | None => return String::new(),
+            Some(f) => f,
+        };
+        let named = match self.uint(0x12, 2) {
+            Some(0x28) if flags & 0x400 != 0 => ", hard-float",
+            Some(0x28) if flags & 0x200 != 0 => ", soft-float",
+            Some(0xf3) => match flags & 0x6 {
+                0 => ", soft-float ABI",
+                2 => ", single-float ABI",
+                4 => ", double-float ABI",
+                _ => ", quad-float ABI",
+            },
+            _ => "",
+        };
+        format!(", flags {flags:#x}{named}")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_that_differ_in_e_flags_are_told_apart() {
+        // This machine's real object, its header's e_flags patched as an
+        // ARM hard-float and soft-float, and a RISC-V double-float, compiler
+        // would have made it.
+        let dir = private_dir().unwrap();
+        let (src, obj) = (dir.join("f.c"), dir.join("f.o"));
+        std::fs::write(&src, "int f(void) { return 1; }\n").unwrap();
+        let ok = Command::new("cc")
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .status();
+        assert!(ok.unwrap().success());
+        let real = std::fs::read(&obj).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let with = |machine: u16, flags: u32| {
+            let mut o = real.clone();
+            o[0x12..0x14].copy_from_slice(&machine.to_le_bytes());
+            o[0x30..0x34].copy_from_slice(&flags.to_le_bytes());
+            identify(&o).unwrap()
+        };
+        let hard = with(0x28, 0x0500_0400);
+        let soft = with(0x28, 0x0500_0200);
+        assert!(
+            hard.contains("hard-float") && soft.contains("soft-float"),
+            "{hard} / {soft}"
+        );
+        assert_ne!(hard, soft);
+        assert!(with(0xf3, 0x5).contains("double-float ABI"));
+        assert_ne!(with(0xf3, 0x5), with(0xf3, 0x1));
+        // x86-64 has no flags: nothing added.
+        assert!(!identify(&real).unwrap().contains("flags"));
+    }
 
     #[test]
     fn this_machines_compiler_is_named_from_its_object() {
