@@ -503,3 +503,43 @@ fn a_slow_probe_says_what_it_waits_for_on_a_terminal_only() {
     );
     assert!(!r.stderr.contains("waiting for 1 of 2"), "{}", r.show());
 }
+
+/// fish lets a user define functions named after builtins that are not
+/// reserved words (count, path, functions, echo): distcc_build calls the
+/// builtins themselves, found on PATH or beside the file.
+#[test]
+fn fish_distcc_build_passes_over_the_users_functions_named_like_builtins() {
+    let d = Distccd::start(2);
+    let before = d.stat("dcc_compile_ok");
+    let hijack: String = ["count", "path", "functions", "echo"]
+        .iter()
+        .map(|n| format!("function {n}; printf 'hijacked-{n}\\n'; return 1; end; "))
+        .collect();
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap().display().to_string();
+    for path in [format!("{bin_dir}:/usr/bin:/bin"), "/usr/bin:/bin".to_string()] {
+        // Not on PATH: found beside the sourced file (target/debug is not
+        // there, so this checkout's binary is linked where it looks).
+        let src = demo_copy("fish-funcs");
+        let shell_dir = TempDir::new("fish-share");
+        let share = shell_dir.path().join("share/distcc-auto");
+        std::fs::create_dir_all(&share).unwrap();
+        std::fs::create_dir_all(shell_dir.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink(BIN, shell_dir.path().join("bin/distcc-auto")).unwrap();
+        std::fs::copy(root().join("shell/distcc.fish"), share.join("distcc.fish")).unwrap();
+        let script = format!(
+            "{hijack}source {}; distcc_build make; builtin echo \"rc=$status\"",
+            share.join("distcc.fish").display()
+        );
+        let mut c = Command::new("fish");
+        c.args(["--no-config", "-c", &script])
+            .current_dir(src.path())
+            .env("PATH", &path)
+            .env("DISTCC_DIR", src.path().join(".distcc"))
+            .env("DISTCC_AUTO_HOSTS", d.entry())
+            .stdin(Stdio::null());
+        let r = run_cmd(c);
+        assert!(r.stdout.ends_with("rc=0\n"), "PATH={path}: {}", r.show());
+        assert!(!r.stdout.contains("hijacked") && !r.stderr.contains("hijacked"), "{}", r.show());
+    }
+    assert_eq!(d.grown("dcc_compile_ok", before, 8), 8);
+}
