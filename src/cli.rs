@@ -355,19 +355,9 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
         Some("init") => Command::Init {
             shell: init_shell(one_value("init")?)?,
         },
-        Some("exec") => {
-            // Everything after `exec` is the command, options included.
-            let rest = match t.rest.first() {
-                Some(d) if d == "--" => &t.rest[1..],
-                _ => &t.rest[..],
-            };
-            if rest.is_empty() {
-                return Err(usage("exec: no command given".into()));
-            }
-            Command::Exec {
-                command: rest.to_vec(),
-            }
-        }
+        Some("exec") => Command::Exec {
+            command: exec_line(&t.rest)?,
+        },
         Some("__hold") => match t.rest.split_first() {
             Some((record, rest)) if std::path::Path::new(record).is_absolute() => Command::Hold {
                 record: record.into(),
@@ -389,6 +379,19 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
             )));
         }
     })
+}
+
+/// `exec [--] COMMAND...`: everything after `exec` is the command,
+/// options included.
+fn exec_line(rest: &[OsString]) -> Result<Vec<OsString>, Error> {
+    let rest = match rest.first() {
+        Some(d) if d == "--" => &rest[1..],
+        _ => rest,
+    };
+    if rest.is_empty() {
+        return Err(usage("exec: no command given".into()));
+    }
+    Ok(rest.to_vec())
 }
 
 /// `tally [BUILD_STATUS]`: the build's exit status, 0 when not given.

@@ -515,8 +515,15 @@ fn fish_distcc_build_passes_over_the_users_functions_named_like_builtins() {
         .iter()
         .map(|n| format!("function {n}; printf 'hijacked-{n}\\n'; return 1; end; "))
         .collect();
-    let bin_dir = std::path::Path::new(BIN).parent().unwrap().display().to_string();
-    for path in [format!("{bin_dir}:/usr/bin:/bin"), "/usr/bin:/bin".to_string()] {
+    let bin_dir = std::path::Path::new(BIN)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    for path in [
+        format!("{bin_dir}:/usr/bin:/bin"),
+        "/usr/bin:/bin".to_string(),
+    ] {
         // Not on PATH: found beside the sourced file (target/debug is not
         // there, so this checkout's binary is linked where it looks).
         let src = demo_copy("fish-funcs");
@@ -539,7 +546,11 @@ fn fish_distcc_build_passes_over_the_users_functions_named_like_builtins() {
             .stdin(Stdio::null());
         let r = run_cmd(c);
         assert!(r.stdout.ends_with("rc=0\n"), "PATH={path}: {}", r.show());
-        assert!(!r.stdout.contains("hijacked") && !r.stderr.contains("hijacked"), "{}", r.show());
+        assert!(
+            !r.stdout.contains("hijacked") && !r.stderr.contains("hijacked"),
+            "{}",
+            r.show()
+        );
     }
     assert_eq!(d.grown("dcc_compile_ok", before, 8), 8);
 }

@@ -2,7 +2,6 @@
 //! not start is signalled, and machine limits cost time, never workers.
 //! Real sshd and distccd in test-made namespaces; these need root.
 
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -98,14 +97,13 @@ fn another_users_tunnel_is_not_permitted_at_once() {
         strip("DISTCC_AUTO_TUNNEL_PIDS"),
         strip("DISTCC_AUTO_TUNNEL_IDS"),
     );
-    let mut c = cmd(
+    let (c, _copy) = cmd_as_nobody(
         &["kill"],
         &[
             ("DISTCC_AUTO_TUNNEL_PIDS", &pids),
             ("DISTCC_AUTO_TUNNEL_IDS", &ids),
         ],
     );
-    c.uid(65534).gid(65534); // nobody
     let start = Instant::now();
     let r = run_cmd(c);
     r.expect(1, format_args!(""));

@@ -219,6 +219,28 @@ pub fn own_session(cmd: &mut std::process::Command) -> &mut std::process::Comman
     }
 }
 
+/// Like `own_session`, for a helper of ours (`__hold`, `__keep`): the
+/// stopping signals stay blocked through exec, so that one sent before the
+/// helper takes them (`helper`) waits for it instead of killing it before
+/// it can clean up (a holder's forwards would outlive it).
+pub fn own_session_for_helper(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    own_session(cmd);
+    // SAFETY: sigemptyset, sigaddset and sigprocmask are async-signal-safe;
+    // this runs after own_session's closure, which cleared the mask.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in STOPPING {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        })
+    }
+}
+
 /// The start of a helper of ours that may live long (`__hold`, `__keep`):
 /// no descriptor of whoever started it stays open in it (a pipe another
 /// process waits on to close), as ssh does for itself; and the stopping

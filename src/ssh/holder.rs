@@ -39,7 +39,7 @@ pub fn spawn(mux: &Mux, record: &Path, forwards: &[Forward]) -> std::io::Result<
         .stderr(Stdio::null())
         // It may live long: it must not keep the caller's directory busy.
         .current_dir("/");
-    registry::spawn(signals::own_session(&mut cmd))
+    registry::spawn(signals::own_session_for_helper(&mut cmd))
 }
 
 /// `__hold`: wait for a signal (then cancel the forwards) or for the

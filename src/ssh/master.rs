@@ -143,7 +143,16 @@ pub(crate) fn connect(
             // Named in the lock file for `kill --all`.
             let _ = lock.set_len(0);
             let _ = lock.write_all(destination(spec).as_bytes());
-            (start(spec, settings, files, deadline)?, true)
+            match start(spec, settings, files, deadline) {
+                Ok(mux) => (mux, true),
+                Err(fault) => {
+                    // No master: its files go (the keeper, which would
+                    // remove them, cannot take the lock we hold).
+                    let _ = std::fs::remove_file(&files.log);
+                    rundir::remove_locked(&files.lock, lock);
+                    return Err(fault);
+                }
+            }
         }
         Err(e) => return Err(Fault::Ssh(format!("the ssh master does not answer: {e}"))),
     };
@@ -218,7 +227,7 @@ fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    let keeper = registry::spawn(signals::own_session(&mut cmd))
+    let keeper = registry::spawn(signals::own_session_for_helper(&mut cmd))
         .map_err(|e| Fault::Io(format!("cannot start the keeper of an ssh master: {e}")))?;
     let log = SshLog::whole(
         rundir::open_own(&files.log, OpenOptions::new().read(true)).map_err(Fault::Io)?,
@@ -297,23 +306,23 @@ pub fn keep(socket: &Path, ssh: &[std::ffi::OsString]) -> ! {
         };
         match got {
             Some(libc::SIGCHLD) => {}
-            Some(_) => end_everything(0),
+            Some(_) => end_everything(socket, 0),
             None => continue,
         }
         while let Some((pid, code)) = reap_one() {
             if pid == login {
                 if code != 0 {
-                    end_everything(code);
+                    end_everything(socket, code);
                 }
                 match master_pid(socket) {
                     Ok(p) => master = Some(p),
                     Err(e) => {
                         crate::say(&format!("ssh exited without starting a master: {e}"));
-                        end_everything(1);
+                        end_everything(socket, 1);
                     }
                 }
             } else if Some(pid) == master {
-                end_everything(0);
+                end_everything(socket, 0);
             }
         }
     }
@@ -350,10 +359,28 @@ fn reap_one() -> Option<(u32, i32)> {
 }
 
 /// Stop and reap everything below this process, then exit with `code`.
-fn end_everything(code: i32) -> ! {
+fn end_everything(socket: &Path, code: i32) -> ! {
     let groups = sys::escaped_groups(std::process::id());
     registry::stop_groups(&groups, registry::GRACE, || while reap_one().is_some() {});
+    forget(socket);
     std::process::exit(code)
+}
+
+/// The master is gone: its socket (when left by a master killed outright),
+/// log and lock file go too, under the lock, unless a run is starting a
+/// new master with them right now. Nothing of ours piles up.
+fn forget(socket: &Path) {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", socket.display()));
+    let lock = with("lock");
+    let until = Instant::now() + Duration::from_secs(1);
+    let Ok(Some(held)) = rundir::lock(&lock, Some(until)) else {
+        return;
+    };
+    if Mux::connect(socket, until).is_err() {
+        remove_stale(socket, false);
+    }
+    let _ = std::fs::remove_file(with("log"));
+    rundir::remove_locked(&lock, held);
 }
 
 /// `kill --all`: end every master of this user's now. Returns what was

@@ -120,8 +120,8 @@ pub fn open(spec: &HostSpec, settings: &SshSettings, deadline: Instant) -> Resul
         }
     }
     let mut last = String::new();
-    for _ in 0..PORT_ATTEMPTS {
-        let (distcc, stats) = two_free_ports()?;
+    for attempt in 0..PORT_ATTEMPTS {
+        let (distcc, stats) = two_free_ports(spec, attempt)?;
         let log = SshLog::new()?;
         let role = Role::Forwards { distcc, stats };
         let pid = spawn_ssh(settings, ssh_args(spec, role, settings.timeout), &log.file)?;
@@ -155,8 +155,8 @@ fn open_shared(
     let shared = crate::ssh::master::connect(spec, settings, files, deadline)?;
     let mut mux = shared.mux;
     let mut last = String::new();
-    for _ in 0..PORT_ATTEMPTS {
-        let (distcc, stats) = two_free_ports()?;
+    for attempt in 0..PORT_ATTEMPTS {
+        let (distcc, stats) = two_free_ports(spec, attempt)?;
         let forwards = [
             Forward {
                 listen: distcc,
@@ -247,14 +247,38 @@ pub fn done_with(t: Tunnel) {
     }
 }
 
-fn two_free_ports() -> Result<(u16, u16), Fault> {
+/// Two free local ports for `spec`'s forwards: the same ones run after run
+/// when they are free (distcc keeps a lock file per host and port in
+/// `$DISTCC_DIR/lock`, so new ports every run would pile them up), from a
+/// few pairs picked by a hash of the entry and the user, outside the
+/// ephemeral range; else any two the kernel gives.
+fn two_free_ports(spec: &HostSpec, attempt: usize) -> Result<(u16, u16), Fault> {
+    let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{}\0{}", spec.entry, sys::euid()).bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // A retry (the pair was taken between our check and ssh's bind, most
+    // likely by a concurrent run) takes what the kernel gives.
+    for i in (0..STABLE_PAIRS).filter(|_| attempt == 0) {
+        let k = (h.wrapping_add(i as u64 * 7919) % 5000) as u16;
+        let base = 20000 + 2 * k;
+        if let (Ok(_a), Ok(_b)) = (free(base), free(base + 1)) {
+            return Ok((base, base + 1));
+        }
+    }
     let pick = || -> std::io::Result<(u16, u16)> {
-        let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let a = free(0)?;
+        let b = free(0)?;
         Ok((a.local_addr()?.port(), b.local_addr()?.port()))
     };
     pick().map_err(|e| Fault::Io(format!("no free local port: {e}")))
 }
+
+/// How many pairs of stable ports a worker may have (one per concurrent
+/// run of the same worker).
+const STABLE_PAIRS: usize = 8;
 
 #[cfg(test)]
 mod tests {

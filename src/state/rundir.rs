@@ -145,8 +145,31 @@ pub fn open_own(path: &Path, opts: &mut OpenOptions) -> Result<File, String> {
 }
 
 /// An exclusive lock on `path` (made 0600 if missing), held until the
-/// value is dropped. With a deadline, given up at it (`None`).
+/// value is dropped. With a deadline, given up at it (`None`). A lock file
+/// may be removed by whoever holds it (`remove_locked`): a lock taken on a
+/// file that is no longer at `path` is let go and taken again.
 pub fn lock(path: &Path, deadline: Option<Instant>) -> Result<Option<File>, String> {
+    loop {
+        let Some(file) = lock_once(path, deadline)? else {
+            return Ok(None);
+        };
+        let here = std::fs::symlink_metadata(path).ok();
+        let held = file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if here.is_some_and(|m| m.dev() == held.dev() && m.ino() == held.ino()) {
+            return Ok(Some(file));
+        }
+    }
+}
+
+/// Remove a lock file while holding its lock (then drop the lock).
+pub fn remove_locked(path: &Path, held: File) {
+    let _ = std::fs::remove_file(path);
+    drop(held);
+}
+
+fn lock_once(path: &Path, deadline: Option<Instant>) -> Result<Option<File>, String> {
     let file = open_own(
         path,
         OpenOptions::new().create(true).truncate(false).write(true),

@@ -288,6 +288,28 @@ pub fn cmd_in(ns: Option<&Netns>, args: &[&str], vars: &[(&str, &str)]) -> Comma
     c
 }
 
+/// `cmd` as another user (`nobody`) runs it: from a copy of the binary in
+/// a directory that user can enter (the checkout may be in one it cannot,
+/// such as under /root or a mode-0700 directory). Keep the `TempDir`.
+pub fn cmd_as_nobody(args: &[&str], vars: &[(&str, &str)]) -> (Command, TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let t = TempDir::new("nobody");
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = t.path().join("distcc-auto");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = Command::new(&bin);
+    c.args(args);
+    without_distcc_vars(&mut c);
+    c.env("DISTCC_DIR", t.path()).current_dir(t.path());
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null()).uid(65534).gid(65534);
+    (c, t)
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
