@@ -302,3 +302,45 @@ fn no_binary_is_looked_up_relative_to_the_current_directory() {
         assert!(!planted.exists(), "{sh} sourced: the planted binary ran");
     }
 }
+
+/// `init`'s output is held to the sourced files' standard: linted
+/// (shellcheck for bash, `zsh -n`, `fish --no-execute`), and its
+/// distcc_build builds under `set -euo pipefail`.
+#[test]
+fn init_output_is_linted_and_runs_under_strict_options() {
+    let d = Distccd::start(1);
+    for sh in ["bash", "zsh", "fish"] {
+        let text = run(&["init", sh], &[]).stdout;
+        let t = TempDir::new("init-lint");
+        let f = t.path().join(format!("init.{sh}"));
+        std::fs::write(&f, &text).unwrap();
+        let f = f.display().to_string();
+        let lint: &[&str] = match sh {
+            "bash" => &["shellcheck", "-s", "bash", &f],
+            "zsh" => &["zsh", "-n", &f],
+            _ => &["fish", "--no-execute", &f],
+        };
+        let mut c = Command::new(lint[0]);
+        c.args(&lint[1..]);
+        run_cmd(c).expect(0, format_args!("{sh} lint: "));
+        let strict = match sh {
+            "bash" => "set -euo pipefail; ",
+            "zsh" => "setopt err_exit no_unset pipe_fail; ",
+            _ => "",
+        };
+        let mut c = Command::new(sh);
+        c.args(match sh {
+            "bash" => &["--norc", "-c"][..],
+            "zsh" => &["-f", "-c"],
+            _ => &["--no-config", "-c"],
+        })
+        .arg(format!("{strict}source {f}; distcc_build printf '%s ' ok"))
+        .current_dir(t.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env("DISTCC_AUTO_HOSTS", d.entry())
+        .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0");
+        let r = run_cmd(c);
+        r.expect(0, format_args!("{sh}: "));
+        assert_eq!(r.stdout, "ok -j 1 ", "{sh}: {}", r.show());
+    }
+}
