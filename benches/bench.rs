@@ -8,7 +8,7 @@
 //! from the test support code.
 
 // The bench uses part of the test fixtures.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

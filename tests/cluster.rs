@@ -16,12 +16,8 @@ fn compile_check_passes_on_a_real_worker() {
         &["hosts", "--check", "--wide"],
         &[("DISTCC_AUTO_HOSTS", &d.entry())],
     );
-    r.expect(0, format_args!(""));
-    assert!(
-        r.stdout.lines().nth(1).unwrap().contains(" up "),
-        "{}",
-        r.show()
-    );
+    r.ok();
+    check!(r, r.stdout.lines().nth(1).unwrap().contains(" up "));
     assert_eq!(
         d.grown("dcc_compile_ok", before, 1),
         1,
@@ -36,12 +32,8 @@ fn compile_check_passes_on_a_real_worker() {
             ("DISTCC_AUTO_CHECK_COMPILER", "gcc"),
         ],
     );
-    r.expect(0, format_args!(""));
-    assert!(
-        r.stdout.contains(&format!("127.0.0.1:{}/2,lzo", d.port)),
-        "{}",
-        r.show()
-    );
+    r.ok();
+    check!(r, r.stdout.contains(&format!("127.0.0.1:{}/2,lzo", d.port)));
 }
 
 #[test]
@@ -57,14 +49,10 @@ fn compile_check_drops_a_worker_without_the_compiler() {
             ("DISTCC_AUTO_CHECK_COMPILER", "cc-not-allowed"),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     let row = r.stdout.lines().nth(1).unwrap();
-    assert!(row.contains(" down "), "{}", r.show());
-    assert!(
-        row.contains("compile check: the worker closed the connection without compiling: 'cc-not-allowed' is probably not in its allowed compilers (/usr/lib/distcc"),
-        "{}",
-        r.show()
-    );
+    check!(r, row.contains(" down "));
+    check!(r, row.contains("compile check: the worker closed the connection without compiling: 'cc-not-allowed' is probably not in its allowed compilers (/usr/lib/distcc"));
     wait_for(5, "the daemon's log", || {
         std::fs::read_to_string(&d.log)
             .unwrap_or_default()
@@ -105,10 +93,10 @@ fn compile_check_against_garbage_and_silence() {
         );
         assert!(r.took < Duration::from_millis(2000), "{:?}", r.took);
         let row = r.stdout.lines().nth(1).unwrap();
-        assert!(
+        check!(
+            r,
             row.contains(" down ") && row.contains(want),
-            "want {want:?}\n{}",
-            r.show()
+            "want {want:?}\n"
         );
     }
 }
@@ -132,13 +120,13 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
         )
     };
     let r = go(&["env"], "1");
-    assert!(
+    check!(
+        r,
         r.stdout.contains(&format!(
             "export DISTCC_HOSTS='127.0.0.1:{}/3,lzo';",
             fake.job_port
         )),
-        "8 - 5 busy: {}",
-        r.show()
+        "8 - 5 busy"
     );
     let r = go(&["hosts", "--wide"], "1");
     let row = r.cells(1);
@@ -149,11 +137,10 @@ fn load_aware_slots_take_what_a_busy_worker_can_spare() {
         r.show()
     );
     let r = go(&["env"], "0");
-    assert!(
+    check!(
+        r,
         r.stdout
-            .contains(&format!("127.0.0.1:{}/8,lzo", fake.job_port)),
-        "{}",
-        r.show()
+            .contains(&format!("127.0.0.1:{}/8,lzo", fake.job_port))
     );
 }
 
@@ -229,7 +216,7 @@ fn watch_redraws_in_place_on_a_terminal() {
         "20",
         &format!("bash --norc {}", script.display()),
     ]);
-    r.expect(0, format_args!(""));
+    r.ok();
     let screen = || tmux(&["capture-pane", "-p", "-t", &session]).stdout;
     wait_for(10, "the third round on screen", || {
         screen().contains("round 3,")
@@ -253,9 +240,8 @@ fn watch_rejects_a_fast_interval() {
         &[("DISTCC_AUTO_HOSTS", "127.0.0.1")],
     );
     r.expect(2, format_args!(""));
-    assert!(
-        r.stderr.contains("at least") || r.stderr.contains("from 2 to 86400"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        r.stderr.contains("at least") || r.stderr.contains("from 2 to 86400")
     );
 }

@@ -27,15 +27,14 @@ fn exec_builds_through_a_real_worker_and_exits_as_the_command() {
     let src = demo_copy("exec");
     let before = d.stat("dcc_compile_ok");
     let r = run_cmd(exec_in(src.path(), &d.entry(), &["make"]));
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eq!(d.grown("dcc_compile_ok", before, 4), 4, "{}", r.show());
     let flags = std::fs::read_to_string(src.path().join("makeflags.txt")).unwrap();
     assert!(flags.split_whitespace().any(|f| f == "-j4"), "{flags}");
-    assert!(
+    check!(
+        r,
         r.stderr
-            .contains("distcc-auto: 4 remote compiles on 1 worker (0 failed)"),
-        "{}",
-        r.show()
+            .contains("distcc-auto: 4 remote compiles on 1 worker (0 failed)")
     );
 
     // Its environment: DISTCC_HOSTS, and no DISTCC_AUTO_* variable.
@@ -46,14 +45,13 @@ fn exec_builds_through_a_real_worker_and_exits_as_the_command() {
         &["sh", "-c", "env; exit 7", "sh"],
     ));
     r.expect(7, format_args!("the command's status: "));
-    assert!(
+    check!(
+        r,
         r.stdout
             .lines()
-            .any(|l| l == format!("DISTCC_HOSTS=--localslots_cpp=1 127.0.0.1:{}/3,lzo", d.port)),
-        "{}",
-        r.show()
+            .any(|l| l == format!("DISTCC_HOSTS=--localslots_cpp=1 127.0.0.1:{}/3,lzo", d.port))
     );
-    assert!(!r.stdout.contains("DISTCC_AUTO_"), "{}", r.show());
+    check!(r, !r.stdout.contains("DISTCC_AUTO_"));
 
     // -j before `--`, and none when the command has its own.
     let r = run_cmd(exec_in(
@@ -64,7 +62,7 @@ fn exec_builds_through_a_real_worker_and_exits_as_the_command() {
     assert_eq!(r.stdout, "[a][-j][4][--][b]", "{}", r.show());
     let r = run_cmd(exec_in(t.path(), &d.entry(), &["printf", "[%s]", "-j2"]));
     assert_eq!(r.stdout, "[-j2]", "{}", r.show());
-    assert!(r.stderr.contains("has its own job count"), "{}", r.show());
+    check!(r, r.stderr.contains("has its own job count"));
 
     // A command that cannot be run: 127, as a shell says.
     let r = run_cmd(exec_in(t.path(), &d.entry(), &["no-such-command-here"]));
@@ -145,16 +143,12 @@ fn exec_and_fish_through_ssh_leave_no_tunnel() {
             .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1")
             .stdin(Stdio::null());
         let r = run_cmd(c);
-        assert!(r.stdout.contains("rc=0\n"), "{sh}: {}", r.show());
+        check!(r, r.stdout.contains("rc=0\n"), "{sh}");
         if sh == "fish" {
-            assert!(r.stdout.contains("rc5=5\n"), "{sh}: {}", r.show());
+            check!(r, r.stdout.contains("rc5=5\n"), "{sh}");
         }
         assert_eq!(w.compiled(3633, before, 4), 4, "{sh}: {}", r.show());
-        assert!(
-            r.stderr.contains("stopped 1 ssh tunnel"),
-            "{sh}: {}",
-            r.show()
-        );
+        check!(r, r.stderr.contains("stopped 1 ssh tunnel"), "{sh}");
         w.assert_no_ssh_left(sh);
     }
 }
@@ -186,18 +180,16 @@ fn fish_distcc_build_builds_and_passes_status_and_environment() {
     let r = run_cmd(c);
     assert_eq!(d.grown("dcc_compile_ok", before, 4), 4, "{}", r.show());
     let lines: Vec<&str> = r.stdout.lines().filter(|l| !l.contains(" -c ")).collect();
-    assert!(
-        lines.contains(&"rc=0") && lines.contains(&"rc=3") && lines.contains(&"rc=96"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        lines.contains(&"rc=0") && lines.contains(&"rc=3") && lines.contains(&"rc=96")
     );
-    assert!(
+    check!(
+        r,
         r.stdout.contains(&format!(
             "DISTCC_HOSTS=--localslots_cpp=2 127.0.0.1:{}/3,lzo",
             d.port
-        )) && !r.stdout.contains("DISTCC_AUTO_"),
-        "{}",
-        r.show()
+        )) && !r.stdout.contains("DISTCC_AUTO_")
     );
     // Sourcing defines distcc_build and nothing else.
     assert_eq!(
@@ -217,7 +209,7 @@ fn env_for_fish_is_read_back_exactly() {
         &["env", "--shell", "fish"],
         &[("DISTCC_AUTO_HOSTS", &d.entry())],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     let t = TempDir::new("fish-q");
     let marker = t.path().join("pwned");
     let m = marker.display();
@@ -264,11 +256,7 @@ fn env_for_fish_is_read_back_exactly() {
         assert!(!marker.exists(), "{hostile} ran");
     }
     let r = run(&["kill", "--shell", "fish"], &[]);
-    assert!(
-        r.stdout.starts_with("set -e DISTCC_HOSTS;\n"),
-        "{}",
-        r.show()
-    );
+    check!(r, r.stdout.starts_with("set -e DISTCC_HOSTS;\n"));
 }
 
 fn cpus() -> usize {
@@ -402,7 +390,7 @@ fn init_prints_a_file_that_defines_distcc_build() {
         };
         c.env("PATH", format!("{bin_dir}:/usr/bin:/bin"));
         let r = run_cmd(c);
-        assert!(r.stdout.contains("function"), "{sh}: {}", r.show());
+        check!(r, r.stdout.contains("function"), "{sh}");
     }
     // The same in a file of the user's that is sourced by a relative path:
     // the eval'd text must not take that file for its own (and run it again).
@@ -425,7 +413,7 @@ fn init_prints_a_file_that_defines_distcc_build() {
         .arg(format!(". ./{file}"))
         .current_dir(dir.path());
         let r = run_cmd(c);
-        assert!(r.stdout.contains("function"), "{sh}: {}", r.show());
+        check!(r, r.stdout.contains("function"), "{sh}");
         let count = std::fs::read_to_string(dir.path().join("count")).unwrap();
         assert_eq!(count, "ran\n", "{sh}: the user's file ran once");
     }
@@ -444,7 +432,7 @@ fn make_install_after_make_runs_no_cargo() {
             .current_dir(root());
         c
     });
-    r.expect(0, format_args!(""));
+    r.ok();
     for f in [
         "usr/bin/distcc-auto",
         "usr/share/distcc-auto/distcc.sh",
@@ -467,7 +455,7 @@ fn make_install_after_make_runs_no_cargo() {
         c
     });
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("run 'make' first"), "{}", r.show());
+    check!(r, r.stderr.contains("run 'make' first"));
 }
 
 #[test]
@@ -494,14 +482,14 @@ fn a_slow_probe_says_what_it_waits_for_on_a_terminal_only() {
         "waiting for 1 of 2 workers: {} (stats reply)",
         silent.entry()
     );
-    assert!(r.stdout.contains(&want), "{}", r.show());
-    assert!(r.stdout.contains("\r\x1b[K"), "erased: {}", r.show());
+    check!(r, r.stdout.contains(&want));
+    check!(r, r.stdout.contains("\r\x1b[K"), "erased");
     // Not on a pipe.
     let r = run(
         &["env"],
         &[("DISTCC_AUTO_HOSTS", &hosts), ("DISTCC_AUTO_TIMEOUT", "2")],
     );
-    assert!(!r.stderr.contains("waiting for 1 of 2"), "{}", r.show());
+    check!(r, !r.stderr.contains("waiting for 1 of 2"));
 }
 
 /// fish lets a user define functions named after builtins that are not
@@ -545,11 +533,10 @@ fn fish_distcc_build_passes_over_the_users_functions_named_like_builtins() {
             .env("DISTCC_AUTO_HOSTS", d.entry())
             .stdin(Stdio::null());
         let r = run_cmd(c);
-        assert!(r.stdout.ends_with("rc=0\n"), "PATH={path}: {}", r.show());
-        assert!(
-            !r.stdout.contains("hijacked") && !r.stderr.contains("hijacked"),
-            "{}",
-            r.show()
+        check!(r, r.stdout.ends_with("rc=0\n"), "PATH={path}");
+        check!(
+            r,
+            !r.stdout.contains("hijacked") && !r.stderr.contains("hijacked")
         );
     }
     assert_eq!(d.grown("dcc_compile_ok", before, 8), 8);

@@ -18,10 +18,10 @@ fn assert_eval_only(r: &Run) {
         .stdout
         .lines()
         .map(|l| {
-            assert!(
+            check!(
+                r,
                 l.starts_with("export ") && l.ends_with(';'),
-                "not shell for eval: {l:?}\n{}",
-                r.show()
+                "not shell for eval: {l:?}\n"
             );
             l["export ".len()..].split('=').next().unwrap()
         })
@@ -51,7 +51,7 @@ fn live_worker_and_dead_port() {
     let dead = closed_port();
     let hosts = format!("{} 127.0.0.1:{dead}:{dead}", d.entry());
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eval_only(&r);
     let cpp = cpus();
     assert_eq!(
@@ -59,20 +59,18 @@ fn live_worker_and_dead_port() {
         format!("--localslots_cpp={cpp} 127.0.0.1:{}/3,lzo", d.port)
     );
     assert_eq!(var(&r, "DISTCC_AUTO_JOBS"), (3 + cpp).to_string());
-    assert!(
+    check!(
+        r,
         r.stderr.contains(&format!(
             "worker '127.0.0.1:{dead}:{dead}' dropped: stats port {dead}: connection refused"
-        )),
-        "{}",
-        r.show()
+        ))
     );
-    assert!(
+    check!(
+        r,
         r.stderr.contains(&format!(
             "-j {}: 0 local, {cpp} preprocessor, 3 remote on 1 worker",
             3 + cpp
-        )),
-        "{}",
-        r.show()
+        ))
     );
 }
 
@@ -87,7 +85,7 @@ fn job_count_adds_local_and_preprocessor_slots() {
         ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
     ];
     let r = run(&["env"], &vars);
-    r.expect(0, format_args!(""));
+    r.ok();
     // The bigger worker comes first.
     assert_eq!(
         var(&r, "DISTCC_HOSTS"),
@@ -106,17 +104,12 @@ fn job_port_closed_means_no_jobs() {
     let closed = closed_port();
     let hosts = format!("127.0.0.1:{closed}:{} {}", d.stats_port, d.entry());
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    r.expect(0, format_args!(""));
-    assert!(
-        !var(&r, "DISTCC_HOSTS").contains(&format!(":{closed}/")),
-        "{}",
-        r.show()
-    );
-    assert!(
+    r.ok();
+    check!(r, !var(&r, "DISTCC_HOSTS").contains(&format!(":{closed}/")));
+    check!(
+        r,
         r.stderr
-            .contains(&format!("job port {closed} closed: connection refused")),
-        "{}",
-        r.show()
+            .contains(&format!("job port {closed} closed: connection refused"))
     );
 }
 
@@ -129,11 +122,10 @@ fn ipv6_worker() {
     let d = Distccd::start_on("::1", 2);
     let hosts = format!("[::1]:{}:{}", d.port, d.stats_port);
     let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    r.expect(0, format_args!(""));
-    assert!(
-        var(&r, "DISTCC_HOSTS").ends_with(&format!(" [::1]:{}/2,lzo", d.port)),
-        "{}",
-        r.show()
+    r.ok();
+    check!(
+        r,
+        var(&r, "DISTCC_HOSTS").ends_with(&format!(" [::1]:{}/2,lzo", d.port))
     );
 }
 
@@ -175,12 +167,11 @@ fn memory_scaling_on_and_off() {
         "falls back to local jobs: {}",
         starved.show()
     );
-    assert!(
+    check!(
+        starved,
         starved
             .stderr
-            .contains("not enough free memory (3000 MiB free, 4000 MiB per compiler)"),
-        "{}",
-        starved.show()
+            .contains("not enough free memory (3000 MiB free, 4000 MiB per compiler)")
     );
 }
 
@@ -197,11 +188,10 @@ fn nothing_to_build_on_is_97_with_empty_stdout() {
     );
     r.expect(97, format_args!(""));
     assert_eq!(r.stdout, "");
-    assert!(
+    check!(
+        r,
         r.stderr
-            .contains("no worker is up (1 configured) and DISTCC_AUTO_FALLBACK_LOCAL_JOBS is 0"),
-        "{}",
-        r.show()
+            .contains("no worker is up (1 configured) and DISTCC_AUTO_FALLBACK_LOCAL_JOBS is 0")
     );
 
     // With local fallback, the build runs here.
@@ -213,7 +203,7 @@ fn nothing_to_build_on_is_97_with_empty_stdout() {
             ("DISTCC_AUTO_COMPILER_MEMORY", "0"),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eq!(var(&r, "DISTCC_HOSTS"), "localhost/3 --localslots=3");
     assert_eq!(var(&r, "DISTCC_AUTO_JOBS"), "3");
 }
@@ -253,7 +243,7 @@ fn configuration_errors_are_96_and_name_the_culprit() {
         let r = run(&["env"], &vars);
         r.expect(96, format_args!(""));
         assert_eq!(r.stdout, "", "{}", r.show());
-        assert!(r.stderr.contains(want), "want {want:?}\n{}", r.show());
+        check!(r, r.stderr.contains(want), "want {want:?}\n");
     }
 }
 
@@ -269,9 +259,9 @@ fn hosts_table_and_json() {
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].starts_with("ENTRY"), "{}", r.show());
+    check!(r, lines[0].starts_with("ENTRY"));
     // Priority order: the live worker first, with what it reported.
     let up: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
@@ -285,18 +275,16 @@ fn hosts_table_and_json() {
         "{}",
         r.show()
     );
-    assert!(
+    check!(
+        r,
         lines[2].starts_with(&format!("127.0.0.1:{dead}:{dead}"))
             && lines[2].contains("down")
-            && lines[2].ends_with("connection refused"),
-        "{}",
-        r.show()
+            && lines[2].ends_with("connection refused")
     );
-    assert!(
+    check!(
+        r,
         r.stdout
-            .contains("-j 5: 0 local, 2 preprocessor, 3 remote slots; 1 of 2 workers up"),
-        "{}",
-        r.show()
+            .contains("-j 5: 0 local, 2 preprocessor, 3 remote slots; 1 of 2 workers up")
     );
 
     // By default the table fits the terminal: the reason on its own line.
@@ -308,21 +296,19 @@ fn hosts_table_and_json() {
             ("COLUMNS", "60"),
         ],
     );
-    r.expect(0, format_args!(""));
-    assert!(r.stdout.starts_with("WORKER"), "{}", r.show());
-    assert!(
+    r.ok();
+    check!(r, r.stdout.starts_with("WORKER"));
+    check!(
+        r,
         r.stdout
             .lines()
             .take_while(|l| !l.is_empty())
-            .all(|l| l.chars().count() <= 60),
-        "{}",
-        r.show()
+            .all(|l| l.chars().count() <= 60)
     );
-    assert!(
+    check!(
+        r,
         r.stdout
-            .contains(&format!("\n    stats port {dead}: connection refused")),
-        "{}",
-        r.show()
+            .contains(&format!("\n    stats port {dead}: connection refused"))
     );
 
     let j = run(
@@ -332,15 +318,11 @@ fn hosts_table_and_json() {
             ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2"),
         ],
     );
-    j.expect(0, format_args!(""));
+    j.ok();
     assert_eq!(j.stdout.lines().count(), 1);
-    assert!(j.stdout.starts_with(&format!("{{\"schema\":1,\"workers\":[{{\"entry\":\"{}\",\"transport\":\"tcp\",\"address\":\"127.0.0.1:{}\",\"host\":\"127.0.0.1\",\"port\":{},\"up\":true,\"reason\":null,\"reason_code\":null,", d.entry(), d.stats_port, d.stats_port)), "{}", j.show());
-    assert!(
-        j.stdout.contains("\"reason_code\":\"refused\""),
-        "{}",
-        j.show()
-    );
-    assert!(j.stdout.contains("\"jobs\":5,"), "{}", j.show());
+    check!(j, j.stdout.starts_with(&format!("{{\"schema\":1,\"workers\":[{{\"entry\":\"{}\",\"transport\":\"tcp\",\"address\":\"127.0.0.1:{}\",\"host\":\"127.0.0.1\",\"port\":{},\"up\":true,\"reason\":null,\"reason_code\":null,", d.entry(), d.stats_port, d.stats_port)));
+    check!(j, j.stdout.contains("\"reason_code\":\"refused\""));
+    check!(j, j.stdout.contains("\"jobs\":5,"));
 }
 
 #[test]
@@ -348,7 +330,7 @@ fn hosts_shows_entries_that_name_the_same_worker() {
     let d = Distccd::start(2);
     let hosts = format!("{} tcp://localhost:{}:{}", d.entry(), d.port, d.stats_port);
     let r = run(&["hosts", "--wide"], &[("DISTCC_AUTO_HOSTS", &hosts)]);
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eq!(
         r.cells(2)[..3],
         [
@@ -359,24 +341,19 @@ fn hosts_shows_entries_that_name_the_same_worker() {
         "{}",
         r.show()
     );
-    assert!(
+    check!(
+        r,
         r.stdout
             .lines()
             .nth(2)
             .unwrap()
-            .ends_with(&format!("same worker as '{}'", d.entry())),
-        "{}",
-        r.show()
+            .ends_with(&format!("same worker as '{}'", d.entry()))
     );
-    assert!(
-        r.stderr.contains("names the same worker as"),
-        "{}",
-        r.show()
-    );
-    assert!(
+    check!(r, r.stderr.contains("names the same worker as"));
+    check!(
+        r,
         r.stdout.contains("2 remote slots; 1 of 1 workers up"),
-        "counted once: {}",
-        r.show()
+        "counted once"
     );
 }
 
@@ -391,7 +368,7 @@ fn verbose_traces_each_step() {
         let hosts = d.entry();
         vars.push(("DISTCC_AUTO_HOSTS", hosts.as_str()));
         let r = run(&args, &vars);
-        r.expect(0, format_args!(""));
+        r.ok();
         assert_eval_only(&r);
         for want in [
             format!("debug: entry '{}'", d.entry()),
@@ -401,7 +378,7 @@ fn verbose_traces_each_step() {
             ),
             "debug: 1 of 1 workers up".into(),
         ] {
-            assert!(r.stderr.contains(&want), "want {want}\n{}", r.show());
+            check!(r, r.stderr.contains(&want), "want {want}\n");
         }
     }
 }
@@ -410,7 +387,7 @@ fn verbose_traces_each_step() {
 fn help_and_version() {
     let r = run(&["--help"], &[]);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.starts_with("Usage: distcc-auto"), "{}", r.show());
+    check!(r, r.stdout.starts_with("Usage: distcc-auto"));
     let r = run(&["--version"], &[]);
     assert_eq!(
         r.stdout,
@@ -489,7 +466,7 @@ fn stalled_and_oversized_replies_are_bounded() {
             ("DISTCC_AUTO_TIMEOUT", "1"),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     assert!(
         r.took < Duration::from_millis(2500),
         "took {:?}: {}",
@@ -497,33 +474,28 @@ fn stalled_and_oversized_replies_are_bounded() {
         r.show()
     );
     let row = |i: usize| r.row(&entries[i]);
-    assert!(
+    check!(
+        r,
         row(0).contains("down")
-            && row(0).contains("timed out after 1 s (waiting for the stats reply)"),
-        "{}",
-        r.show()
+            && row(0).contains("timed out after 1 s (waiting for the stats reply)")
     );
-    assert!(
+    check!(
+        r,
         row(1).contains("down")
-            && row(1).contains("timed out after 1 s (waiting for the stats reply)"),
-        "{}",
-        r.show()
+            && row(1).contains("timed out after 1 s (waiting for the stats reply)")
     );
-    assert!(
-        row(2).contains("down") && row(2).contains("stats reply larger than 64 KiB"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        row(2).contains("down") && row(2).contains("stats reply larger than 64 KiB")
     );
-    assert!(
-        row(3).contains("down") && row(3).contains("incomplete stats reply"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        row(3).contains("down") && row(3).contains("incomplete stats reply")
     );
-    assert!(
+    check!(
+        r,
         row(4).contains(" up ")
             && r.stdout
-                .contains(&format!("127.0.0.1:{}/5,lzo", good.job_port)),
-        "{}",
-        r.show()
+                .contains(&format!("127.0.0.1:{}/5,lzo", good.job_port))
     );
 }

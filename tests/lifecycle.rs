@@ -72,13 +72,12 @@ fn a_reused_pid_is_never_signalled() {
         echo "stopped=$?"
     "#;
     let r = run_cmd(client(&w, script, "ssh://worker"));
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eq!(line(&r, "refused="), "1", "{}", r.show());
-    assert!(
+    check!(
+        r,
         r.stderr
-            .contains("is not the ssh tunnel that distcc-auto started"),
-        "{}",
-        r.show()
+            .contains("is not the ssh tunnel that distcc-auto started")
     );
     assert_eq!(line(&r, "b-alive="), "yes", "{}", r.show());
     assert_eq!(line(&r, "stopped="), "0", "{}", r.show());
@@ -91,7 +90,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
     need_netns!();
     let w = SshWorker::start();
     let env = run_cmd(client(&w, "distcc-auto env", "ssh://worker"));
-    env.expect(0, format_args!(""));
+    env.ok();
     let strip = |name: &str| env.export(name);
     let (pids, ids) = (
         strip("DISTCC_AUTO_TUNNEL_PIDS"),
@@ -107,7 +106,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
     let start = Instant::now();
     let r = run_cmd(c);
     r.expect(1, format_args!(""));
-    assert!(r.stderr.contains("not permitted"), "{}", r.show());
+    check!(r, r.stderr.contains("not permitted"));
     assert!(
         start.elapsed() < Duration::from_millis(1000),
         "{:?}",
@@ -121,7 +120,7 @@ fn another_users_tunnel_is_not_permitted_at_once() {
             ("DISTCC_AUTO_TUNNEL_IDS", &ids),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_none_left(&w, "", "after the owner's kill");
 }
 
@@ -139,10 +138,9 @@ fn watch_into_a_closed_pipe_ends_and_closes_its_tunnels() {
     c.stdout(Stdio::piped());
     let start = Instant::now();
     let r = run_cmd(c);
-    assert!(
-        r.stdout.starts_with("distcc-auto hosts --watch") && r.stdout.ends_with("rc=0\n"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        r.stdout.starts_with("distcc-auto hosts --watch") && r.stdout.ends_with("rc=0\n")
     );
     // It noticed at the second round's write at the latest.
     assert!(
@@ -164,12 +162,12 @@ fn env_whose_pids_reach_nobody_stops_its_tunnels() {
             &format!("distcc-auto env {redirect}; echo \"rc=$?\" >&2"),
             "ssh://worker",
         ));
-        assert!(r.stderr.contains("rc=1"), "{redirect}: {}", r.show());
-        assert!(
+        check!(r, r.stderr.contains("rc=1"), "{redirect}");
+        check!(
+            r,
             r.stderr
                 .contains("nobody would get the PIDs of the ssh tunnels"),
-            "{redirect}: {}",
-            r.show()
+            "{redirect}"
         );
         assert_none_left(&w, "", redirect);
     }
@@ -181,7 +179,7 @@ fn env_whose_pids_reach_nobody_stops_its_tunnels() {
             .env("DISTCC_AUTO_HOSTS", d.entry());
         c
     });
-    r.expect(0, format_args!(""));
+    r.ok();
 }
 
 #[test]
@@ -198,7 +196,7 @@ fn everything_ssh_starts_is_stopped_with_it() {
         .env("DISTCC_AUTO_SSH_TIMEOUT", "1")
         .env("DISTCC_AUTO_TIMEOUT", "1");
     let r = run_cmd(c);
-    assert!(r.row("ssh://worker").contains("down"), "{}", r.show());
+    check!(r, r.row("ssh://worker").contains("down"));
     assert_none_left(&w, "sleep 30.25", "slow ProxyCommand");
 
     // A jump host (its `ssh -W` child, as ProxyJump starts it; spelled out
@@ -211,8 +209,8 @@ fn everything_ssh_starts_is_stopped_with_it() {
     let mut c = client(&w, script, "ssh://worker");
     c.env("DISTCC_AUTO_SSH_COMMAND", &jump);
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
-    assert!(line(&r, "hosts=").contains("127.0.0.1:"), "{}", r.show());
+    r.ok();
+    check!(r, line(&r, "hosts=").contains("127.0.0.1:"));
     assert_none_left(&w, "-W 10.231.0.2", "ProxyJump");
 
     // A wrapper that runs ssh as its child instead of exec'ing it: the
@@ -221,13 +219,9 @@ fn everything_ssh_starts_is_stopped_with_it() {
     let mut c = client(&w, script, "ssh://worker");
     c.env("DISTCC_AUTO_SSH_COMMAND", &wrapper);
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
-    assert!(
-        line(&r, "hosts=").contains("127.0.0.1:"),
-        "up: {}",
-        r.show()
-    );
-    assert!(r.stderr.contains("stopped ssh tunnel"), "{}", r.show());
+    r.ok();
+    check!(r, line(&r, "hosts=").contains("127.0.0.1:"), "up");
+    check!(r, r.stderr.contains("stopped ssh tunnel"));
     assert_none_left(&w, "", "wrapper");
 
     // The user's own ssh_config shares connections for ever (ControlMaster
@@ -242,8 +236,8 @@ fn everything_ssh_starts_is_stopped_with_it() {
         w.jump_with_lasting_masters(shared.path()),
     );
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
-    assert!(line(&r, "hosts=").contains("127.0.0.1:"), "{}", r.show());
+    r.ok();
+    check!(r, line(&r, "hosts=").contains("127.0.0.1:"));
     // The jump's master names itself by its socket ("ssh: PATH [mux]").
     assert_none_left(
         &w,
@@ -263,8 +257,8 @@ fn an_ignored_sigterm_is_not_inherited_by_ssh() {
                   echo \"kill_ms=$(( ($(date +%s%N) - start) / 1000000 ))\"";
     let r = run_cmd(client(&w, script, "ssh://worker"));
     assert_eq!(line(&r, "rc="), "0", "{}", r.show());
-    assert!(r.stderr.contains("stopped ssh tunnel"), "{}", r.show());
-    assert!(!r.stderr.contains("did not stop"), "{}", r.show());
+    check!(r, r.stderr.contains("stopped ssh tunnel"));
+    check!(r, !r.stderr.contains("did not stop"));
     let ms: u64 = line(&r, "kill_ms=").parse().unwrap();
     assert!(
         ms < 900,
@@ -284,7 +278,7 @@ fn an_ignored_sigterm_is_not_inherited_by_ssh() {
     c.env("DISTCC_AUTO_SSH_TIMEOUT", "5");
     let start = Instant::now();
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
+    r.ok();
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}: {}",
@@ -319,13 +313,9 @@ fn ssh_errors_no_retry_can_fix_are_said_at_once() {
         c.env("DISTCC_AUTO_SSH_COMMAND", &command);
         let r = run_cmd(c);
         let row = r.row("ssh://worker");
-        assert!(row.contains("down"), "{what}: {}", r.show());
-        assert!(
-            !row.contains("attempts"),
-            "{what}: no retries: {}",
-            r.show()
-        );
-        assert!(row.contains("ssh:"), "{what}: in ssh's words: {}", r.show());
+        check!(r, row.contains("down"), "{what}");
+        check!(r, !row.contains("attempts"), "{what}: no retries");
+        check!(r, row.contains("ssh:"), "{what}: in ssh's words");
         assert_none_left(&w, "", what);
     }
     drop(held);
@@ -340,11 +330,7 @@ fn no_tmpdir_is_needed() {
         let mut c = client(&w, "distcc-auto hosts", "ssh://worker");
         c.env("TMPDIR", tmp);
         let r = run_cmd(c);
-        assert!(
-            r.row("ssh://worker").contains(" up "),
-            "TMPDIR={tmp}: {}",
-            r.show()
-        );
+        check!(r, r.row("ssh://worker").contains(" up "), "TMPDIR={tmp}");
         assert_none_left(&w, "", tmp);
     }
 }
@@ -406,7 +392,7 @@ fn an_address_space_limit_costs_no_workers_and_no_abort() {
     let mut c = client(&w, "ulimit -v 400000; distcc-auto hosts", "ssh://worker");
     c.stdin(Stdio::null());
     let r = run_cmd(c);
-    assert!(r.row("ssh://worker").contains(" up "), "{}", r.show());
+    check!(r, r.row("ssh://worker").contains(" up "));
     assert_none_left(&w, "", "ulimit -v");
 }
 
@@ -420,5 +406,5 @@ fn timeouts_name_the_right_step() {
             ("DISTCC_AUTO_TIMEOUT", "0"),
         ],
     );
-    assert!(!r.stdout.contains("resolving the name"), "{}", r.show());
+    check!(r, !r.stdout.contains("resolving the name"));
 }

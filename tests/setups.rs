@@ -5,8 +5,6 @@
 
 use crate::support::*;
 
-const SHELLS: [&str; 2] = ["bash", "zsh"];
-
 fn var(r: &Run, name: &str) -> String {
     r.export(name)
 }
@@ -31,7 +29,7 @@ fn a_worker_without_stats_is_used_with_default_slots() {
         ("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "0"),
     ];
     let r = run(&["env"], &vars);
-    r.expect(0, format_args!(""));
+    r.ok();
     // Up with distcc's default of 4 slots, after the worker that reported
     // (even though 4 > 2).
     assert_eq!(
@@ -50,21 +48,19 @@ fn a_worker_without_stats_is_used_with_default_slots() {
         .filter(|l| l.contains("no stats port"))
         .collect();
     assert_eq!(warnings.len(), 1, "one warning per worker: {}", r.show());
-    assert!(
+    check!(
+        r,
         warnings[0].contains(&plain.entry())
             && warnings[0].contains("connection refused")
             && warnings[0].contains("--stats")
-            && warnings[0].contains("/etc/default/distcc"),
-        "{}",
-        r.show()
+            && warnings[0].contains("/etc/default/distcc")
     );
 
     let r = run(&["hosts"], &vars);
     let row = r.row(&plain.entry());
-    assert!(
-        row.contains(" up ") && row.contains("DISTCC_AUTO_NO_STATS_SLOTS"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        row.contains(" up ") && row.contains("DISTCC_AUTO_NO_STATS_SLOTS")
     );
 
     // A variant: its own slot count, and 0 drops such workers.
@@ -72,10 +68,9 @@ fn a_worker_without_stats_is_used_with_default_slots() {
         &["env"],
         &[vars[0], vars[1], ("DISTCC_AUTO_NO_STATS_SLOTS", "1")],
     );
-    assert!(
-        var(&r, "DISTCC_HOSTS").ends_with(&format!("127.0.0.1:{}/1,lzo", plain.port)),
-        "{}",
-        r.show()
+    check!(
+        r,
+        var(&r, "DISTCC_HOSTS").ends_with(&format!("127.0.0.1:{}/1,lzo", plain.port))
     );
     let r = run(
         &["env"],
@@ -87,18 +82,10 @@ fn a_worker_without_stats_is_used_with_default_slots() {
         "{}",
         r.show()
     );
-    assert!(
-        r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS is 0"),
-        "{}",
-        r.show()
-    );
+    check!(r, r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS is 0"));
     let r = run(&["env"], &[vars[0], ("DISTCC_AUTO_NO_STATS_SLOTS", "four")]);
     r.expect(96, format_args!(""));
-    assert!(
-        r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS='four'"),
-        "{}",
-        r.show()
-    );
+    check!(r, r.stderr.contains("DISTCC_AUTO_NO_STATS_SLOTS='four'"));
 }
 
 #[test]
@@ -108,11 +95,11 @@ fn a_build_through_a_worker_without_stats_compiles_there() {
         let (_src, r) = in_demo(sh, &plain.entry(), "distcc_build make");
         r.expect(0, format_args!("{sh}: "));
         // No counters to read: the tally says so instead of counting.
-        assert!(
+        check!(
+            r,
             r.stderr
                 .contains("remote compiles not counted: no worker used has a stats port"),
-            "{sh}: {}",
-            r.show()
+            "{sh}"
         );
         // The daemon's log shows the four compiles.
         let log = std::fs::read_to_string(&plain.log).unwrap();
@@ -128,12 +115,11 @@ fn an_allow_list_that_excludes_us_is_named() {
     let d = Distccd::start_with("127.0.0.1", 2, true, "127.0.0.2/32");
     let r = run(&["hosts"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
     let row = r.row(&d.entry());
-    assert!(
+    check!(
+        r,
         row.contains("down")
             && row.contains("closed the connection without a reply")
-            && row.contains("--allow probably excludes this machine"),
-        "{}",
-        r.show()
+            && row.contains("--allow probably excludes this machine")
     );
 }
 
@@ -199,12 +185,11 @@ fn the_address_that_answered_goes_into_distcc_hosts() {
         .env("DISTCC_FALLBACK", "0");
     let before = stat_in(&lan.worker, "dcc_compile_ok");
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
-    assert!(
+    r.ok();
+    check!(
+        r,
         r.stdout
-            .contains(&format!("hosts={WORKER_IP}:3632/2,lzo\n")),
-        "{}",
-        r.show()
+            .contains(&format!("hosts={WORKER_IP}:3632/2,lzo\n"))
     );
     // Remote, and without distcc's connect timeout on the dead address.
     assert_eq!(
@@ -220,18 +205,14 @@ fn the_address_that_answered_goes_into_distcc_hosts() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(ms < 2000, "compile took {ms} ms: {}", r.show());
+    check!(r, ms < 2000, "compile took {ms} ms");
     // `hosts` shows the entry as written beside the address used.
     let r = run_cmd(cmd_in(
         Some(&lan.client),
         &["hosts"],
         &[("DISTCC_AUTO_HOSTS", "dual.test")],
     ));
-    assert!(
-        r.row("dual.test").contains(&format!("{WORKER_IP}:3633")),
-        "{}",
-        r.show()
-    );
+    check!(r, r.row("dual.test").contains(&format!("{WORKER_IP}:3633")));
 }
 
 /// A stats counter of the distccd on the worker's veth address.
@@ -301,11 +282,11 @@ fn ccache_in_front_of_distcc_in_both_set_ups() {
                 "{sh}, {setup}: {}",
                 r.show()
             );
-            assert!(
+            check!(
+                r,
                 r.stderr
                     .contains("4 remote compiles on 1 worker (0 failed)"),
-                "{sh}, {setup}: {}",
-                r.show()
+                "{sh}, {setup}"
             );
         }
 
@@ -382,11 +363,7 @@ fn the_job_count_goes_where_the_command_reads_it() {
             .env("DISTCC_AUTO_APPEND_JOBS", "no");
         let r = run_cmd(c);
         r.expect(96, format_args!("{sh}: "));
-        assert!(
-            r.stderr.contains("DISTCC_AUTO_APPEND_JOBS='no'"),
-            "{sh}: {}",
-            r.show()
-        );
+        check!(r, r.stderr.contains("DISTCC_AUTO_APPEND_JOBS='no'"), "{sh}");
     }
 }
 
@@ -395,30 +372,22 @@ fn after_the_build_it_says_how_many_compiles_ran_remotely() {
     let d = Distccd::start(3);
     for sh in SHELLS {
         let (_src, r) = in_demo(sh, &d.entry(), "distcc_build make; echo \"rc=$?\"");
-        assert!(r.stdout.ends_with("rc=0\n"), "{sh}: {}", r.show());
-        assert!(
+        check!(r, r.stdout.ends_with("rc=0\n"), "{sh}");
+        check!(
+            r,
             r.stderr
                 .contains("distcc-auto: 4 remote compiles on 1 worker (0 failed)"),
-            "{sh}: {}",
-            r.show()
+            "{sh}"
         );
-        assert!(
-            !r.stderr.contains("no remote compile ran"),
-            "{sh}: {}",
-            r.show()
-        );
+        check!(r, !r.stderr.contains("no remote compile ran"), "{sh}");
 
         // The compiler bypasses distcc: the build succeeds, with a warning.
         let (_src, r) = in_demo(sh, &d.entry(), "distcc_build make CC=gcc; echo \"rc=$?\"");
-        assert!(r.stdout.ends_with("rc=0\n"), "{sh}: {}", r.show());
-        assert!(
-            r.stderr.contains("distcc-auto: 0 remote compiles on 1 worker")
+        check!(r, r.stdout.ends_with("rc=0\n"), "{sh}");
+        check!(r, r.stderr.contains("distcc-auto: 0 remote compiles on 1 worker")
                 && r.stderr.contains(
                     "distcc-auto: warning: no remote compile ran: is the compiler going through distcc?"
-                ),
-            "{sh}: {}",
-            r.show()
-        );
+                ), "{sh}");
 
         // A failing build: its status stands, and no warning about distcc.
         let t = TempDir::new("fail");
@@ -427,12 +396,8 @@ fn after_the_build_it_says_how_many_compiles_ran_remotely() {
             .env("DISTCC_DIR", t.path())
             .env("DISTCC_AUTO_HOSTS", d.entry());
         let r = run_cmd(c);
-        assert!(r.stdout.ends_with("rc=4\n"), "{sh}: {}", r.show());
-        assert!(
-            !r.stderr.contains("no remote compile ran"),
-            "{sh}: {}",
-            r.show()
-        );
+        check!(r, r.stdout.ends_with("rc=4\n"), "{sh}");
+        check!(r, !r.stderr.contains("no remote compile ran"), "{sh}");
     }
 }
 
@@ -447,7 +412,7 @@ fn tally_refuses_counters_that_are_not_its_own() {
         ],
     );
     r.expect(96, format_args!(""));
-    assert!(r.stderr.contains("DISTCC_AUTO_COUNTERS"), "{}", r.show());
+    check!(r, r.stderr.contains("DISTCC_AUTO_COUNTERS"));
     let r = run(&["tally", "x"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
     r.expect(2, format_args!(""));
 }
@@ -461,11 +426,10 @@ fn pasted_distcc_hosts_entries_get_a_hint() {
     ] {
         let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", entry)]);
         r.expect(96, format_args!(""));
-        assert!(r.stdout.is_empty(), "{}", r.show());
-        assert!(
-            r.stderr.contains(&format!("bad entry '{entry}'")) && r.stderr.contains(hint),
-            "{}",
-            r.show()
+        check!(r, r.stdout.is_empty());
+        check!(
+            r,
+            r.stderr.contains(&format!("bad entry '{entry}'")) && r.stderr.contains(hint)
         );
     }
 }
@@ -523,14 +487,10 @@ fn tally_does_not_wait_out_a_worker_that_others_keep_busy() {
         ],
     );
     let took = started.elapsed();
-    r.expect(0, format_args!(""));
-    assert!(r.stderr.contains("remote compile"), "{}", r.show());
+    r.ok();
+    check!(r, r.stderr.contains("remote compile"));
     // Not the 10 s of DISTCC_AUTO_TIMEOUT: a few reads, then done.
-    assert!(
-        took < std::time::Duration::from_secs(3),
-        "{took:?}: {}",
-        r.show()
-    );
+    check!(r, took < std::time::Duration::from_secs(3), "{took:?}");
     // Many builds' tallies at once: every one of them gets its answer.
     let children: Vec<_> = (0..24)
         .map(|_| {

@@ -19,7 +19,7 @@ fn signal_state(shell_prelude: &str) -> (u64, u64) {
         .env("DISTCC_AUTO_APPEND_JOBS", "0")
         .env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
+    r.ok();
     let field = |name: &str| {
         let line = r.stdout.lines().find(|l| l.starts_with(name)).unwrap();
         u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap() & 0x7fff_ffff
@@ -76,7 +76,7 @@ fn ctrl_c_on_a_terminal(what: &str, dir: &TempDir, line: &str, secs: u32) -> Str
         &dir.path().display().to_string(),
         &format!("bash --norc {}", script.display()),
     ])
-    .expect(0, format_args!(""));
+    .ok();
     wait_for(20, "the build's edge running", || sleeping(secs));
     tmux(&["send-keys", "-t", &session, "C-c"]);
     let screen = || tmux(&["capture-pane", "-p", "-t", &session]).stdout;

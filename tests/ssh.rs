@@ -43,10 +43,10 @@ fn distcc_build_through_ssh_in_bash_and_zsh() {
             flags.split_whitespace().any(|f| f == "-j4"),
             "{sh}: 3 remote + 1 preprocessor: {flags}"
         );
-        assert!(
+        check!(
+            r,
             r.stderr.contains("distcc-auto: stopped ssh tunnel"),
-            "{sh}: {}",
-            r.show()
+            "{sh}"
         );
         w.assert_no_ssh_left(sh);
     }
@@ -125,7 +125,7 @@ fn eval_env_then_kill() {
         script,
         "ssh://worker ssh://root@worker:2222/3632/3633",
     ));
-    r.expect(0, format_args!(""));
+    r.ok();
     let pids: Vec<&str> = r
         .stdout
         .lines()
@@ -139,12 +139,11 @@ fn eval_env_then_kill() {
         .lines()
         .find_map(|l| l.strip_prefix("hosts="))
         .unwrap();
-    assert!(
-        hosts.starts_with("--localslots_cpp=1 127.0.0.1:") && hosts.matches("/3,lzo").count() == 2,
-        "{}",
-        r.show()
+    check!(
+        r,
+        hosts.starts_with("--localslots_cpp=1 127.0.0.1:") && hosts.matches("/3,lzo").count() == 2
     );
-    assert!(r.stdout.contains("after=unset"), "{}", r.show());
+    check!(r, r.stdout.contains("after=unset"));
     assert_eq!(
         r.stderr.matches("stopped ssh tunnel").count(),
         2,
@@ -167,12 +166,11 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
             "unset DISTCC_HOSTS DISTCC_AUTO_JOBS DISTCC_AUTO_TUNNEL_PIDS DISTCC_AUTO_TUNNEL_IDS \
              DISTCC_AUTO_COUNTERS DISTCC_AUTO_CCACHE_PREFIX;\n"
         );
-        assert!(
+        check!(
+            r,
             r.stderr
                 .contains("no identity recorded for it in DISTCC_AUTO_TUNNEL_IDS")
-                || r.stderr.contains("is not a process ID"),
-            "{}",
-            r.show()
+                || r.stderr.contains("is not a process ID")
         );
     }
     // With an identity that matches in owner and start time: the process
@@ -195,11 +193,10 @@ fn kill_refuses_a_process_that_is_not_our_tunnel() {
         ],
     );
     r.expect(1, format_args!(""));
-    assert!(
+    check!(
+        r,
         r.stderr
-            .contains("is not the ssh tunnel that distcc-auto started"),
-        "{}",
-        r.show()
+            .contains("is not the ssh tunnel that distcc-auto started")
     );
     assert!(
         victim.try_wait().unwrap().is_none(),
@@ -249,10 +246,10 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
         );
         r.expect(0, format_args!("{entry}: falls back to local jobs: "));
         let row = r.row(entry);
-        assert!(
+        check!(
+            r,
             row.contains(" down ") && row.contains(want),
-            "{entry}: want {want:?}\n{}",
-            r.show()
+            "{entry}: want {want:?}\n"
         );
         w.assert_no_ssh_left(entry);
     }
@@ -265,10 +262,10 @@ fn broken_tunnels_are_dropped_with_ssh_reason() {
         ),
     );
     let r = run_cmd(c);
-    assert!(
+    check!(
+        r,
         r.stdout.contains("Host key verification failed"),
-        "changed host key: {}",
-        r.show()
+        "changed host key"
     );
     w.assert_no_ssh_left("changed host key");
 }
@@ -285,18 +282,16 @@ fn mixed_tcp_and_ssh_workers() {
     c.current_dir(src.path())
         .env("DISTCC_DIR", src.path().join(".distcc"));
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
+    r.ok();
     let ssh_row = r.row("ssh://worker");
-    assert!(
-        ssh_row.contains("worker via 127.0.0.1:") && ssh_row.contains(" up "),
-        "{}",
-        r.show()
+    check!(
+        r,
+        ssh_row.contains("worker via 127.0.0.1:") && ssh_row.contains(" up ")
     );
-    assert!(
+    check!(
+        r,
         r.stderr
-            .contains("-j 7: 0 local, 1 preprocessor, 6 remote on 2 workers"),
-        "{}",
-        r.show()
+            .contains("-j 7: 0 local, 1 preprocessor, 6 remote on 2 workers")
     );
     // distccd counts a compile only after it has replied: poll the sum.
     let sum = || (w.compile_ok(4633) - tcp_before) + (w.compile_ok(3633) - ssh_before);
@@ -384,7 +379,7 @@ fn closing_the_terminal_stops_the_build_and_its_tunnels() {
         ]);
         c
     });
-    r.expect(0, format_args!(""));
+    r.ok();
     let keys = format!(
         "distcc_build sh -c 'echo > {}; sleep 60' sh",
         marker.display()
@@ -526,17 +521,12 @@ fn a_missing_ssh_client_is_named() {
             ("DISTCC_AUTO_SSH_COMMAND", "no-such-ssh-client -v"),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     let row = r.stdout.lines().nth(1).unwrap();
-    assert!(
-        row.starts_with("ssh://ci@w1  ci@w1 via ssh  down"),
-        "{}",
-        r.show()
-    );
-    assert!(
-        row.ends_with("cannot run DISTCC_AUTO_SSH_COMMAND: exec: no-such-ssh-client: not found"),
-        "{}",
-        r.show()
+    check!(r, row.starts_with("ssh://ci@w1  ci@w1 via ssh  down"));
+    check!(
+        r,
+        row.ends_with("cannot run DISTCC_AUTO_SSH_COMMAND: exec: no-such-ssh-client: not found")
     );
 }
 
@@ -574,18 +564,16 @@ fn an_empty_reply_through_a_tunnel_names_its_likely_cause() {
         "ssh://worker/5999/5998 ssh://worker/5632/5633",
     ));
     let nothing = r.row("ssh://worker/5999/5998");
-    assert!(
+    check!(
+        r,
         nothing.contains("down")
             && nothing.contains("nothing listens on the worker's localhost:5998")
-            && nothing.contains("open failed"),
-        "{}",
-        r.show()
+            && nothing.contains("open failed")
     );
     let strict = r.row("ssh://worker/5632/5633");
-    assert!(
-        strict.contains("down") && strict.contains("its --allow probably lacks 127.0.0.1"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        strict.contains("down") && strict.contains("its --allow probably lacks 127.0.0.1")
     );
     w.assert_no_ssh_left("hosts");
 }
@@ -618,13 +606,13 @@ fn hosts_fits_80_columns_with_mixed_workers() {
             .lines()
             .filter(|l| l.chars().count() > 80 && !l.starts_with("DISTCC_HOSTS="))
             .collect();
-        assert!(
+        check!(
+            r,
             long.is_empty(),
-            "watch={watch}: lines over 80: {long:?}\n{}",
-            r.show()
+            "watch={watch}: lines over 80: {long:?}\n"
         );
-        assert!(r.row("ssh://worker").contains(" up "), "{}", r.show());
-        assert!(r.stdout.contains("via 127.0.0.1:"), "{}", r.show());
+        check!(r, r.row("ssh://worker").contains(" up "));
+        check!(r, r.stdout.contains("via 127.0.0.1:"));
         w.assert_no_ssh_left("hosts");
     }
 }

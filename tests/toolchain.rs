@@ -40,23 +40,22 @@ fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
         &["hosts", "--check=toolchain", "--wide"],
         &[("DISTCC_AUTO_HOSTS", &hosts)],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     let dropped = r.row(&old);
-    assert!(
+    check!(
+        r,
         dropped.contains(" down ")
             && dropped.contains("compiler differs: worker has GCC: (Debian 11.3.0-12) 11.3.0")
-            && dropped.contains("this machine GCC: (Debian 12."),
-        "{}",
-        r.show()
+            && dropped.contains("this machine GCC: (Debian 12.")
     );
-    assert!(r.row(&same.entry()).contains(" up "), "{}", r.show());
-    assert!(
+    check!(r, r.row(&same.entry()).contains(" up "));
+    check!(
+        r,
         r.stdout.contains(&format!(
             "DISTCC_HOSTS='--localslots_cpp=2 127.0.0.1:{}/2,lzo'",
             same.port
         )),
-        "only the worker with this machine's compiler is used: {}",
-        r.show()
+        "only the worker with this machine's compiler is used"
     );
 
     // The identities in the table and in JSON.
@@ -64,11 +63,7 @@ fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
         &["hosts", "--check=toolchain"],
         &[("DISTCC_AUTO_HOSTS", &same.entry()), ("COLUMNS", "120")],
     );
-    assert!(
-        r.stdout.contains("compiler: GCC: (Debian 12."),
-        "{}",
-        r.show()
-    );
+    check!(r, r.stdout.contains("compiler: GCC: (Debian 12."));
     let j = run(
         &["hosts", "--json"],
         &[
@@ -76,17 +71,12 @@ fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
             ("DISTCC_AUTO_CHECK", "toolchain"),
         ],
     );
-    assert!(
-        j.stdout.contains("\"reason_code\":\"toolchain\""),
-        "{}",
-        j.show()
-    );
-    assert!(
+    check!(j, j.stdout.contains("\"reason_code\":\"toolchain\""));
+    check!(
+        j,
         j.stdout.contains(
             "\"compiler\":\"GCC: (Debian 11.3.0-12) 11.3.0 (x86-64, ELF64, little-endian)\""
-        ),
-        "{}",
-        j.show()
+        )
     );
 
     // With DISTCC_AUTO_CHECK_TOOLCHAIN=warn the worker is kept, with a warning.
@@ -98,26 +88,24 @@ fn a_worker_with_another_gcc_is_dropped_with_both_versions_named() {
             ("DISTCC_AUTO_CHECK_TOOLCHAIN", "warn"),
         ],
     );
-    r.expect(0, format_args!(""));
-    assert!(
+    r.ok();
+    check!(
+        r,
         r.export("DISTCC_HOSTS")
-            .contains(&format!("127.0.0.1:{port}/2,lzo")),
-        "{}",
-        r.show()
+            .contains(&format!("127.0.0.1:{port}/2,lzo"))
     );
-    assert!(
+    check!(
+        r,
         r.stderr
             .contains(&format!("worker '{old}': compiler differs"))
-            && r.stderr.contains("kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn"),
-        "{}",
-        r.show()
+            && r.stderr.contains("kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn")
     );
     // The plain compile check does not compare: both compile.
     let r = run(
         &["hosts", "--check", "--wide"],
         &[("DISTCC_AUTO_HOSTS", &hosts)],
     );
-    assert!(r.row(&old).contains(" up "), "{}", r.show());
+    check!(r, r.row(&old).contains(" up "));
 }
 
 /// Text from a worker is shown escaped wherever it is printed: a worker
@@ -180,18 +168,18 @@ fn a_workers_words_reach_the_terminal_escaped() {
             ],
         );
         let all = format!("{}{}", r.stdout, r.stderr);
-        assert!(
+        check!(
+            r,
             all.contains("evil"),
-            "{args:?}: the worker's text is shown: {}",
-            r.show()
+            "{args:?}: the worker's text is shown"
         );
         for bad in ['\x1b', '\x07', '\r', '\0'] {
-            assert!(!all.contains(bad), "{args:?}: raw {bad:?}: {}", r.show());
+            check!(r, !all.contains(bad), "{args:?}: raw {bad:?}");
         }
-        assert!(
+        check!(
+            r,
             !all.lines().any(|l| l.starts_with("distcc-auto: -j 64")),
-            "{args:?}: a spoofed line: {}",
-            r.show()
+            "{args:?}: a spoofed line"
         );
     }
 }
@@ -212,11 +200,7 @@ fn a_local_check_that_cannot_run_warns_and_the_build_goes_on() {
             ],
         );
         r.expect(96, format_args!("{bad}: "));
-        assert!(
-            r.stderr.contains("DISTCC_AUTO_CHECK_COMPILER"),
-            "{}",
-            r.show()
-        );
+        check!(r, r.stderr.contains("DISTCC_AUTO_CHECK_COMPILER"));
     }
     for (var, value) in [
         ("DISTCC_AUTO_CHECK_COMPILER", "no-such-compiler-here"),
@@ -243,13 +227,13 @@ fn a_local_check_that_cannot_run_warns_and_the_build_goes_on() {
             .env(var, value);
         let r = run_cmd(c);
         r.expect(0, format_args!("{var}: "));
-        assert!(r.stdout.starts_with("built"), "{var}: {}", r.show());
-        assert!(
+        check!(r, r.stdout.starts_with("built"), "{var}");
+        check!(
+            r,
             r.stderr.contains(
                 "warning: DISTCC_AUTO_CHECK=toolchain: cannot compile the check file here"
             ),
-            "{var}: {}",
-            r.show()
+            "{var}"
         );
     }
 }

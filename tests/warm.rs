@@ -29,16 +29,12 @@ fn distccs_backoff_file_is_cleared_for_a_worker_found_up_and_no_other() {
     let mut c = cmd(&["-v", "env"], &[("DISTCC_AUTO_HOSTS", &d.entry())]);
     c.env_remove("DISTCC_DIR").env("HOME", home.path());
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
-    assert!(!lock.join(&mine).exists(), "{}", r.show());
+    r.ok();
+    check!(r, !lock.join(&mine).exists());
     for f in &others {
         assert!(lock.join(f).exists(), "{f} was touched");
     }
-    assert!(
-        r.stderr.contains("removed distcc's backoff file"),
-        "{}",
-        r.show()
-    );
+    check!(r, r.stderr.contains("removed distcc's backoff file"));
 
     // With DISTCC_DIR set, there.
     let dir = TempDir::new("distcc-dir");
@@ -51,7 +47,7 @@ fn distccs_backoff_file_is_cleared_for_a_worker_found_up_and_no_other() {
             ("DISTCC_DIR", &dir.path().display().to_string()),
         ],
     );
-    r.expect(0, format_args!(""));
+    r.ok();
     assert!(!dir.path().join("lock").join(&mine).exists());
 }
 
@@ -100,10 +96,9 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
     // First run: the deadline, once.
     let first = run_cmd(cmd_in(Some(&ns), &["hosts"], &vars));
     assert!(first.took >= Duration::from_millis(950), "{:?}", first.took);
-    assert!(
-        first.row("127.0.9.1").contains("timed out after 1 s"),
-        "{}",
-        first.show()
+    check!(
+        first,
+        first.row("127.0.9.1").contains("timed out after 1 s")
     );
     let state = std::fs::read_to_string(runtime.path().join("distcc-auto/dead")).unwrap();
     assert_eq!(state.lines().count(), 8, "{state}");
@@ -117,16 +112,11 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
         second.show()
     );
     let row = second.row("127.0.9.1");
-    assert!(
-        row.contains(" down ") && row.contains("s ago; not waited for"),
-        "{}",
-        second.show()
+    check!(
+        second,
+        row.contains(" down ") && row.contains("s ago; not waited for")
     );
-    assert!(
-        second.row("127.0.0.1").contains(" up "),
-        "{}",
-        second.show()
-    );
+    check!(second, second.row("127.0.0.1").contains(" up "));
 
     // The first dead worker comes back: the next run uses it, and forgets it.
     sh(&[
@@ -143,7 +133,7 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
         "ACCEPT",
     ]);
     let third = run_cmd(cmd_in(Some(&ns), &["hosts"], &vars));
-    assert!(third.row("127.0.9.1").contains(" up "), "{}", third.show());
+    check!(third, third.row("127.0.9.1").contains(" up "));
     assert!(third.took < Duration::from_millis(500), "{:?}", third.took);
     let state = std::fs::read_to_string(runtime.path().join("distcc-auto/dead")).unwrap();
     assert!(
@@ -154,19 +144,11 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
     // A corrupt state is ignored, with a warning; so is a foreign one.
     std::fs::write(runtime.path().join("distcc-auto/dead"), "garbage\n").unwrap();
     let r = run_cmd(cmd_in(Some(&ns), &["env"], &vars));
-    r.expect(0, format_args!(""));
-    assert!(
-        r.stderr.contains("ignoring the remembered dead workers"),
-        "{}",
-        r.show()
-    );
+    r.ok();
+    check!(r, r.stderr.contains("ignoring the remembered dead workers"));
     std::os::unix::fs::chown(runtime.path().join("distcc-auto/dead"), Some(65534), None).unwrap();
     let r = run_cmd(cmd_in(Some(&ns), &["env"], &vars));
-    assert!(
-        r.stderr.contains("not a file of this user's"),
-        "{}",
-        r.show()
-    );
+    check!(r, r.stderr.contains("not a file of this user's"));
     // A private directory that is not private is not used.
     std::fs::remove_file(runtime.path().join("distcc-auto/dead")).unwrap();
     std::fs::set_permissions(
@@ -175,7 +157,7 @@ fn a_dead_worker_is_not_waited_for_until_it_answers_again() {
     )
     .unwrap();
     let r = run_cmd(cmd_in(Some(&ns), &["env"], &vars));
-    assert!(r.stderr.contains("mode 0700; not used"), "{}", r.show());
+    check!(r, r.stderr.contains("mode 0700; not used"));
 }
 
 /// A shell in the client namespace with `w` as the ssh worker(s), a
@@ -305,7 +287,7 @@ fn a_build_that_pauses_longer_than_the_persist_time_keeps_its_master() {
         .env("DISTCC_DIR", src.path().join(".distcc"))
         .env("DISTCC_AUTO_APPEND_JOBS", "0");
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
+    r.ok();
     let logs = || {
         let dir = rt.path().join("distcc-auto");
         let master: String = std::fs::read_dir(&dir)
@@ -385,7 +367,7 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
         hosts,
         &format!("{env0}\ndistcc-auto kill"),
     ));
-    r.expect(0, format_args!(""));
+    r.ok();
     assert!(!connects(&port(&env0)), "run 1's forward cancelled");
     assert!(connects(&port(&env1)), "run 2's forward kept");
     assert_eq!(masters(&w).len(), 2, "the masters stay");
@@ -394,14 +376,14 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
     // `kill --all`: every master now, and with them the second run's
     // holders; the next run logs in again.
     let r = run_cmd(persisting(&w, &rt, "60", hosts, "distcc-auto kill --all"));
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eq!(
         r.stderr.matches("stopped ssh master").count(),
         2,
         "{}",
         r.show()
     );
-    assert!(r.stderr.contains("of root@worker"), "{}", r.show());
+    check!(r, r.stderr.contains("of root@worker"));
     assert_eq!(masters(&w), Vec::<String>::new(), "at once, not after 60 s");
     wait_for(3, "the holders and keepers to see their master go", || {
         ours(&rt, "distcc-auto __").is_empty()
@@ -410,7 +392,7 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
     // A master killed outright leaves a socket nothing listens on: the
     // next run starts a new one.
     let r = run_cmd(persisting(&w, &rt, "60", "ssh://worker", "distcc-auto env"));
-    r.expect(0, format_args!(""));
+    r.ok();
     for line in masters(&w) {
         let pid: i32 = line.split_whitespace().next().unwrap().parse().unwrap();
         signal(pid, libc::SIGKILL);
@@ -427,8 +409,8 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
         "ssh://worker",
         "distcc-auto hosts",
     ));
-    r.expect(0, format_args!(""));
-    assert!(r.row("ssh://worker").contains(" up "), "{}", r.show());
+    r.ok();
+    check!(r, r.row("ssh://worker").contains(" up "));
     let r = run_cmd(persisting(
         &w,
         &rt,
@@ -436,7 +418,7 @@ fn kill_stops_a_runs_forwards_and_kill_all_ends_every_master() {
         "ssh://worker",
         "distcc-auto kill --all",
     ));
-    r.expect(0, format_args!(""));
+    r.ok();
     w.assert_no_ssh_left("kill --all");
 }
 
@@ -459,11 +441,10 @@ fn a_jump_hosts_own_lasting_master_ends_with_ours() {
         w.jump_with_lasting_masters(shared.path()),
     );
     let r = run_cmd(c);
-    r.expect(0, format_args!(""));
-    assert!(
-        r.stdout.starts_with("hosts=") && r.stdout.contains(" 127.0.0.1:"),
-        "{}",
-        r.show()
+    r.ok();
+    check!(
+        r,
+        r.stdout.starts_with("hosts=") && r.stdout.contains(" 127.0.0.1:")
     );
     let jump_master = shared.path().display().to_string();
     assert_eq!(
@@ -527,7 +508,7 @@ fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
     // The build after the watch logs in no more.
     let c = persisting(&w, &rt, "30", "ssh://worker", "distcc_build make");
     let (r, remote) = build_demo(&w, c);
-    r.expect(0, format_args!(""));
+    r.ok();
     assert_eq!(remote, 4, "{}", r.show());
     assert_eq!(
         w.logins() - before,
@@ -541,7 +522,7 @@ fn a_watch_holds_the_master_and_the_next_build_reuses_it() {
         "ssh://worker",
         "distcc-auto kill --all",
     ))
-    .expect(0, format_args!(""));
+    .ok();
     w.assert_no_ssh_left("kill --all");
 }
 
@@ -565,10 +546,9 @@ fn a_master_login_past_the_deadline_leaves_nothing() {
         .env("DISTCC_AUTO_TIMEOUT", "1");
     let r = run_cmd(c);
     let row = r.row("ssh://worker");
-    assert!(
-        row.contains(" down ") && row.contains("(starting the ssh tunnel)"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        row.contains(" down ") && row.contains("(starting the ssh tunnel)")
     );
     wait_for(3, "nothing of the login left", || {
         processes("sleep 30.75").is_empty() && ours(&rt, "distcc-auto __").is_empty()
@@ -588,11 +568,10 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
         ],
     );
     r.expect(96, format_args!(""));
-    assert!(
+    check!(
+        r,
         r.stderr.contains("DISTCC_AUTO_SSH_COMMAND=")
-            && r.stderr.contains("DISTCC_AUTO_SSH_PERSIST is set"),
-        "{}",
-        r.show()
+            && r.stderr.contains("DISTCC_AUTO_SSH_PERSIST is set")
     );
     // A relative XDG_RUNTIME_DIR or TMPDIR is not used (a keeper that
     // changes to / would lose it): said, and the worker gets a tunnel of
@@ -607,12 +586,12 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
             vars.push(("XDG_RUNTIME_DIR", ""));
         }
         let r = run(&["hosts", "--wide"], &vars);
-        assert!(
+        check!(
+            r,
             r.stderr
                 .contains(&format!("{var} 'rel/dir' is not an absolute path"))
                 && r.stderr.contains("ssh workers get a tunnel of their own"),
-            "{var}: {}",
-            r.show()
+            "{var}"
         );
     }
     // A private directory where no control socket can be (a path too long
@@ -644,16 +623,14 @@ fn persistence_names_what_is_wrong_with_its_directory_and_command() {
             "one warning: {}",
             r.show()
         );
-        assert!(
-            r.stderr.contains("ssh workers get a tunnel of their own"),
-            "{}",
-            r.show()
+        check!(
+            r,
+            r.stderr.contains("ssh workers get a tunnel of their own")
         );
-        assert!(
+        check!(
+            r,
             r.row("ssh://ci@127.0.0.1:1")
-                .contains("port 1: Connection refused"),
-            "{}",
-            r.show()
+                .contains("port 1: Connection refused")
         );
     }
 }
@@ -677,11 +654,10 @@ fn no_directory_or_socket_of_another_user_is_trusted() {
         "ssh://worker",
         "distcc-auto hosts",
     ));
-    r.expect(0, format_args!(""));
-    assert!(
-        r.stderr.contains("belongs to uid 65534") && r.stdout.contains("  up"),
-        "{}",
-        r.show()
+    r.ok();
+    check!(
+        r,
+        r.stderr.contains("belongs to uid 65534") && r.stdout.contains("  up")
     );
     assert_eq!(masters(&w), Vec::<String>::new(), "no master there");
     assert!(
@@ -723,10 +699,10 @@ fn no_directory_or_socket_of_another_user_is_trusted() {
         "distcc-auto hosts",
     ));
     drop(listener);
-    assert!(
+    check!(
+        r,
         r.stdout.contains("served by uid 65534"),
-        "the worker is not reached through it: {}",
-        r.show()
+        "the worker is not reached through it"
     );
 }
 
@@ -745,7 +721,7 @@ fn kill_all_names_a_master_that_does_not_answer_and_reaches_it_later() {
         "ssh://worker",
         "distcc-auto hosts",
     ))
-    .expect(0, format_args!(""));
+    .ok();
     let pid: i32 = masters(&w)[0]
         .split_whitespace()
         .next()
@@ -760,10 +736,9 @@ fn kill_all_names_a_master_that_does_not_answer_and_reaches_it_later() {
         "ssh://worker",
         "distcc-auto kill --all",
     ));
-    assert!(
-        r.code != 0 && r.stderr.contains("does not answer") && r.stderr.contains("left running"),
-        "{}",
-        r.show()
+    check!(
+        r,
+        r.code != 0 && r.stderr.contains("does not answer") && r.stderr.contains("left running")
     );
     assert_eq!(masters(&w).len(), 1, "still there");
     signal(pid, libc::SIGCONT);
@@ -774,8 +749,8 @@ fn kill_all_names_a_master_that_does_not_answer_and_reaches_it_later() {
         "ssh://worker",
         "distcc-auto kill --all",
     ));
-    r.expect(0, format_args!(""));
-    assert!(r.stderr.contains("stopped ssh master"), "{}", r.show());
+    r.ok();
+    check!(r, r.stderr.contains("stopped ssh master"));
     assert_eq!(masters(&w), Vec::<String>::new());
 }
 
@@ -800,8 +775,8 @@ fn a_socket_path_ssh_cannot_bind_falls_back_to_a_tunnel_of_its_own() {
         "ssh://worker",
         "distcc-auto hosts",
     ));
-    r.expect(0, format_args!(""));
-    assert!(r.stdout.contains("  up"), "{}", r.show());
+    r.ok();
+    check!(r, r.stdout.contains("  up"));
     assert_eq!(
         r.stderr.matches("shorter directory").count(),
         1,
@@ -823,7 +798,7 @@ fn the_forwards_of_a_holder_killed_outright_are_cancelled_by_the_next_run() {
     let out = rt.path().join("env");
     let mut c = persisting(&w, &rt, "60", "ssh://worker", "distcc-auto env > \"$1\"");
     c.arg("sh").arg(&out);
-    run_cmd(c).expect(0, format_args!(""));
+    run_cmd(c).ok();
     let env = std::fs::read_to_string(&out).unwrap();
     let hosts = env.lines().next().unwrap();
     let at = hosts.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
@@ -852,7 +827,7 @@ fn the_forwards_of_a_holder_killed_outright_are_cancelled_by_the_next_run() {
         "ssh://worker",
         "distcc-auto hosts",
     ));
-    r.expect(0, format_args!(""));
+    r.ok();
     // (The next run may take the same stable port again and close it as it
     // ends: under load its holder may take a moment.)
     wait_for(3, "the next run to have cancelled it", || !listening());
@@ -869,7 +844,7 @@ fn the_forwards_of_a_holder_killed_outright_are_cancelled_by_the_next_run() {
         "ssh://worker",
         "distcc-auto kill --all",
     ))
-    .expect(0, format_args!(""));
+    .ok();
 }
 
 /// An ssh worker that let the deadline pass is still waited for on the
@@ -907,12 +882,12 @@ fn a_remembered_ssh_worker_is_used_again_when_it_is_back() {
     };
     wall("-A");
     let r = hosts(&rt, "1");
-    assert!(r.stdout.contains("timed out"), "{}", r.show());
+    check!(r, r.stdout.contains("timed out"));
     wall("-D");
     // Remembered: a worker reached directly would now get 100 ms.
     let r = hosts(&rt, "10");
-    r.expect(0, format_args!(""));
-    assert!(r.stdout.contains("  up"), "back, and used: {}", r.show());
+    r.ok();
+    check!(r, r.stdout.contains("  up"), "back, and used");
 }
 
 /// What a master leaves in the private directory (socket, log, lock, the
@@ -943,7 +918,7 @@ fn nothing_of_ours_piles_up() {
             &format!("ssh://ci@127.0.0.1:{port}"),
             "distcc-auto hosts",
         ));
-        assert!(r.stdout.contains("down"), "{}", r.show());
+        check!(r, r.stdout.contains("down"));
     }
     wait_for(3, "the failed masters' files to go", || ours().is_empty());
     // A master that ran, then ended by kill --all.
@@ -954,7 +929,7 @@ fn nothing_of_ours_piles_up() {
         "ssh://worker",
         "distcc-auto hosts",
     ))
-    .expect(0, format_args!(""));
+    .ok();
     assert!(!ours().is_empty(), "the master's files while it runs");
     run_cmd(persisting(
         &w,
@@ -963,7 +938,7 @@ fn nothing_of_ours_piles_up() {
         "ssh://worker",
         "distcc-auto kill --all",
     ))
-    .expect(0, format_args!(""));
+    .ok();
     wait_for(3, "the master's files to go", || ours().is_empty());
 
     // Three builds through a tunnel of its own, one DISTCC_DIR: distcc's
@@ -974,7 +949,7 @@ fn nothing_of_ours_piles_up() {
         let mut c = persisting(&w, &rt, "0", "ssh://worker", "distcc_build make");
         c.current_dir(src.path())
             .env("DISTCC_DIR", distcc_dir.path());
-        run_cmd(c).expect(0, format_args!(""));
+        run_cmd(c).ok();
     }
     let locks: std::collections::BTreeSet<String> =
         std::fs::read_dir(distcc_dir.path().join("lock"))
