@@ -3,6 +3,7 @@ use std::io;
 
 use crate::error::Error;
 use crate::plan::jobs;
+use crate::process::ended::Ended;
 use crate::process::registry;
 use crate::process::signals::{self, OnInterrupt};
 use crate::render::{shell as emit, tally};
@@ -64,7 +65,8 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     let status = child
         .wait()
         .map_err(|e| Error::Other(format!("waiting for the command: {e}")))?;
-    if let Some(code) = status.code() {
+    let ended = Ended::from(status);
+    if let Ended::Exited(code) = ended {
         say_tally(&tally::baseline(&plan), &config, code == 0);
     }
     let n = registry::close(&[]);
@@ -74,11 +76,9 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
             if n == 1 { "" } else { "s" }
         ));
     }
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(()),
-        (Some(code), _) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
-        (None, Some(sig)) => signals::die_of(sig),
-        (None, None) => Err(Error::Exit(1)),
+    match ended {
+        Ended::Exited(0) => Ok(()),
+        Ended::Exited(code) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
+        Ended::Signalled(sig) => signals::die_of(sig),
     }
 }

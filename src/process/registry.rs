@@ -9,7 +9,9 @@
 //! signalled or reaped under the registry's lock, so a PID we signal is
 //! never one the system has already reused.
 
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command};
+
+use crate::process::ended::Ended;
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -56,13 +58,13 @@ pub fn spawn(cmd: &mut Command) -> Result<u32, std::io::Error> {
 
 /// The exit status of a registered child, once it has ended (the child
 /// is then reaped and forgotten; its group may still hold processes).
-pub fn try_wait(pid: u32) -> Option<ExitStatus> {
+pub fn try_wait(pid: u32) -> Option<Ended> {
     let mut r = lock();
     let i = r.children.iter().position(|c| c.id() == pid)?;
     let status = r.children[i].try_wait().ok().flatten()?;
     // Reaped already: wait() returns the status it kept.
     let _ = r.children.remove(i).wait();
-    Some(status)
+    Some(Ended::from(status))
 }
 
 /// Let a registered process go on without us: it is not stopped when the

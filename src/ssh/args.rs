@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::config::SshSettings;
 use crate::config::hostspec::HostSpec;
+use crate::process::ended::Ended;
 use crate::worker::fault::Fault;
 
 /// What an ssh process of ours is for.
@@ -122,7 +123,7 @@ pub(crate) enum Ready {
 
 /// Why ssh (or the shell running DISTCC_AUTO_SSH_COMMAND) exited before
 /// the tunnel was up, in its own words.
-pub(crate) fn why_it_exited(said: &str, status: std::process::ExitStatus, ports: &[u16]) -> Ready {
+pub(crate) fn why_it_exited(said: &str, ended: Ended, ports: &[u16]) -> Ready {
     // Only a bind failure on one of our own ports is a race worth another
     // try; a port of the user's (a LocalForward in ssh_config) is not.
     let ours = ports.iter().any(|p| {
@@ -134,7 +135,7 @@ pub(crate) fn why_it_exited(said: &str, status: std::process::ExitStatus, ports:
     }
     // sh says "distcc-auto-ssh: 1: name: not found" and exits 127 (126:
     // found, not executable) when it cannot run the command.
-    if matches!(status.code(), Some(126 | 127)) {
+    if matches!(ended, Ended::Exited(126 | 127)) {
         let why = said
             .strip_prefix(&format!("{SH_NAME}: 1: "))
             .or_else(|| said.strip_prefix(&format!("{SH_NAME}: ")))
@@ -142,7 +143,7 @@ pub(crate) fn why_it_exited(said: &str, status: std::process::ExitStatus, ports:
         return Ready::Failed(format!("cannot run DISTCC_AUTO_SSH_COMMAND: {why}"));
     }
     Ready::Failed(if said.is_empty() {
-        format!("ssh exited ({status}) without a message")
+        format!("ssh exited ({ended}) without a message")
     } else if said.starts_with("ssh:") {
         said.to_string()
     } else {

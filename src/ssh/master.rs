@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::SshSettings;
 use crate::config::hostspec::{HostSpec, Transport};
+use crate::process::ended::Ended;
 use crate::ssh::args::{self, Ready, Role, SshLog};
 use crate::ssh::mux::{Mux, MuxError};
 use crate::worker::fault::Fault;
@@ -309,10 +310,10 @@ pub fn keep(socket: &Path, ssh: &[std::ffi::OsString]) -> ! {
             Some(_) => end_everything(socket, 0),
             None => continue,
         }
-        while let Some((pid, code)) = reap_one() {
+        while let Some((pid, ended)) = reap_one() {
             if pid == login {
-                if code != 0 {
-                    end_everything(socket, code);
+                if !ended.success() {
+                    end_everything(socket, ended.shell_status());
                 }
                 match master_pid(socket) {
                     Ok(p) => master = Some(p),
@@ -342,20 +343,12 @@ fn master_pid(socket: &Path) -> Result<u32, MuxError> {
     }
 }
 
-/// Reap one exited child: its PID and exit code (128 + N for signal N).
-fn reap_one() -> Option<(u32, i32)> {
+/// Reap one exited child: its PID and how it ended.
+fn reap_one() -> Option<(u32, Ended)> {
     let mut status = 0;
     // SAFETY: waitpid fills a local status; WNOHANG never blocks.
     let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    if pid <= 0 {
-        return None;
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    Some((pid as u32, code))
+    (pid > 0).then(|| (pid as u32, Ended::from_wait(status)))
 }
 
 /// Stop and reap everything below this process, then exit with `code`.

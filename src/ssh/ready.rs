@@ -3,11 +3,11 @@
 //! ssh logins must not keep the CPU busy.
 
 use std::collections::BTreeMap;
-use std::process::ExitStatus;
 use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::process::ended::Ended;
 use crate::{process::registry, sys};
 
 #[derive(Debug, Clone, Copy)]
@@ -15,7 +15,7 @@ pub enum Verdict {
     /// The tunnel's processes listen on both forwards: logged in.
     Ready,
     /// ssh (or the shell running the ssh command) exited first.
-    Exited(ExitStatus),
+    Exited(Ended),
 }
 
 struct Pending {
