@@ -30,7 +30,7 @@ test: deps lint
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks
-	shellcheck -x tests/*.sh .ci/run shell/completions/distcc-auto.bash
+	shellcheck -x tests/*.sh .ci/run packaging/deb.sh shell/completions/distcc-auto.bash
 	shellcheck --enable=all shell/distcc.sh
 	zsh -n shell/distcc.zsh
 	zsh -n shell/completions/_distcc-auto
@@ -40,6 +40,10 @@ lint: deps
 
 demo:
 	bash tests/demo.sh
+
+# distcc-auto_VERSION_ARCH.deb in target/deb, with Debian's dpkg-deb.
+deb: all
+	sh packaging/deb.sh $(BIN) target/deb
 
 bench: deps
 	$(CARGO) bench --bench bench
@@ -69,4 +73,4 @@ uninstall:
 clean:
 	$(CARGO) clean
 
-.PHONY: all deps test lint demo bench install install-files uninstall clean
+.PHONY: all deps test lint demo deb bench install install-files uninstall clean

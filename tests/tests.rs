@@ -13,6 +13,7 @@ mod env;
 mod hostile;
 mod layout;
 mod lifecycle;
+mod package;
 mod properties;
 mod setups;
 mod shell;
