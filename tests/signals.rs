@@ -49,7 +49,7 @@ fn slow_ninja(secs: u32) -> TempDir {
     t
 }
 
-fn sleeping(secs: u32) -> bool {
+pub(crate) fn sleeping(secs: u32) -> bool {
     Command::new("pgrep")
         .args(["-f", &format!("^sleep {secs}$")])
         .output()
@@ -58,10 +58,16 @@ fn sleeping(secs: u32) -> bool {
 
 /// Run `line` in bash on a tmux terminal, press Ctrl-C once the build's
 /// edge runs, and return what the screen says after it.
-fn ctrl_c_on_a_terminal(what: &str, dir: &TempDir, line: &str, secs: u32) -> String {
+pub(crate) fn ctrl_c_on_a_terminal(what: &str, dir: &TempDir, line: &str, secs: u32) -> String {
     let session = format!("dauto-sig-{what}-{}", std::process::id());
     let script = dir.path().join("run.sh");
-    std::fs::write(&script, format!("{line}\necho \"exit=$?\"\nsleep 60\n")).unwrap();
+    // The script survives the Ctrl-C (as an interactive shell does) to say
+    // how the build ended; the build gets the default SIGINT.
+    std::fs::write(
+        &script,
+        format!("trap : INT\n{line}\necho \"exit=$?\"\nsleep 60\n"),
+    )
+    .unwrap();
     let tmux = |args: &[&str]| {
         let mut c = Command::new("tmux");
         c.args(["-L", &session]).args(args);

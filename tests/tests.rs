@@ -15,6 +15,7 @@ mod layout;
 mod lifecycle;
 mod package;
 mod properties;
+mod pump;
 mod setups;
 mod shell;
 mod shell_states;

@@ -44,6 +44,13 @@ pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<()
             if own {
                 say(&jobs::kept_own(plan.jobs()));
             }
+            let argv = match super::under_pump(&config, argv) {
+                Ok(a) => a,
+                Err(e) => {
+                    registry::close(&[]);
+                    return Err(e);
+                }
+            };
             emit::build_script(&plan, &keep, ccache, &argv)
         }
     };

@@ -30,6 +30,13 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     if own {
         say(&jobs::kept_own(plan.jobs()));
     }
+    let argv = match super::under_pump(&config, argv) {
+        Ok(a) => a,
+        Err(e) => {
+            registry::close(&[]);
+            return Err(e);
+        }
+    };
     let mut cmd = std::process::Command::new(&argv[0]);
     signals::as_started(cmd.args(&argv[1..]));
     for (name, _) in std::env::vars_os() {

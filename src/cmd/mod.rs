@@ -11,6 +11,7 @@ pub mod internal;
 pub mod kill;
 pub mod tally;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::time::Instant;
 
@@ -225,6 +226,28 @@ fn clear_distcc_backoff(plan: &Plan) {
             trace!("removed distcc's backoff file {}", dir.join(name).display());
         }
     }
+}
+
+/// The build's argument list as run: with DISTCC_AUTO_PUMP=1, under
+/// distcc-pump (found on PATH, as an absolute path), which starts the
+/// include server for the build and stops it after.
+pub(crate) fn under_pump(config: &Config, argv: Vec<OsString>) -> Result<Vec<OsString>, Error> {
+    if !config.pump {
+        return Ok(argv);
+    }
+    let pump = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join("distcc-pump"))
+        .find(|p| sys::is_executable(p))
+        .ok_or_else(|| {
+            Error::Config(
+                "DISTCC_AUTO_PUMP=1: distcc-pump is not on PATH (Debian package distcc-pump)"
+                    .into(),
+            )
+        })?;
+    Ok(std::iter::once(pump.into_os_string()).chain(argv).collect())
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.

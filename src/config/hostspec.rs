@@ -176,8 +176,13 @@ fn distcc_syntax_hint(entry: &str) -> Option<String> {
              (distcc-auto's tunnels replace distcc's ssh mode)"
         ));
     }
+    let pump = if entry.contains(",cpp") {
+        "; for distcc's pump mode set DISTCC_AUTO_PUMP=1"
+    } else {
+        ""
+    };
     (host.len() < entry.len() && !host.is_empty())
-        .then(|| format!("{computed}: write '{host}' (HOST[:PORT[:STATS_PORT]])"))
+        .then(|| format!("{computed}: write '{host}' (HOST[:PORT[:STATS_PORT]]){pump}"))
 }
 
 /// Parse one entry; the error says what is wrong with it.
@@ -373,6 +378,7 @@ mod tests {
             ("ci@build-1", "write ssh://ci@build-1"),
             ("build-2/8,lzo", "write 'build-2'"),
             ("w1:3632/16,lzo,cpp", "write 'w1:3632'"),
+            ("w1/4,cpp,lzo", "set DISTCC_AUTO_PUMP=1"),
             ("w3,down", "write 'w3'"),
             ("localhost/2", "DISTCC_AUTO_EARLY_LOCAL_JOBS"),
             ("--randomize", "orders the workers"),

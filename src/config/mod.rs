@@ -47,6 +47,9 @@ pub struct Config {
     pub check: Option<Check>,
     /// Reduce slots by how busy a worker already is.
     pub load_aware: bool,
+    /// distcc's pump mode: workers preprocess (`,cpp,lzo`), the build runs
+    /// under distcc-pump.
+    pub pump: bool,
     pub debug: bool,
     /// This machine's CPUs, the default for two job counts.
     pub cpus: u32,
@@ -144,6 +147,7 @@ impl Config {
             ssh,
             check: check(get, cli_check)?,
             load_aware: flag(get, vars::LOAD_AWARE)?,
+            pump: flag(get, vars::PUMP)?,
             debug: flag(get, vars::DEBUG)?,
             cpus,
         })

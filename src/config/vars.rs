@@ -51,6 +51,8 @@ vars! {
         "0: distcc_build adds no -j N to the command";
     BACKOFF_PERIOD = "DISTCC_AUTO_BACKOFF_PERIOD", Some("60"),
         "seconds a worker that let the deadline pass\nis not waited for, 0 = off";
+    PUMP = "DISTCC_AUTO_PUMP", Some("0"),
+        "1: pump mode: workers preprocess (,cpp,lzo) and\ndistcc_build/exec run the build under distcc-pump";
     DEBUG = "DISTCC_AUTO_DEBUG", Some("0"), "1 traces like --verbose";
 }
 

@@ -88,9 +88,11 @@ impl Worker {
     /// This worker's entry in DISTCC_HOSTS: the address that answered,
     /// not the name, since distcc would try the name's first address, which
     /// may be dead (a dual-stack name with a broken IPv6 route).
-    pub fn distcc_host(&self) -> String {
+    /// With `pump`, the worker also preprocesses (distcc's pump mode).
+    pub fn distcc_host(&self, pump: bool) -> String {
         let (host, port) = self.distcc_address();
-        format!("{host}:{port}/{},lzo", self.slots)
+        let cpp = if pump { ",cpp" } else { "" };
+        format!("{host}:{port}/{}{cpp},lzo", self.slots)
     }
 
     /// The host and port this worker has in DISTCC_HOSTS.
@@ -112,6 +114,8 @@ pub struct Plan {
     pub preprocessor_slots: u32,
     /// Why there is nothing to build on, if so.
     pub nothing: Option<String>,
+    /// Pump mode (DISTCC_AUTO_PUMP=1): workers are written `,cpp,lzo`.
+    pub pump: bool,
     /// Each decision, for `--verbose`.
     pub decisions: Vec<String>,
 }
@@ -138,7 +142,7 @@ impl Plan {
         if self.preprocessor_slots > 0 {
             parts.push(format!("--localslots_cpp={}", self.preprocessor_slots));
         }
-        parts.extend(self.up().map(Worker::distcc_host));
+        parts.extend(self.up().map(|w| w.distcc_host(self.pump)));
         parts.join(" ")
     }
 
@@ -172,8 +176,18 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
     let up = all.iter().filter(|w| w.is_up()).count();
     let (local_slots, memory_cap, said) = local_slots(config, &local, up, all.len());
     decisions.extend(said);
-    let preprocessor_slots = if up > 0 { config.preprocessor_jobs } else { 0 };
-    decisions.push(format!("{preprocessor_slots} preprocessor slots"));
+    // In pump mode the workers preprocess: no local preprocessing to keep
+    // busy while compiles wait.
+    let preprocessor_slots = if up > 0 && !config.pump {
+        config.preprocessor_jobs
+    } else {
+        0
+    };
+    decisions.push(if config.pump {
+        "0 preprocessor slots: pump mode, the workers preprocess".to_string()
+    } else {
+        format!("{preprocessor_slots} preprocessor slots")
+    });
     let nothing = (up == 0 && local_slots == 0).then(|| {
         let why = match memory_cap {
             Some(avail) => format!(
@@ -194,6 +208,7 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
         preprocessor_slots,
         nothing,
         decisions,
+        pump: config.pump,
     }
 }
 

@@ -176,6 +176,7 @@ mod tests {
             preprocessor_slots: 0,
             nothing: None,
             decisions: vec![],
+            pump: false,
         };
         assert!(update(&d, &plan, 1000, 60).is_empty());
     }
