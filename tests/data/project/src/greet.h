@@ -1,0 +1,7 @@
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *greeting(void);
+#ifdef __cplusplus
+}
+#endif
