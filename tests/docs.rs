@@ -136,3 +136,98 @@ fn every_completion_offers_every_long_option() {
         }
     }
 }
+
+/// GitHub's anchor for a heading: lowercase, punctuation dropped, spaces
+/// as hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+const DOCS: [&str; 4] = [
+    "README.md",
+    "doc/reference.md",
+    "doc/performance.md",
+    "doc/development.md",
+];
+
+#[test]
+fn every_link_in_the_docs_leads_somewhere() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for doc in DOCS {
+        let text = read(doc);
+        let dir = Path::new(doc).parent().unwrap();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let target = &rest[..rest.find(')').unwrap()];
+            if target.starts_with("http") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() {
+                Path::new(doc).to_path_buf()
+            } else {
+                dir.join(file)
+            };
+            assert!(
+                base.join(&path).exists(),
+                "{doc}: link to {target}: no {}",
+                path.display()
+            );
+            if !anchor.is_empty() {
+                let t = std::fs::read_to_string(base.join(&path)).unwrap();
+                let found = t
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .any(|h| slug(h.trim_start_matches('#')) == anchor);
+                assert!(found, "{doc}: link to {target}: no heading #{anchor}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} links");
+}
+
+#[test]
+fn every_distcc_auto_command_shown_in_the_docs_parses() {
+    let mut checked = 0;
+    for doc in DOCS {
+        let text = read(doc);
+        let mut fenced = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                fenced = line.starts_with("```sh") && !fenced;
+                continue;
+            }
+            if !fenced {
+                continue;
+            }
+            let line = line.split(" # ").next().unwrap();
+            for (i, _) in line.match_indices("distcc-auto ") {
+                if line[..i].ends_with(['/', '-', '_']) {
+                    continue;
+                }
+                let args: Vec<std::ffi::OsString> = line[i + "distcc-auto ".len()..]
+                    .split([')', '|', ';', '&', '"', '>'])
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(Into::into)
+                    .collect();
+                let parsed = distcc_auto::cli::parse(args.clone());
+                assert!(
+                    parsed.is_ok(),
+                    "{doc}: `distcc-auto {args:?}` does not parse: {line}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3, "only {checked} commands");
+}
