@@ -25,6 +25,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod plan;
 pub mod probe;

@@ -426,6 +426,116 @@ pub fn is_executable(path: &std::path::Path) -> bool {
     ok && path.is_file()
 }
 
+/// An interface address that can multicast (up, not loopback): for mDNS.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkAddr {
+    pub addr: std::net::IpAddr,
+    pub netmask: std::net::IpAddr,
+    pub index: u32,
+}
+
+/// The addresses of every interface that is up and can multicast.
+pub fn multicast_addrs() -> Vec<LinkAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, which we walk read-only and free
+    // once; each sockaddr is read as the family it says it is.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut p = list;
+        while !p.is_null() {
+            let ifa = &*p;
+            p = ifa.ifa_next;
+            let flags = ifa.ifa_flags as libc::c_int;
+            let wanted = flags & libc::IFF_UP != 0
+                && flags & libc::IFF_MULTICAST != 0
+                && flags & libc::IFF_LOOPBACK == 0;
+            if !wanted || ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
+                continue;
+            }
+            let index = libc::if_nametoindex(ifa.ifa_name);
+            let ip = |sa: *const libc::sockaddr| -> Option<IpAddr> {
+                match i32::from((*sa).sa_family) {
+                    libc::AF_INET => {
+                        let s = &*(sa.cast::<libc::sockaddr_in>());
+                        Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr))))
+                    }
+                    libc::AF_INET6 => {
+                        let s = &*(sa.cast::<libc::sockaddr_in6>());
+                        Some(IpAddr::V6(Ipv6Addr::from(s.sin6_addr.s6_addr)))
+                    }
+                    _ => None,
+                }
+            };
+            if let (Some(addr), Some(netmask)) = (ip(ifa.ifa_addr), ip(ifa.ifa_netmask)) {
+                out.push(LinkAddr {
+                    addr,
+                    netmask,
+                    index,
+                });
+            }
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
+/// Set a socket's outgoing multicast interface and hop limit (255, as
+/// mDNS wants).
+pub fn multicast_out(sock: &std::net::UdpSocket, on: &LinkAddr) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let ttl: libc::c_int = 255;
+    // SAFETY: setsockopt reads option values of the sizes passed, from
+    // locals that outlive the calls.
+    let r = unsafe {
+        match on.addr {
+            std::net::IpAddr::V4(a) => {
+                let ifaddr = libc::in_addr {
+                    s_addr: u32::from(a).to_be(),
+                };
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_IF,
+                    (&raw const ifaddr).cast(),
+                    std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+                ) | libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_TTL,
+                    (&raw const ttl).cast(),
+                    4,
+                )
+            }
+            std::net::IpAddr::V6(_) => {
+                let index = on.index as libc::c_int;
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_MULTICAST_IF,
+                    (&raw const index).cast(),
+                    4,
+                ) | libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_MULTICAST_HOPS,
+                    (&raw const ttl).cast(),
+                    4,
+                )
+            }
+        }
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
