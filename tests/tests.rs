@@ -24,3 +24,4 @@ mod signals;
 mod ssh;
 mod toolchain;
 mod warm;
+mod zeroconf;

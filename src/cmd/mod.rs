@@ -13,7 +13,7 @@ pub mod tally;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{self, CheckKind, Config};
 use crate::error::Error;
@@ -32,8 +32,11 @@ pub(crate) fn cpus() -> u32 {
 
 /// Read the configuration and say what is worth saying about it.
 pub(crate) fn configure(verbose: bool, check: Option<CheckKind>) -> Result<Config, Error> {
-    let config = Config::read(config::process_env, cpus(), check)?;
+    let mut config = Config::read(config::process_env, cpus(), check)?;
     set_debug(verbose || config.debug);
+    if config.hosts.zeroconf {
+        add_announced(&mut config);
+    }
     for d in &config.hosts.duplicates {
         warn(&format!(
             "DISTCC_AUTO_HOSTS: entry '{}' names the same worker as '{}'; counted once",
@@ -138,9 +141,18 @@ fn local_machine(config: &Config) -> Result<Local, Error> {
     if let Some(c) = &compiler {
         trace!("this machine's compiler: {c}");
     }
+    // Workers found by +zeroconf announce their compiler: this machine's.
+    let cc = config
+        .hosts
+        .specs
+        .iter()
+        .any(|s| s.announced.is_some())
+        .then(local_cc)
+        .flatten();
     let local = Local {
         mem_available_mib: sys::mem_available_mib(),
         compiler,
+        cc,
     };
     trace!(
         "{} CPUs, MemAvailable {} MiB, deadline {}, ssh deadline {}",
@@ -248,6 +260,73 @@ pub(crate) fn under_pump(config: &Config, argv: Vec<OsString>) -> Result<Vec<OsS
             )
         })?;
     Ok(std::iter::once(pump.into_os_string()).chain(argv).collect())
+}
+
+/// `+zeroconf`: ask the local links for `_distcc._tcp` for
+/// DISTCC_AUTO_ZEROCONF_TIMEOUT, add every worker found that was not
+/// listed (a listed one wins: one `dup` row), and leave the probe the rest
+/// of the deadline.
+fn add_announced(config: &mut Config) {
+    use crate::config::hostspec::{Announcement, Duplicate, parse_entry};
+    let start = Instant::now();
+    let wait = config.zeroconf_timeout.min(config.timeout);
+    let found = crate::discover::mdns::discover(start + wait);
+    trace!(
+        "zeroconf: {} workers announced in {:.1?}",
+        found.len(),
+        start.elapsed()
+    );
+    for a in found {
+        let entry = match a.addr {
+            std::net::IpAddr::V4(ip) => format!("{ip}:{}", a.port),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", a.port),
+        };
+        let Ok(mut spec) = parse_entry(&entry) else {
+            continue;
+        };
+        let txt = |k: &str| a.txt.get(k).map(|v| crate::worker::shown(v, 64));
+        spec.announced = Some(Announcement {
+            service: crate::worker::shown(&a.instance, 128),
+            jobs: a
+                .txt
+                .get("jobs")
+                .and_then(|j| j.parse::<u32>().ok())
+                .filter(|&j| (1..=stats::MAX_KIDS_CEILING).contains(&j)),
+            cc_machine: txt("cc_machine"),
+            cc_version: txt("cc_version"),
+        });
+        let listed = config
+            .hosts
+            .specs
+            .iter()
+            .find(|s| s.identity() == spec.identity());
+        match listed {
+            Some(first) => config.hosts.duplicates.push(Duplicate {
+                entry: format!(
+                    "+zeroconf {}",
+                    spec.announced.as_ref().map_or("", |a| &a.service)
+                ),
+                first: first.entry.clone(),
+            }),
+            None => config.hosts.specs.push(spec),
+        }
+    }
+    // The wait counts inside the probe's deadline.
+    let spent = start.elapsed();
+    let floor = Duration::from_millis(100);
+    config.timeout = config.timeout.saturating_sub(spent).max(floor);
+    config.ssh.timeout = config.ssh.timeout.saturating_sub(spent).max(floor);
+}
+
+/// `cc -dumpmachine` and `cc -dumpversion` here, as distccd announces them.
+fn local_cc() -> Option<(String, String)> {
+    let ask = |arg: &str| -> Option<String> {
+        let mut cmd = std::process::Command::new("cc");
+        let out = signals::as_started(&mut cmd).arg(arg).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+    };
+    Some((ask("-dumpmachine")?, ask("-dumpversion")?))
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.

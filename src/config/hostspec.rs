@@ -56,6 +56,20 @@ pub struct HostSpec {
     pub transport: Transport,
     pub distcc_port: u16,
     pub stats_port: u16,
+    /// For a worker found by `+zeroconf`: what it announced.
+    pub announced: Option<Announcement>,
+}
+
+/// What a worker found by DNS-SD announced (its TXT record), as text from
+/// the network: shown escaped, compared, never run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    /// The service instance name.
+    pub service: String,
+    /// TXT `jobs`: its dcc_max_kids.
+    pub jobs: Option<u32>,
+    pub cc_machine: Option<String>,
+    pub cc_version: Option<String>,
 }
 
 impl HostSpec {
@@ -83,7 +97,7 @@ impl HostSpec {
 
     /// Two entries naming the same worker share this key; the stats port
     /// does not take part, since the job port identifies the daemon.
-    fn identity(&self) -> (Host, Transport, u16) {
+    pub fn identity(&self) -> (Host, Transport, u16) {
         (self.host.clone(), self.transport.clone(), self.distcc_port)
     }
 }
@@ -103,7 +117,13 @@ pub struct Duplicate {
 pub struct Parsed {
     pub specs: Vec<HostSpec>,
     pub duplicates: Vec<Duplicate>,
+    /// `+zeroconf` was listed: workers that announce themselves are used
+    /// too.
+    pub zeroconf: bool,
 }
+
+/// The entry that asks for the workers that announce themselves.
+pub const ZEROCONF: &str = "+zeroconf";
 
 /// Parse the whole variable. Any bad entry is a configuration error that
 /// names the entry; entries naming the same worker count once.
@@ -112,7 +132,12 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
     let mut duplicates = Vec::new();
     // Identity of each kept worker -> its index in `specs`.
     let mut seen: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    let mut zeroconf = false;
     for entry in value.split_whitespace() {
+        if entry == ZEROCONF {
+            zeroconf = true;
+            continue;
+        }
         let spec = parse_entry(entry).map_err(|why| {
             let hint =
                 distcc_syntax_hint(entry).map_or(String::new(), |h| format!("\n  hint: {h}"));
@@ -132,14 +157,18 @@ pub fn parse_hosts(value: &str) -> Result<Parsed, Error> {
             }
         }
     }
-    if specs.is_empty() {
+    if specs.is_empty() && !zeroconf {
         return Err(Error::Config(
             "DISTCC_AUTO_HOSTS is empty: set it to the workers to use, e.g. \
              DISTCC_AUTO_HOSTS=\"worker-1 worker-2:3632:3633 ssh://user@worker-3\""
                 .into(),
         ));
     }
-    Ok(Parsed { specs, duplicates })
+    Ok(Parsed {
+        specs,
+        duplicates,
+        zeroconf,
+    })
 }
 
 /// For an entry written in distcc's own `DISTCC_HOSTS` syntax (people paste
@@ -156,7 +185,9 @@ fn distcc_syntax_hint(entry: &str) -> Option<String> {
         ));
     }
     if entry.starts_with('+') {
-        return Some("zeroconf is not supported: list the workers by name or address".into());
+        return Some(
+            "the only '+' entry is +zeroconf (the workers that announce themselves)".into(),
+        );
     }
     if entry.starts_with("ssh://") || entry.contains("://") {
         return None;
@@ -218,6 +249,7 @@ pub fn parse_entry(entry: &str) -> Result<HostSpec, String> {
         host,
         transport: Transport::Tcp,
         distcc_port: port_or(ports.first(), DEFAULT_DISTCC_PORT, "distcc")?,
+        announced: None,
         stats_port: port_or(ports.get(1), DEFAULT_STATS_PORT, "stats")?,
     })
 }
@@ -256,6 +288,7 @@ fn parse_ssh(entry: &str, rest: &str) -> Result<HostSpec, String> {
         host,
         transport: Transport::Ssh { user, port },
         distcc_port: port_or(ports.first(), DEFAULT_DISTCC_PORT, "distcc")?,
+        announced: None,
         stats_port: port_or(ports.get(1), DEFAULT_STATS_PORT, "stats")?,
     })
 }
@@ -387,7 +420,7 @@ mod tests {
                 "--localslots_cpp=8",
                 "DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS",
             ),
-            ("+zeroconf", "zeroconf is not supported"),
+            ("+zeroconf_in_lan", "the only '+' entry is +zeroconf"),
         ] {
             let e = parse_hosts(entry).unwrap_err();
             assert_eq!(e.exit_code(), 96);

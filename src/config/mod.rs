@@ -12,6 +12,8 @@ use hostspec::Parsed;
 
 /// The default bound on the probing phase.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `+zeroconf` collects answers by default.
+pub const DEFAULT_ZEROCONF_TIMEOUT: Duration = Duration::from_millis(500);
 /// The default bound on the compile check.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default bound on setting up and probing through an ssh tunnel.
@@ -50,6 +52,10 @@ pub struct Config {
     /// distcc's pump mode: workers preprocess (`,cpp,lzo`), the build runs
     /// under distcc-pump.
     pub pump: bool,
+    /// With `+zeroconf`: how long answers are collected (inside `timeout`).
+    pub zeroconf_timeout: Duration,
+    /// Keep announced workers whose compiler differs from this machine's.
+    pub zeroconf_any: bool,
     pub debug: bool,
     /// This machine's CPUs, the default for two job counts.
     pub cpus: u32,
@@ -148,6 +154,8 @@ impl Config {
             check: check(get, cli_check)?,
             load_aware: flag(get, vars::LOAD_AWARE)?,
             pump: flag(get, vars::PUMP)?,
+            zeroconf_timeout: secs(get, vars::ZEROCONF_TIMEOUT, DEFAULT_ZEROCONF_TIMEOUT)?,
+            zeroconf_any: flag(get, vars::ZEROCONF_ANY)?,
             debug: flag(get, vars::DEBUG)?,
             cpus,
         })

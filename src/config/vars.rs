@@ -53,6 +53,10 @@ vars! {
         "seconds a worker that let the deadline pass\nis not waited for, 0 = off";
     PUMP = "DISTCC_AUTO_PUMP", Some("0"),
         "1: pump mode: workers preprocess (,cpp,lzo) and\ndistcc_build/exec run the build under distcc-pump";
+    ZEROCONF_TIMEOUT = "DISTCC_AUTO_ZEROCONF_TIMEOUT", Some("0.5"),
+        "seconds +zeroconf collects answers, inside the probe";
+    ZEROCONF_ANY = "DISTCC_AUTO_ZEROCONF_ANY", Some("0"),
+        "1: keep announced workers whose compiler differs";
     DEBUG = "DISTCC_AUTO_DEBUG", Some("0"), "1 traces like --verbose";
 }
 

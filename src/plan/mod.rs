@@ -38,6 +38,9 @@ pub struct Local {
     /// With the toolchain check: this machine's compiler, as its object for
     /// the check file shows it (`toolchain::identify`).
     pub compiler: Option<String>,
+    /// With workers found by `+zeroconf`: this machine's `cc -dumpmachine`
+    /// and `cc -dumpversion`, to compare with what they announce.
+    pub cc: Option<(String, String)>,
 }
 
 /// One configured worker, where it was asked and what it answered.
@@ -167,6 +170,9 @@ pub fn plan(config: &Config, local: Local, workers: Vec<Probed>) -> Plan {
             w
         })
         .collect();
+    if let Some(here) = &local.cc {
+        decisions.extend(check_announced(&mut all, here, config.zeroconf_any));
+    }
     if let (Some(check), Some(here)) = (&config.check, &local.compiler)
         && check.kind == CheckKind::Toolchain
     {
@@ -226,7 +232,9 @@ fn size(config: &Config, p: Probed) -> (Worker, Vec<String>) {
         Outcome::Down { reason, code } => (None, Some(Dropped { why: reason, code }), 0),
         Outcome::NoStats { why } => {
             no_stats = Some(why);
-            match config.no_stats_slots {
+            // A worker that announced itself said how many jobs it takes.
+            let announced = spec.announced.as_ref().and_then(|a| a.jobs);
+            match announced.unwrap_or(config.no_stats_slots) {
                 0 => {
                     let why = "no stats port (distccd without --stats) and \
                                DISTCC_AUTO_NO_STATS_SLOTS is 0"
@@ -241,8 +249,12 @@ fn size(config: &Config, p: Probed) -> (Worker, Vec<String>) {
                     )
                 }
                 slots => {
+                    let from = match announced {
+                        Some(_) => "its announced jobs",
+                        None => "DISTCC_AUTO_NO_STATS_SLOTS",
+                    };
                     said.push(format!(
-                        "{}: {slots} slots = DISTCC_AUTO_NO_STATS_SLOTS (no stats port)",
+                        "{}: {slots} slots = {from} (no stats port)",
                         spec.entry
                     ));
                     (None, None, slots)
@@ -329,6 +341,40 @@ fn check_toolchains(all: &mut [Worker], here: &str, on_mismatch: OnMismatch) -> 
             OnMismatch::Warn => {
                 w.warning = Some(format!("{why} (kept: DISTCC_AUTO_CHECK_TOOLCHAIN=warn)"));
             }
+        }
+    }
+    said
+}
+
+/// Workers found by `+zeroconf` whose announced compiler (`cc_machine`,
+/// `cc_version`) is not this machine's are dropped with both named, as
+/// distcc's own subtype filter does, or kept with a warning (`any`).
+fn check_announced(all: &mut [Worker], here: &(String, String), any: bool) -> Vec<String> {
+    let mut said = Vec::new();
+    for w in all.iter_mut().filter(|w| w.is_up()) {
+        let Some(a) = &w.spec.announced else { continue };
+        let theirs = (a.cc_machine.as_deref(), a.cc_version.as_deref());
+        let differs = matches!(theirs.0, Some(m) if m != here.0)
+            || matches!(theirs.1, Some(v) if v != here.1);
+        if !differs {
+            continue;
+        }
+        let why = format!(
+            "announced compiler {} {} differs from this machine's {} {}",
+            crate::worker::shown(theirs.0.unwrap_or("?"), 64),
+            crate::worker::shown(theirs.1.unwrap_or("?"), 32),
+            here.0,
+            here.1
+        );
+        said.push(format!("{}: {why}", w.spec.entry));
+        if any {
+            w.warning = Some(format!("{why} (kept: DISTCC_AUTO_ZEROCONF_ANY=1)"));
+        } else {
+            w.dropped = Some(Dropped {
+                why,
+                code: Code::Toolchain,
+            });
+            w.slots = 0;
         }
     }
     said
@@ -477,6 +523,7 @@ mod tests {
     const LOCAL: Local = Local {
         mem_available_mib: Some(64 * 1024),
         compiler: None,
+        cc: None,
     };
 
     fn up(entry: &str, kids: u32, load: f64, free: Option<u64>) -> Probed {
@@ -699,6 +746,7 @@ mod tests {
         let local = Local {
             mem_available_mib: None,
             compiler: Some(here.into()),
+            cc: None,
         };
         let with = |entry: &str, compiler: Option<&str>| {
             let mut p = up(entry, 4, 0.0, None);
@@ -744,6 +792,7 @@ mod tests {
         let low = Local {
             mem_available_mib: Some(2500),
             compiler: None,
+            cc: None,
         };
         let p = plan(&config(&[]), low.clone(), vec![dead("w")]);
         assert_eq!(p.local_slots, 2, "2500 MiB / 1024 MiB");
@@ -757,6 +806,7 @@ mod tests {
         let unknown = Local {
             mem_available_mib: None,
             compiler: None,
+            cc: None,
         };
         assert_eq!(plan(&config(&[]), unknown, vec![dead("w")]).local_slots, 4);
     }
@@ -780,6 +830,7 @@ mod tests {
         let tiny = Local {
             mem_available_mib: Some(500),
             compiler: None,
+            cc: None,
         };
         let e = plan(&config(&[]), tiny, vec![dead("w1")])
             .usable()

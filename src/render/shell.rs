@@ -224,8 +224,12 @@ pub type Duplicates = [crate::config::hostspec::Duplicate];
 /// Why an up worker's slots are a default, and how to fix that.
 pub fn no_stats_note(w: &Worker) -> Option<String> {
     let why = w.no_stats.as_ref().filter(|_| w.is_up())?;
+    let from = match w.spec.announced.as_ref().and_then(|a| a.jobs) {
+        Some(_) => "as it announced (TXT jobs)",
+        None => "by default (DISTCC_AUTO_NO_STATS_SLOTS)",
+    };
     Some(format!(
-        "no stats port ({why}): {} slots by default (DISTCC_AUTO_NO_STATS_SLOTS); \
+        "no stats port ({why}): {} slots {from}; \
          start its distccd with --stats (Debian: add DAEMON_ARGS=\"$DAEMON_ARGS --stats\" \
          to /etc/default/distcc)",
         w.slots
@@ -364,6 +368,7 @@ pub(crate) mod tests {
             Local {
                 mem_available_mib: None,
                 compiler: None,
+                cc: None,
             },
             vec![
                 mk("w1", Outcome::Up { stats }),

@@ -98,6 +98,9 @@ fn notes(w: &Worker) -> Vec<String> {
             format!("at {at}")
         });
     }
+    if let Some(a) = &w.spec.announced {
+        v.push(format!("found by zeroconf: {}", a.service));
+    }
     // With the toolchain check the reason names the compiler already.
     let why = reason(w);
     if let Some(c) = w.compiler.as_ref().filter(|c| !why.contains(c.as_str())) {

@@ -32,6 +32,7 @@ mod fake_stats;
 mod run;
 mod shells;
 mod ssh_worker;
+mod zeroconf;
 
 pub use distccd::*;
 pub use fake_stats::*;
@@ -39,6 +40,7 @@ pub use netns::*;
 pub use run::*;
 pub use shells::*;
 pub use ssh_worker::*;
+pub use zeroconf::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_distcc-auto");
 
