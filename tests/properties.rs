@@ -121,6 +121,24 @@ proptest! {
     }
 
     #[test]
+    fn dns_parser_never_panics_and_stays_bounded(
+        bytes in prop::collection::vec(any::<u8>(), 0..1500),
+        flip in any::<bool>(),
+    ) {
+        // Half of the cases look like a response with records, so that the
+        // parser gets past the header.
+        let mut m = bytes;
+        if flip && m.len() >= 12 {
+            m[2] |= 0x80;
+            m[4] = 0;
+            m[5] = 0;
+        }
+        if let Ok((_, recs)) = distcc_auto::discover::dns::parse(&m) {
+            prop_assert!(recs.len() <= distcc_auto::discover::dns::MAX_RECORDS);
+        }
+    }
+
+    #[test]
     fn stats_parser_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         check_stats(&bytes)?;
     }

@@ -150,3 +150,56 @@ fn no_answer_costs_at_most_the_zeroconf_timeout() {
     assert!(took < Duration::from_millis(1200), "{took:?}: {}", r.show());
     check!(r, r.stdout.contains("export DISTCC_HOSTS='localhost/"));
 }
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_hostile_responder_is_bounded_and_nothing_it_sends_runs() {
+    need_netns!();
+    // FAKE: a Python responder (tests/data/hostile_mdns.py) for what no
+    // real Avahi sends.
+    let mut link = Link::new();
+    let (ns, ip) = link.host("evil");
+    let t = TempDir::new("mdns-marker");
+    let marker = t.path().join("pwned");
+    let mut c = ns.cmd("python3");
+    c.arg(root().join("tests/data/hostile_mdns.py"))
+        .arg(&marker)
+        .arg(&ip);
+    let _fake = Daemon::spawn(c, "the hostile responder");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = link.client.cmd("bash");
+    c.args([
+        "--norc",
+        "-c",
+        &format!("out=$('{BIN}' -v env) && eval \"$out\"; echo \"hosts=$DISTCC_HOSTS\""),
+    ])
+    .env("DISTCC_AUTO_HOSTS", "+zeroconf")
+    .env("DISTCC_AUTO_ZEROCONF_TIMEOUT", "0.5")
+    .env("DISTCC_AUTO_TIMEOUT", "1")
+    .env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
+    let start = Instant::now();
+    let r = run_cmd(c);
+    let took = start.elapsed();
+    r.ok();
+    assert!(took < Duration::from_secs(3), "{took:?}: {}", r.show());
+    assert!(!marker.exists(), "something it sent ran: {}", r.show());
+    check!(
+        r,
+        !r.stdout.contains("8.8.8.8") && !r.stderr.contains("probe 8.8.8.8"),
+        "an address outside the link was used"
+    );
+    check!(r, !r.stderr.contains("goodbye"), "a TTL 0 service was used");
+    let kib: u64 = r
+        .stderr
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(kib < 64 * 1024, "peak memory {kib} KiB: {}", r.show());
+    // The services kept are bounded (1024).
+    check!(
+        r,
+        r.stderr.contains("zeroconf: 1024 workers announced") || r.stderr.contains("zeroconf: 10")
+    );
+}
