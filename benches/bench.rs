@@ -175,7 +175,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 9] = [
+const ROWS: [fn(&mut Table, &Ctx); 10] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -185,6 +185,7 @@ const ROWS: [fn(&mut Table, &Ctx); 9] = [
     |t, _| pending_logins(t),
     |t, _| toolchain_check(t),
     persistent_masters,
+    zeroconf,
 ];
 
 fn main() {
@@ -561,6 +562,64 @@ fn time_tunnels(
 /// Row 9: `env` with 4 ssh workers and DISTCC_AUTO_SSH_PERSIST, the first
 /// run (4 logins, 4 masters) and the second (reusing them); every sample
 /// starts with no master (`kill --all` after it, outside the timing).
+/// Row 10: `env` with 3 workers found by `+zeroconf` (real avahi-daemon
+/// and `distccd --zeroconf` per worker), against the same 3 listed.
+fn zeroconf(t: &mut Table, c: &Ctx) {
+    const WHAT: &str = "10. `env` with 3 workers";
+    if !c.netns {
+        t.not_run(WHAT, "needs root for network namespaces");
+        return;
+    }
+    let mut link = Link::new();
+    let workers: Vec<AnnouncedWorker> = (1..=3)
+        .map(|i| {
+            let how = Announcing {
+                jobs: 2,
+                stats: true,
+                gcc11: false,
+            };
+            AnnouncedWorker::start(&mut link, &format!("bw{i}"), how)
+        })
+        .collect();
+    let listed: String = workers
+        .iter()
+        .map(|w| format!("{}:3632", w.ip))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let env = |hosts: &str| {
+        let mut c = link.client.cmd(BIN);
+        c.arg("env")
+            .env("DISTCC_AUTO_HOSTS", hosts)
+            .env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
+        c
+    };
+    // Until all three are heard.
+    for _ in 0..100 {
+        let out = env("+zeroconf").output().unwrap();
+        if String::from_utf8_lossy(&out.stdout)
+            .matches("/2,lzo")
+            .count()
+            == 3
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let found = repeat(RUNS, || time_cmd(&mut env("+zeroconf")));
+    let named = repeat(RUNS, || time_cmd(&mut env(&listed)));
+    t.row(
+        &format!("{WHAT} found by `+zeroconf` (DISTCC_AUTO_ZEROCONF_TIMEOUT=0.5)"),
+        "3",
+        &found,
+        "-",
+        &format!(
+            "{:.0}× listed; the wait for answers is the timeout",
+            ratio(&found, &named)
+        ),
+    );
+    t.row(&format!("{WHAT} listed by address"), "3", &named, "-", "");
+}
+
 fn persistent_masters(t: &mut Table, c: &Ctx) {
     const WHAT: &str = "9. `env` with 4 `ssh://` workers, DISTCC_AUTO_SSH_PERSIST=60";
     if !c.netns {
