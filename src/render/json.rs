@@ -132,18 +132,6 @@ fn worker(w: &Worker, round: Option<&Round>) -> String {
         .str("address", &address(w))
         .opt_str("host", host.as_deref())
         .num("port", port)
-        .str(
-            "found_by",
-            if w.spec.announced.is_some() {
-                "zeroconf"
-            } else {
-                "config"
-            },
-        )
-        .opt_str(
-            "service",
-            w.spec.announced.as_ref().map(|a| a.service.as_str()),
-        )
         .raw("up", w.is_up())
         .opt_str("reason", w.dropped.as_ref().map(|d| d.why.as_str()))
         .opt_str("reason_code", w.dropped.as_ref().map(|d| d.code.as_str()))
@@ -161,7 +149,19 @@ fn worker(w: &Worker, round: Option<&Round>) -> String {
             "probe_ms",
             format!("{:.1}", w.elapsed.as_secs_f64() * 1000.0),
         )
-        .raw("tunnel", tunnel.unwrap_or_else(|| "null".into()));
+        .raw("tunnel", tunnel.unwrap_or_else(|| "null".into()))
+        .str(
+            "found_by",
+            if w.spec.announced.is_some() {
+                "zeroconf"
+            } else {
+                "config"
+            },
+        )
+        .opt_str(
+            "service",
+            w.spec.announced.as_ref().map(|a| a.service.as_str()),
+        );
     if let Some(r) = round {
         let new = since(w, r.previous);
         o = o
