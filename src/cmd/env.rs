@@ -1,7 +1,6 @@
 use std::ffi::OsString;
 
 use crate::error::Error;
-use crate::plan::jobs;
 use crate::process::registry;
 use crate::process::signals::OnInterrupt;
 use crate::render::shell as emit;
@@ -40,17 +39,7 @@ pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<()
     let text = match build {
         None => emit::env_script(&plan, &keep, ccache, shell).into_bytes(),
         Some(command) => {
-            let (argv, own) = jobs::place(command, plan.jobs(), config.append_jobs);
-            if own {
-                say(&jobs::kept_own(plan.jobs()));
-            }
-            let argv = match super::under_pump(&config, argv) {
-                Ok(a) => a,
-                Err(e) => {
-                    registry::close(&[]);
-                    return Err(e);
-                }
-            };
+            let argv = super::build_argv(&config, &plan, command)?;
             emit::build_script(&plan, &keep, ccache, &argv)
         }
     };

@@ -2,7 +2,6 @@ use std::ffi::OsString;
 use std::io;
 
 use crate::error::Error;
-use crate::plan::jobs;
 use crate::process::ended::Ended;
 use crate::process::registry;
 use crate::process::signals::{self, OnInterrupt};
@@ -26,17 +25,7 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         return Err(e);
     }
     say(&emit::summary(&plan));
-    let (argv, own) = jobs::place(command, plan.jobs(), config.append_jobs);
-    if own {
-        say(&jobs::kept_own(plan.jobs()));
-    }
-    let argv = match super::under_pump(&config, argv) {
-        Ok(a) => a,
-        Err(e) => {
-            registry::close(&[]);
-            return Err(e);
-        }
-    };
+    let argv = super::build_argv(&config, &plan, command)?;
     let mut cmd = std::process::Command::new(&argv[0]);
     signals::as_started(cmd.args(&argv[1..]));
     for (name, _) in std::env::vars_os() {

@@ -240,10 +240,27 @@ fn clear_distcc_backoff(plan: &Plan) {
     }
 }
 
+/// The build's argument list as `distcc_build` and `exec` run it: `-j N`
+/// placed (saying so when the command's own count is kept), under
+/// distcc-pump in pump mode. On an error the run's tunnels are stopped.
+pub(crate) fn build_argv(
+    config: &Config,
+    plan: &Plan,
+    command: &[OsString],
+) -> Result<Vec<OsString>, Error> {
+    let (argv, own) = crate::plan::jobs::place(command, plan.jobs(), config.append_jobs);
+    if own {
+        crate::say(&crate::plan::jobs::kept_own(plan.jobs()));
+    }
+    under_pump(config, argv).inspect_err(|_| {
+        crate::process::registry::close(&[]);
+    })
+}
+
 /// The build's argument list as run: with DISTCC_AUTO_PUMP=1, under
 /// distcc-pump (found on PATH, as an absolute path), which starts the
 /// include server for the build and stops it after.
-pub(crate) fn under_pump(config: &Config, argv: Vec<OsString>) -> Result<Vec<OsString>, Error> {
+fn under_pump(config: &Config, argv: Vec<OsString>) -> Result<Vec<OsString>, Error> {
     if !config.pump {
         return Ok(argv);
     }
