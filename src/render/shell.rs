@@ -286,13 +286,12 @@ pub(crate) fn compiles(w: &Worker) -> Option<(u64, u64)> {
     Some((s.compile_ok?, s.compile_error.unwrap_or(0)))
 }
 
-/// Compiles since the previous round: (ok, failed). A restarted daemon
-/// counts from 0 again: all of its count is new then.
+/// Compiles since the previous round: (ok, failed), by `tally::delta`.
 pub(crate) fn since(w: &Worker, previous: &Counters) -> Option<(u64, u64)> {
     let now = compiles(w)?;
     Some(match previous.get(&w.spec.entry) {
-        Some(p) if now.0 >= p.0 && now.1 >= p.1 => (now.0 - p.0, now.1 - p.1),
-        _ => now,
+        Some(&p) => crate::render::tally::delta(now, p),
+        None => now,
     })
 }
 

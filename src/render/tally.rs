@@ -28,15 +28,9 @@ pub enum Baseline {
 /// Each used worker's counters as the plan found them.
 pub fn baseline(plan: &Plan) -> Vec<Baseline> {
     plan.up()
-        .map(|w| {
-            let counters = w
-                .stats
-                .as_ref()
-                .and_then(|s| Some((s.compile_ok?, s.compile_error.unwrap_or(0))));
-            match (w.address, counters) {
-                (Some(stats), Some((ok, failed))) => Baseline::Counted { stats, ok, failed },
-                _ => Baseline::Uncounted,
-            }
+        .map(|w| match (w.address, crate::render::shell::compiles(w)) {
+            (Some(stats), Some((ok, failed))) => Baseline::Counted { stats, ok, failed },
+            _ => Baseline::Uncounted,
         })
         .collect()
 }
@@ -76,6 +70,14 @@ pub fn parse(value: &str) -> Result<Vec<Baseline>, String> {
         .collect()
 }
 
+/// Compiles between two readings of a daemon's (ok, failed) counters. A
+/// restarted daemon counts from 0 again: then all of a count is new. The
+/// one rule for the post-build line and `hosts --watch`.
+pub fn delta(now: (u64, u64), before: (u64, u64)) -> (u64, u64) {
+    let one = |n: u64, b: u64| if n >= b { n - b } else { n };
+    (one(now.0, before.0), one(now.1, before.1))
+}
+
 /// The lines to print, from the counters before and after (`None` where a
 /// worker did not answer the second time). `build_ok`: the build exited 0.
 pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bool) -> Vec<String> {
@@ -97,12 +99,9 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
                 // A restarted daemon counts from 0 again: all of it is new.
                 // Saturating: the values come from the network (and from
                 // DISTCC_AUTO_COUNTERS), whatever the parsers allow.
-                ok = ok.saturating_add(if ok1 >= ok0 { ok1 - ok0 } else { *ok1 });
-                failed = failed.saturating_add(if failed1 >= failed0 {
-                    failed1 - failed0
-                } else {
-                    *failed1
-                });
+                let (o, f) = delta((*ok1, *failed1), (*ok0, *failed0));
+                ok = ok.saturating_add(o);
+                failed = failed.saturating_add(f);
             }
         }
     }
