@@ -280,11 +280,7 @@ pub fn counters(plan: &Plan) -> Counters {
         .collect()
 }
 
-/// A worker's compile counters: (ok, failed).
-pub(crate) fn compiles(w: &Worker) -> Option<(u64, u64)> {
-    let s = w.stats.as_ref()?;
-    Some((s.compile_ok?, s.compile_error.unwrap_or(0)))
-}
+pub(crate) use crate::render::tally::compiles;
 
 /// Compiles since the previous round: (ok, failed), by `tally::delta`.
 pub(crate) fn since(w: &Worker, previous: &Counters) -> Option<(u64, u64)> {

@@ -28,7 +28,7 @@ pub enum Baseline {
 /// Each used worker's counters as the plan found them.
 pub fn baseline(plan: &Plan) -> Vec<Baseline> {
     plan.up()
-        .map(|w| match (w.address, crate::render::shell::compiles(w)) {
+        .map(|w| match (w.address, compiles(w)) {
             (Some(stats), Some((ok, failed))) => Baseline::Counted { stats, ok, failed },
             _ => Baseline::Uncounted,
         })
@@ -68,6 +68,12 @@ pub fn parse(value: &str) -> Result<Vec<Baseline>, String> {
             })
         })
         .collect()
+}
+
+/// A worker's compile counters: (ok, failed).
+pub fn compiles(w: &crate::plan::Worker) -> Option<(u64, u64)> {
+    let s = w.stats.as_ref()?;
+    Some((s.compile_ok?, s.compile_error.unwrap_or(0)))
 }
 
 /// Compiles between two readings of a daemon's (ok, failed) counters. A
