@@ -110,6 +110,17 @@ pub(crate) fn ssh_command_line(settings: &SshSettings, args: Vec<String>) -> Vec
     line
 }
 
+/// FNV-1a, 64 bits: a stable short name for what tells ssh processes
+/// apart (a master's socket, a worker's stable ports).
+pub(crate) fn fnv1a(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// The name `/bin/sh` gives itself in its own error messages.
 const SH_NAME: &str = "distcc-auto-ssh";
 

@@ -88,12 +88,7 @@ pub fn name(command: &str, spec: &HostSpec, persist: u32) -> String {
         "{command}\0{}\0{port}\0{persist}",
         spec.ssh_destination().unwrap_or_default()
     );
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("ssh-{h:016x}")
+    format!("ssh-{:016x}", args::fnv1a(&key))
 }
 
 /// The files of `spec`'s master, in the private directory; `Err` says

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 pub use crate::config::SshSettings;
 use crate::config::hostspec::HostSpec;
-use crate::ssh::args::{Ready, Role, SshLog, ssh_args, ssh_command_line, why_it_exited};
+use crate::ssh::args::{Ready, Role, SshLog, fnv1a, ssh_args, ssh_command_line, why_it_exited};
 use crate::ssh::mux::{Forward, MuxError};
 use crate::worker::fault::Fault;
 use crate::worker::found::TunnelInfo;
@@ -254,11 +254,7 @@ pub fn done_with(t: Tunnel) {
 /// ephemeral range; else any two the kernel gives.
 fn two_free_ports(spec: &HostSpec, attempt: usize) -> Result<(u16, u16), Fault> {
     let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p));
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("{}\0{}", spec.entry, sys::euid()).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv1a(&format!("{}\0{}", spec.entry, sys::euid()));
     // A retry (the pair was taken between our check and ssh's bind, most
     // likely by a concurrent run) takes what the kernel gives.
     for i in (0..STABLE_PAIRS).filter(|_| attempt == 0) {
