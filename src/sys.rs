@@ -415,17 +415,6 @@ pub fn peer_uid(s: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
     }
 }
 
-/// Whether `path` is a file this process may execute.
-pub fn is_executable(path: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: access reads a NUL-terminated path we own.
-    let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
-    ok && path.is_file()
-}
-
 /// An interface address that can multicast (up, not loopback): for mDNS.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkAddr {

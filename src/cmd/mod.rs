@@ -264,18 +264,11 @@ fn under_pump(config: &Config, argv: Vec<OsString>) -> Result<Vec<OsString>, Err
     if !config.pump {
         return Ok(argv);
     }
-    let pump = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .filter(|d| d.is_absolute())
-        .map(|d| d.join("distcc-pump"))
-        .find(|p| sys::is_executable(p))
-        .ok_or_else(|| {
-            Error::Config(
-                "DISTCC_AUTO_PUMP=1: distcc-pump is not on PATH (Debian package distcc-pump)"
-                    .into(),
-            )
-        })?;
+    let pump = crate::probe::ccache::on_path("distcc-pump").ok_or_else(|| {
+        Error::Config(
+            "DISTCC_AUTO_PUMP=1: distcc-pump is not on PATH (Debian package distcc-pump)".into(),
+        )
+    })?;
     Ok(std::iter::once(pump.into_os_string()).chain(argv).collect())
 }
 

@@ -41,6 +41,17 @@ fn compiler_for_ccache(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
     executables(dirs, name).find(|real| !is_named(real, "ccache"))
 }
 
+/// The first executable called `name` on this process's PATH (absolute
+/// entries only), resolved through its links.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    executables(&path_dirs(), name).next()
+}
+
+/// This process's PATH, as directories.
+fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect())
+}
+
 /// The executables called `name` in the absolute `dirs`, in order,
 /// resolved through their links.
 fn executables<'a>(dirs: &'a [PathBuf], name: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
@@ -60,9 +71,8 @@ pub fn real_compiler(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         return std::fs::canonicalize(name).ok();
     }
-    let dirs: Vec<PathBuf> =
-        std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect());
-    executables(&dirs, name).find(|real| !is_named(real, "ccache") && !is_named(real, "distcc"))
+    executables(&path_dirs(), name)
+        .find(|real| !is_named(real, "ccache") && !is_named(real, "distcc"))
 }
 
 fn is_named(p: &Path, name: &str) -> bool {
