@@ -75,7 +75,7 @@ pub(crate) fn probe_with(
     warn_dropped: bool,
     guarded: &signals::Guarded,
 ) -> Result<Plan, Error> {
-    let local = local_machine(config)?;
+    let local = local_machine(config);
     let start = Instant::now();
     let routes: Vec<Route> = config.hosts.specs.iter().map(Route::of).collect();
     let bounds = probe::Bounds::new(config, start);
@@ -122,7 +122,7 @@ pub(crate) fn probe_with(
 
 /// This machine, as the plan needs it: its free memory and, for the
 /// toolchain check, its own compiler.
-fn local_machine(config: &Config) -> Result<Local, Error> {
+fn local_machine(config: &Config) -> Local {
     // The toolchain check compares with this machine's own compiler.
     // When that cannot be done here, the build still goes on: the
     // workers' compile check runs, and their compilers are not compared.
@@ -163,7 +163,7 @@ fn local_machine(config: &Config) -> Result<Local, Error> {
         probe::secs(config.timeout),
         probe::secs(config.timeout.max(config.ssh.timeout))
     );
-    Ok(local)
+    local
 }
 
 /// The memory of unanswered workers: the store (when on), when this run

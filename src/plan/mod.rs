@@ -359,10 +359,11 @@ fn check_announced(all: &mut [Worker], here: &(String, String), any: bool) -> Ve
         if !differs {
             continue;
         }
+        // The announced values were made showable where they came in.
         let why = format!(
             "announced compiler {} {} differs from this machine's {} {}",
-            crate::worker::shown(theirs.0.unwrap_or("?"), 64),
-            crate::worker::shown(theirs.1.unwrap_or("?"), 32),
+            theirs.0.unwrap_or("?"),
+            theirs.1.unwrap_or("?"),
             here.0,
             here.1
         );
