@@ -35,8 +35,24 @@ impl Identity {
         f.next().is_none().then_some(id)
     }
 
-    /// Whether process `pid` is this tunnel now.
-    fn matches_now(&self) -> bool {
+    /// This process's identity, while it runs.
+    pub fn of(pid: u32) -> Option<Identity> {
+        Some(Identity {
+            pid,
+            uid: sys::owner(pid)?,
+            start: sys::stat(pid)?.start,
+        })
+    }
+
+    /// `PID:UID:START`, as DISTCC_AUTO_TUNNEL_IDS carries it.
+    pub fn render(&self) -> String {
+        format!("{}:{}:{}", self.pid, self.uid, self.start)
+    }
+
+    /// Whether process `pid` is this tunnel (or holder) now: the same
+    /// start time and owner, and still the leader of its own session and
+    /// process group.
+    pub(crate) fn matches_now(&self) -> bool {
         let Some(s) = sys::stat(self.pid) else {
             return false;
         };

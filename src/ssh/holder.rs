@@ -17,14 +17,17 @@
 //!   of a holder killed outright (SIGKILL, no handler) are found and
 //!   cancelled by the next run that uses the master (`sweep`).
 
-use std::io::Read;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::process::identity::Identity;
 use crate::ssh::mux::{Forward, Mux};
+use crate::state::rundir;
 use crate::{process::registry, process::signals};
 
 /// Start the holder of `forwards`, handing it `mux`'s connection; it
@@ -54,8 +57,13 @@ pub fn run(record: &Path, forwards: &[Forward]) -> ! {
     }
     let pid = std::process::id();
     let mine = PathBuf::from(format!("{}.{pid}", record.display()));
-    let start = crate::sys::stat(pid).map_or(0, |s| s.start);
-    let _ = std::fs::write(&mine, render_record(start, forwards));
+    if let Some(me) = Identity::of(pid) {
+        let made = rundir::open_own(
+            &mine,
+            OpenOptions::new().create(true).write(true).truncate(true),
+        );
+        let _ = made.map(|mut f| f.write_all(render_record(&me, forwards).as_bytes()));
+    }
     // SAFETY: fd 0 is the connection `spawn` handed us; we own it now.
     let mut conn = unsafe { UnixStream::from_raw_fd(0) };
     let mut fds = [
@@ -106,19 +114,20 @@ pub fn run(record: &Path, forwards: &[Forward]) -> ! {
     std::process::exit(0)
 }
 
-/// A holder's record: its start time, then its forwards.
-fn render_record(start: u64, forwards: &[Forward]) -> String {
+/// A holder's record: its identity (as `kill` checks one), then its
+/// forwards.
+fn render_record(me: &Identity, forwards: &[Forward]) -> String {
     let fwds: Vec<String> = forwards.iter().map(Forward::render).collect();
-    format!("{start}\n{}\n", fwds.join(" "))
+    format!("{}\n{}\n", me.render(), fwds.join(" "))
 }
 
-fn parse_record(text: &str) -> Option<(u64, Vec<Forward>)> {
-    let (start, fwds) = text.split_once('\n')?;
+fn parse_record(text: &str) -> Option<(Identity, Vec<Forward>)> {
+    let (id, fwds) = text.split_once('\n')?;
     let fwds = fwds
         .split_whitespace()
         .map(Forward::parse)
         .collect::<Option<Vec<_>>>()?;
-    Some((start.parse().ok()?, fwds))
+    Some((Identity::parse(id)?, fwds))
 }
 
 /// Cancel, on `mux`, the forwards of holders recorded as `NAME.fwd.PID` in
@@ -138,12 +147,17 @@ pub fn sweep(dir: &Path, name: &str, mux: &mut Mux) {
             continue;
         };
         let path = dir.join(&file);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let Some((start, forwards)) = parse_record(&text) else {
-            let _ = std::fs::remove_file(&path);
+        let mut text = String::new();
+        let read = rundir::open_own(&path, OpenOptions::new().read(true))
+            .map(|mut f| f.read_to_string(&mut text));
+        let Some((id, forwards)) = parse_record(&text).filter(|(id, _)| id.pid == pid) else {
+            if read.is_ok() {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         };
-        if crate::sys::stat(pid).is_some_and(|s| s.start == start && s.state != 'Z') {
+        let running = crate::sys::stat(pid).is_some_and(|s| s.state != 'Z');
+        if running && id.matches_now() {
             continue; // it still holds them
         }
         for f in forwards {
