@@ -93,7 +93,10 @@ distcc_build() {
         __distcc_auto_rc=0
         # `env -- COMMAND` prints `\builtin export NAME='VALUE';` lines and
         # `\builtin set -- ARGS;`: the build's arguments with -j N placed.
-        __distcc_auto_env=$($__distcc_auto_bin env -- "$@") || __distcc_auto_rc=$?
+        # A live build's conductor watches this shell (it ends if the
+        # shell is killed outright, before its trap could stop it).
+        __distcc_auto_shell=$sysparams[pid]
+        __distcc_auto_env=$(DISTCC_AUTO_SHELL_PID=$__distcc_auto_shell $__distcc_auto_bin env -- "$@") || __distcc_auto_rc=$?
         if (( __distcc_auto_rc == 0 )); then
             \builtin eval "$__distcc_auto_env"
             __distcc_auto_pids=${DISTCC_AUTO_TUNNEL_PIDS:-}
@@ -114,10 +117,24 @@ distcc_build() {
             \builtin exit $__distcc_auto_rc
         fi
 
-        # The build: DISTCC_HOSTS, CCACHE_PREFIX when needed, the user's
+        # The build: DISTCC_HOSTS (a live build: DISTCC_DIR, whose hosts
+        # file the conductor keeps current, and the jobserver in MAKEFLAGS
+        # for make and ninja), CCACHE_PREFIX when needed, the user's
         # options, and no DISTCC_AUTO_* or helper variable or function.
         (
-            \builtin export DISTCC_HOSTS
+            if [[ -n ${DISTCC_AUTO_DISTCC_DIR:-} ]]; then
+                \builtin unset DISTCC_HOSTS
+                \builtin export DISTCC_DIR=$DISTCC_AUTO_DISTCC_DIR
+                if [[ -n ${DISTCC_AUTO_JOBSERVER_FIFO:-} ]]; then
+                    # make 4.3 takes the jobserver as inherited descriptors.
+                    \builtin exec {__distcc_auto_fd}<>$DISTCC_AUTO_JOBSERVER_FIFO
+                    \builtin export MAKEFLAGS="$DISTCC_AUTO_MAKEFLAGS --jobserver-auth=$__distcc_auto_fd,$__distcc_auto_fd"
+                elif [[ -n ${DISTCC_AUTO_MAKEFLAGS:-} ]]; then
+                    \builtin export MAKEFLAGS=$DISTCC_AUTO_MAKEFLAGS
+                fi
+            else
+                \builtin export DISTCC_HOSTS
+            fi
             if [[ -n ${DISTCC_AUTO_CCACHE_PREFIX:-} ]]; then
                 \builtin export CCACHE_PREFIX=$DISTCC_AUTO_CCACHE_PREFIX
             fi

@@ -54,6 +54,10 @@ pub enum Command {
         record: std::path::PathBuf,
         forwards: Vec<crate::ssh::mux::Forward>,
     },
+    /// Internal: the conductor of a live build; see `cmd::conduct`.
+    Conduct {
+        command: Vec<std::ffi::OsString>,
+    },
     /// Internal: start a shared ssh master with this command and be its
     /// parent until it ends; see `master::keep`.
     Keep {
@@ -201,7 +205,7 @@ fn read(args: impl IntoIterator<Item = OsString>) -> Result<Typed, Error> {
             Long("shell") => t.shell = Some(shell_name(&parser.value()?)?),
             Long("watch") => t.watch = Some(watch_value(&mut parser)?),
             Value(v) if t.word.is_none() => {
-                let line = matches!(v.to_str(), Some("exec" | "__hold" | "__keep"));
+                let line = matches!(v.to_str(), Some("exec" | "__hold" | "__keep" | "__conduct"));
                 t.word = Some(v);
                 if line {
                     t.rest = parser.raw_args()?.collect();
@@ -365,6 +369,12 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
             },
             _ => return Err(usage("__hold: expected RECORD LISTEN:CONNECT...".into())),
         },
+        Some("__conduct") => match &t.rest[..] {
+            [dashes, command @ ..] if dashes == "--" && !command.is_empty() => Command::Conduct {
+                command: command.to_vec(),
+            },
+            _ => return Err(usage("__conduct: expected -- COMMAND...".into())),
+        },
         Some("__keep") => match &t.rest[..] {
             [socket, dashes, ssh @ ..] if dashes == "--" && !ssh.is_empty() => Command::Keep {
                 socket: socket.into(),
@@ -444,6 +454,7 @@ fn name(c: &Command) -> &'static str {
         Command::Version => "version",
         Command::Hold { .. } => "__hold",
         Command::Keep { .. } => "__keep",
+        Command::Conduct { .. } => "__conduct",
     }
 }
 

@@ -27,6 +27,7 @@ pub mod cmd;
 pub mod config;
 pub mod discover;
 pub mod error;
+pub mod live;
 pub mod plan;
 pub mod probe;
 pub mod process;

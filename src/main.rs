@@ -45,6 +45,7 @@ fn run() -> Result<(), Error> {
         } => cmd::hosts::watch(v, format, check, every),
         Command::Kill { all } => cmd::kill::kill(args.shell, all),
         Command::Hold { record, forwards } => cmd::internal::hold(&record, &forwards),
+        Command::Conduct { command } => cmd::conduct::conduct(v, &command),
         Command::Keep { socket, ssh } => cmd::internal::keep(&socket, &ssh),
         Command::Tally { status } => cmd::tally::tally(v, status),
         Command::Exec { command } => cmd::exec::exec(v, &command),

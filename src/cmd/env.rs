@@ -14,6 +14,11 @@ use super::{configure, probe_and_plan, write_stdout};
 /// COMMAND...`, as `distcc_build` runs it), the code also sets the build's
 /// arguments, with the job count placed by the one rule (`plan::jobs`).
 pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<(), Error> {
+    if let Some(command) = build
+        && super::conduct::wanted()
+    {
+        return super::conduct::hand_off(verbose, command);
+    }
     let config = configure(verbose, None)?;
     let plan = probe_and_plan(&config, true, OnInterrupt::Die)?;
     if let Err(e) = plan.usable() {
@@ -40,7 +45,7 @@ pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<()
         None => emit::env_script(&plan, &keep, ccache, shell).into_bytes(),
         Some(command) => {
             let argv = super::build_argv(&config, &plan, command)?;
-            emit::build_script(&plan, &keep, ccache, &argv)
+            emit::build_script(&plan, &keep, ccache, &argv, None)
         }
     };
     let printed = write_stdout(&text);

@@ -56,7 +56,7 @@ pub fn watch(
     let mut previous = emit::Counters::new();
     for round in 1.. {
         let started = Instant::now();
-        let plan = probe_with(&config, false, &guarded)?;
+        let plan = probe_with(&config, false, &guarded, true)?;
         let json = format == Format::Json;
         let this = json::Round {
             number: round,

@@ -3,6 +3,7 @@
 //! share is here: reading the configuration, probing and planning, writing
 //! to stdout. `main` only parses, dispatches and maps errors to exit codes.
 
+pub mod conduct;
 pub mod env;
 pub mod exec;
 pub mod hosts;
@@ -65,7 +66,7 @@ pub(crate) fn probe_and_plan(
 ) -> Result<Plan, Error> {
     let ssh = config.hosts.specs.iter().any(|s| s.is_ssh());
     let guarded = signals::guard(ssh, on_int);
-    probe_with(config, warn_dropped, &guarded)
+    probe_with(config, warn_dropped, &guarded, true)
 }
 
 /// Probe every worker, decide the slots. `hosts` shows dropped workers in
@@ -74,13 +75,14 @@ pub(crate) fn probe_with(
     config: &Config,
     warn_dropped: bool,
     guarded: &signals::Guarded,
+    progress: bool,
 ) -> Result<Plan, Error> {
     let local = local_machine(config);
     let start = Instant::now();
     let routes: Vec<Route> = config.hosts.specs.iter().map(Route::of).collect();
     let bounds = probe::Bounds::new(config, start);
     // A progress line for a person at a terminal, when not tracing.
-    let names: Option<Vec<String>> = (stderr_is_terminal() && !debugging())
+    let names: Option<Vec<String>> = (progress && stderr_is_terminal() && !debugging())
         .then(|| config.hosts.specs.iter().map(|s| s.entry.clone()).collect());
     let (store, at, not_waited) = remembered(config);
     let phase = probe::Phase {

@@ -13,6 +13,7 @@ use hostspec::Parsed;
 /// The default bound on the probing phase.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `+zeroconf` collects answers by default.
+pub const DEFAULT_REPROBE: Duration = Duration::from_secs(5);
 pub const DEFAULT_ZEROCONF_TIMEOUT: Duration = Duration::from_millis(500);
 /// The default bound on the compile check.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +58,11 @@ pub struct Config {
     /// Keep announced workers whose compiler differs from this machine's.
     pub zeroconf_any: bool,
     pub debug: bool,
+    /// Live builds (DISTCC_AUTO_LIVE): a conductor follows the cluster
+    /// while `distcc_build` and `exec` run the build.
+    pub live: bool,
+    /// Seconds between a live build's re-probes.
+    pub reprobe: Duration,
     /// This machine's CPUs, the default for two job counts.
     pub cpus: u32,
 }
@@ -157,6 +163,8 @@ impl Config {
             zeroconf_timeout: secs(get, vars::ZEROCONF_TIMEOUT, DEFAULT_ZEROCONF_TIMEOUT)?,
             zeroconf_any: flag(get, vars::ZEROCONF_ANY)?,
             debug: flag(get, vars::DEBUG)?,
+            live: set(get, vars::LIVE).is_none() || flag(get, vars::LIVE)?,
+            reprobe: reprobe(get)?,
             cpus,
         })
     }
@@ -273,6 +281,18 @@ fn period(get: &impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Re
         Some(v) => whole::<u32>(&v)
             .filter(|&s| s <= 86400)
             .ok_or_else(|| bad(name, &v, "a whole number of seconds from 0 (off) to 86400")),
+    }
+}
+
+/// DISTCC_AUTO_REPROBE: at least 2 s, since distccd answers stats in
+/// its main loop and polling it every second can stall it (distcc issue
+/// 275).
+fn reprobe(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, Error> {
+    match set(get, vars::REPROBE) {
+        None => Ok(DEFAULT_REPROBE),
+        Some(v) => seconds(&v)
+            .filter(|d| (2.0..=3600.0).contains(&d.as_secs_f64()))
+            .ok_or_else(|| bad(vars::REPROBE, &v, "seconds from 2 to 3600")),
     }
 }
 

@@ -57,6 +57,10 @@ vars! {
         "seconds +zeroconf collects answers, inside the probe";
     ZEROCONF_ANY = "DISTCC_AUTO_ZEROCONF_ANY", Some("0"),
         "1: keep announced workers whose compiler differs";
+    LIVE = "DISTCC_AUTO_LIVE", Some("1"),
+        "0: distcc_build/exec decide once, before the build\n(no conductor, no relay, no jobserver)";
+    REPROBE = "DISTCC_AUTO_REPROBE", Some("5"),
+        "seconds between re-probes during a live build (2 to 3600)";
     DEBUG = "DISTCC_AUTO_DEBUG", Some("0"), "1 traces like --verbose";
 }
 

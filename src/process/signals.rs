@@ -107,7 +107,19 @@ pub fn ignore() {
     }
 }
 
+/// What must happen before a stopping signal stops the tunnels and ends
+/// us (a live build's cleanup).
+static BEFORE_STOPPING: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Run `f` when a stopping signal ends the run, before the tunnels stop.
+pub fn before_stopping(f: fn()) {
+    let _ = BEFORE_STOPPING.set(f);
+}
+
 fn interrupted(sig: libc::c_int) -> ! {
+    if let Some(f) = BEFORE_STOPPING.get() {
+        f();
+    }
     let n = registry::close(&[]);
     if n > 0 {
         crate::say(&format!(

@@ -56,8 +56,29 @@ pub fn build_script(
     tunnels: &[TunnelInfo],
     ccache_prefix: Option<&str>,
     argv: &[std::ffi::OsString],
+    live: Option<&LiveVars>,
 ) -> Vec<u8> {
-    let mut out = variables(plan, tunnels, ccache_prefix, Shell::Sh, "\\builtin ").into_bytes();
+    let mut vars = variables(plan, tunnels, ccache_prefix, Shell::Sh, "\\builtin ");
+    if let Some(l) = live {
+        // The build reads its workers from DISTCC_DIR/hosts, which the
+        // conductor keeps current: no DISTCC_HOSTS (the shell unsets it).
+        vars = vars
+            .lines()
+            .filter(|l| !l.contains("export DISTCC_HOSTS="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let extra = [
+            ("DISTCC_AUTO_DISTCC_DIR", Some(&l.distcc_dir)),
+            ("DISTCC_AUTO_MAKEFLAGS", l.makeflags.as_ref()),
+            ("DISTCC_AUTO_JOBSERVER_FIFO", l.fifo.as_ref()),
+        ];
+        for (name, value) in extra {
+            if let Some(v) = value {
+                let _ = writeln!(vars, "\\builtin export {name}={};", quote(v));
+            }
+        }
+    }
+    let mut out = vars.into_bytes();
     out.extend_from_slice(b"\\builtin set --");
     for a in argv {
         out.push(b' ');
@@ -67,6 +88,16 @@ pub fn build_script(
     }
     out.extend_from_slice(b";\n");
     out
+}
+
+/// What a live build's environment gets (see `live`): its DISTCC_DIR,
+/// and with a jobserver the MAKEFLAGS and (for make 4.3's descriptors)
+/// the FIFO the shell opens for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveVars {
+    pub distcc_dir: String,
+    pub makeflags: Option<String>,
+    pub fifo: Option<String>,
 }
 
 /// Any bytes as one POSIX single-quoted word: arguments need not be UTF-8.

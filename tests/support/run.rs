@@ -7,7 +7,10 @@ use super::*;
 
 /// No DISTCC_* variable of the test runner's reaches `c`, and every run
 /// waits for every worker unless a test asks otherwise: the memory of dead
-/// workers would make one test's timeout the next one's.
+/// workers would make one test's timeout the next one's. Builds are
+/// snapshots (DISTCC_AUTO_LIVE=0: DISTCC_HOSTS and -j N, which most tests
+/// check) unless a test sets DISTCC_AUTO_LIVE=1 (`live.rs`, and the live
+/// runs of the shell-state and signal tests).
 pub fn without_distcc_vars(c: &mut Command) {
     for (k, _) in std::env::vars() {
         if k.starts_with("DISTCC") {
@@ -15,6 +18,7 @@ pub fn without_distcc_vars(c: &mut Command) {
         }
     }
     c.env("DISTCC_AUTO_BACKOFF_PERIOD", "0");
+    c.env("DISTCC_AUTO_LIVE", "0");
 }
 
 /// The binary with every DISTCC_* variable removed, plus `vars`.

@@ -1,0 +1,362 @@
+//! The conductor of a live build (DISTCC_AUTO_LIVE, on by default).
+//!
+//! `env -- COMMAND` (what `distcc_build` runs) hands the whole job to
+//! `distcc-auto __conduct -- COMMAND`: it probes and plans exactly as `env`
+//! would (same messages, same exit codes; `env` passes them on), sets the
+//! live build up (`live`), prints the shell code `env` passes on, leaves
+//! for a session of its own, and then re-probes every DISTCC_AUTO_REPROBE
+//! seconds until the shell's trap stops it with `kill`, like a tunnel (it
+//! is listed in DISTCC_AUTO_TUNNEL_PIDS), or the shell it serves is gone.
+//! `exec` runs the same rounds in a thread of its own.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::live::Live;
+use crate::live::jobserver::{self, Jobserver, Style};
+use crate::plan::Plan;
+use crate::process::ended::Ended;
+use crate::process::identity::Identity;
+use crate::process::signals::{self, OnInterrupt};
+use crate::render::shell::{self as emit, LiveVars};
+use crate::worker::found::TunnelInfo;
+use crate::{say, sys, trace};
+
+use super::{configure, probe_with};
+
+/// The live build of this process, for the rounds and for the cleanup a
+/// stopping signal runs.
+static LIVE: Mutex<Option<Live>> = Mutex::new(None);
+
+fn live() -> std::sync::MutexGuard<'static, Option<Live>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Count the tokens back and remove the build's directory (once).
+pub fn finish() {
+    if let Some(mut l) = live().take() {
+        l.finish();
+    }
+}
+
+/// Whether a live build is wanted, by the environment alone (before the
+/// configuration is read: the conductor reads and judges it).
+pub fn wanted() -> bool {
+    let get = |n: &str| crate::config::process_env(n).filter(|v| !v.is_empty());
+    get(crate::config::vars::LIVE).as_deref() != Some("0")
+        && get(crate::config::vars::PUMP).as_deref() != Some("1")
+}
+
+/// `env -- COMMAND` when live: start the conductor, pass on what it
+/// prints, or end as it ended.
+pub fn hand_off(verbose: bool, command: &[OsString]) -> Result<(), Error> {
+    let mut cmd = sys::ourselves("__conduct");
+    if verbose {
+        cmd.env(crate::config::vars::DEBUG, "1");
+    }
+    cmd.arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Other(format!("cannot start the conductor: {e}")))?;
+    let mut text = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_end(&mut text);
+    }
+    if text.is_empty() {
+        let status = child
+            .wait()
+            .map_err(|e| Error::Other(format!("waiting for the conductor: {e}")))?;
+        return match Ended::from(status) {
+            Ended::Exited(0) => Err(Error::Other("the conductor printed nothing".into())),
+            Ended::Exited(c) => Err(Error::Exit(u8::try_from(c).unwrap_or(1))),
+            Ended::Signalled(sig) => signals::die_of(sig),
+        };
+    }
+    // It runs on in a session of its own; the shell stops it.
+    super::write_stdout(&text).map_err(|e| Error::Other(format!("writing to stdout: {e}")))
+}
+
+/// What the build's environment gets from a live build.
+pub struct Prepared {
+    pub argv: Vec<OsString>,
+    pub vars: LiveVars,
+}
+
+/// Set the live build up for `plan`: the build's directory, relays and
+/// hosts file, and the jobserver when the command is a client of one.
+/// `None`, with a warning, when there is no private directory to hold
+/// it: the build is then a snapshot, as with DISTCC_AUTO_LIVE=0.
+pub(crate) fn prepare(
+    config: &Config,
+    plan: &Plan,
+    command: &[OsString],
+) -> Result<Option<Prepared>, Error> {
+    let dir = match crate::state::rundir::private_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            crate::warn(&format!(
+                "not a live build (the workers are fixed for this build): {e}"
+            ));
+            return Ok(None);
+        }
+    };
+    sweep(dir);
+    let name = format!("build.{}", std::process::id());
+    let user_dir = crate::state::distcc_backoff::lock_dir()
+        .and_then(|l| l.parent().map(PathBuf::from))
+        .ok_or_else(|| Error::Config("neither DISTCC_DIR nor HOME is set".into()))?;
+    let mut l = Live::start(dir.at(&name), dir.real(&name), &user_dir, plan)
+        .map_err(|e| Error::Other(format!("cannot set the live build up: {e}")))?;
+    let style = client_style(config, command);
+    let user_flags = std::env::var("MAKEFLAGS").unwrap_or_default();
+    let mut vars = LiveVars {
+        distcc_dir: l.dir.display().to_string(),
+        makeflags: None,
+        fifo: None,
+    };
+    let mut argv = None;
+    if let Some(style) = style {
+        let js = Jobserver::create(&l.dir.join("jobserver"), style, l.jobs().saturating_sub(1))
+            .map_err(Error::Other)?;
+        if let Some(flags) = jobserver::makeflags(&user_flags, &js) {
+            trace!(
+                "jobserver: {} tokens, MAKEFLAGS '{flags}'",
+                js.circulating()
+            );
+            vars.makeflags = Some(flags);
+            if style == Style::Pipe {
+                vars.fifo = Some(js.path.display().to_string());
+            }
+            l.jobserver = Some(js);
+            argv = Some(command.to_vec());
+        }
+    }
+    let argv = match argv {
+        Some(a) => a,
+        None => super::build_argv(config, plan, command)?,
+    };
+    *live() = Some(l);
+    signals::before_stopping(finish);
+    Ok(Some(Prepared { argv, vars }))
+}
+
+/// The jobserver FIFO opened for a command to inherit (make 4.3 takes
+/// descriptors, not a path): read-write, so that opening cannot block.
+pub(crate) fn open_inherited(fifo: &str) -> Result<std::os::fd::OwnedFd, Error> {
+    let c = std::ffi::CString::new(fifo).map_err(|_| Error::Other("bad FIFO path".into()))?;
+    // SAFETY: opens a NUL-terminated path; the descriptor is owned here.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW) };
+    if fd < 0 {
+        return Err(Error::Other(format!(
+            "cannot open the jobserver FIFO: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: a descriptor we just opened and own.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Remove the directories of live builds whose conductor is gone.
+fn sweep(dir: &crate::state::rundir::Dir) {
+    let Ok(entries) = std::fs::read_dir(dir.at("")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name
+            .strip_prefix("build.")
+            .and_then(crate::config::whole::<u32>)
+            && !sys::alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(dir.at(&name));
+        }
+    }
+}
+
+/// The jobserver style of the build command, when it is GNU make (4.2 and
+/// later) or ninja (1.13 and later), as its `--version` says; only asked
+/// of programs named make, gmake or ninja, so that no other program is
+/// ever run with `--version`. None when -j is not ours to place.
+fn client_style(config: &Config, command: &[OsString]) -> Option<Style> {
+    if !config.append_jobs {
+        return None;
+    }
+    let (_, own) = crate::plan::jobs::place(command, 1, true);
+    if own {
+        return None;
+    }
+    let first = PathBuf::from(command.first()?);
+    let base = first.file_name()?.to_str()?;
+    if !["make", "gmake", "ninja"].contains(&base) {
+        return None;
+    }
+    let program = if first.components().count() > 1 {
+        first
+    } else {
+        crate::probe::ccache::on_path(base)?
+    };
+    let mut cmd = std::process::Command::new(&program);
+    signals::as_started(&mut cmd)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().ok()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut text = String::new();
+    child.stdout.take()?.read_to_string(&mut text).ok()?;
+    let style = jobserver::style_of(&text);
+    trace!(
+        "{}: {} ({})",
+        program.display(),
+        text.lines().next().unwrap_or(""),
+        match style {
+            Some(Style::Pipe) => "jobserver through inherited descriptors",
+            Some(Style::Fifo) => "jobserver through a FIFO",
+            None => "not a jobserver client we know; -j N",
+        }
+    );
+    style
+}
+
+/// Re-probe every DISTCC_AUTO_REPROBE seconds and apply each round, until
+/// `done` says so or the live build is finished.
+pub(crate) fn rounds(config: &Config, guarded: &signals::Guarded, done: &dyn Fn() -> bool) {
+    // The compile check ran at the start; rounds ask stats and job port.
+    let mut config = config.clone();
+    config.check = None;
+    crate::ssh::tunnel::keep_between_rounds();
+    let mut next = Instant::now() + config.reprobe;
+    loop {
+        while Instant::now() < next {
+            if done() || live().is_none() {
+                return;
+            }
+            let left = next.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        next = Instant::now() + config.reprobe;
+        let Ok(plan) = probe_with(&config, false, guarded, false) else {
+            continue;
+        };
+        match live().as_mut() {
+            Some(l) => l.apply(&plan, false),
+            None => return,
+        }
+    }
+}
+
+/// `__conduct -- COMMAND`: see the module's comment.
+pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
+    let config = configure(verbose, None)?;
+    let guarded = signals::guard(true, OnInterrupt::Die);
+    let plan = probe_with(&config, true, &guarded, true)?;
+    plan.usable()?;
+    say(&emit::summary(&plan));
+    let Some(prepared) = prepare(&config, &plan, command)? else {
+        return snapshot(&config, &plan, command);
+    };
+    // From here on the shell's trap stops us, not the terminal.
+    // SAFETY: setsid and prctl change only this process.
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let me = Identity::of(std::process::id())
+        .ok_or_else(|| Error::Other("cannot read our own identity".into()))?;
+    let mut tunnels: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
+    tunnels.push(TunnelInfo {
+        pid: me.pid,
+        uid: me.uid,
+        start: me.start,
+        destination: String::new(),
+        master: None,
+        local_distcc_port: 0,
+        local_stats_port: 0,
+    });
+    let ccache = crate::probe::ccache::prefix_here();
+    let text = emit::build_script(
+        &plan,
+        &tunnels,
+        ccache,
+        &prepared.argv,
+        Some(&prepared.vars),
+    );
+    let sent = std::io::stdout()
+        .lock()
+        .write_all(&text)
+        .and_then(|()| std::io::stdout().flush());
+    if sent.is_err() {
+        // `env` is gone (interrupted): nobody will run the build.
+        finish();
+        crate::process::registry::close(&[]);
+        return Err(Error::Exit(1));
+    }
+    // Nothing of the caller's stays open here: `$(...)` waits for its
+    // pipe to close, and a directory we sit in could not be removed.
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null");
+    if let Ok(null) = null {
+        // SAFETY: dup2 onto our own standard descriptors.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    let _ = std::env::set_current_dir("/");
+    let shell = watched_shell();
+    rounds(&config, &guarded, &|| {
+        shell.is_some_and(|s| {
+            !(sys::alive(s.pid) && sys::stat(s.pid).is_some_and(|st| st.start == s.start))
+        })
+    });
+    finish();
+    crate::process::registry::close(&[]);
+    Ok(())
+}
+
+/// The build as `env` prints it without a live build: DISTCC_HOSTS and
+/// -j N; the tunnels are handed over to the shell, and we end.
+fn snapshot(config: &Config, plan: &Plan, command: &[OsString]) -> Result<(), Error> {
+    let keep: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
+    let pids: Vec<u32> = keep.iter().map(|t| t.pid).collect();
+    let argv = super::build_argv(config, plan, command)?;
+    let ccache = crate::probe::ccache::prefix_here();
+    let text = emit::build_script(plan, &keep, ccache, &argv, None);
+    let printed = super::write_stdout(&text);
+    crate::process::registry::close(if printed.is_ok() { &pids } else { &[] });
+    printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
+}
+
+/// The shell `distcc_build` runs in (DISTCC_AUTO_SHELL_PID): when it is
+/// gone without stopping us (killed outright), so are we. Only watched,
+/// never signalled.
+fn watched_shell() -> Option<Identity> {
+    let pid = crate::config::process_env("DISTCC_AUTO_SHELL_PID")
+        .and_then(|p| crate::config::whole::<u32>(&p))
+        .filter(|&p| p > 1)?;
+    Identity::of(pid)
+}

@@ -1,0 +1,292 @@
+//! A live build: while the build runs, what it compiles on follows the
+//! cluster. Its pieces, each driven by the conductor (`cmd::conduct`):
+//!
+//! - the build's own DISTCC_DIR, in our private run directory, whose
+//!   `hosts` file distcc reads afresh for every compile (the build has no
+//!   DISTCC_HOSTS); its `lock` and `state` are the user's own, linked, so
+//!   that slot locks, distcc's backoff and distccmon stay shared;
+//! - one `relay` per worker on loopback, which the hosts file names, so
+//!   that a dead worker's compiles in flight can be ended at once;
+//! - the `jobserver` that make or ninja take their job count from.
+//!
+//! `apply` turns one round's plan into all three.
+
+pub mod jobserver;
+pub mod relay;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use crate::config::hostspec::Host;
+use crate::plan::{Plan, Worker};
+use crate::worker::fault::Code;
+use crate::{say, trace};
+use jobserver::Jobserver;
+use relay::Relay;
+
+/// One worker, as the live build sees it across rounds.
+struct Seen {
+    relay: Option<Relay>,
+    /// Slots in the hosts file now; 0: not in it.
+    slots: u32,
+    /// Rounds in a row without any answer.
+    misses: u32,
+}
+
+pub struct Live {
+    /// The build's DISTCC_DIR (a real path: the build is not us).
+    pub dir: PathBuf,
+    /// The same directory through our private directory's held
+    /// descriptor, for our own use.
+    own: PathBuf,
+    seen: HashMap<String, Seen>,
+    /// Workers in the hosts file order, with their relay addresses.
+    hosts: String,
+    local: (u32, u32),
+    pub jobserver: Option<Jobserver>,
+    /// The job count of the last round.
+    jobs: u32,
+}
+
+/// Whether a worker that is not up gave no answer at all: a slow stats
+/// reply or compile check from a busy worker is not death.
+fn silent(w: &Worker) -> bool {
+    w.dropped.as_ref().is_some_and(|d| match d.code {
+        Code::Timeout => !(d.why.contains("(stats reply)") || d.why.contains("(compile check)")),
+        Code::Unresolved | Code::Refused | Code::Ssh | Code::NotWaited => true,
+        _ => false,
+    })
+}
+
+/// A worker whose probe only ran slow this round: keep it as it was.
+fn slow(w: &Worker) -> bool {
+    !w.is_up()
+        && w.dropped
+            .as_ref()
+            .is_some_and(|d| d.code == Code::Timeout && !silent(w))
+}
+
+/// The hosts file: this machine's slots, then each worker in `order` at
+/// its relay, best first.
+pub fn hosts_text(local: (u32, u32), order: &[(SocketAddrV4, u32)], pump: bool) -> String {
+    let mut out = String::new();
+    if local.0 > 0 {
+        let _ = write!(out, "localhost/{0} --localslots={0}", local.0);
+    }
+    if local.1 > 0 {
+        let _ = write!(out, " --localslots_cpp={}", local.1);
+    }
+    let cpp = if pump { ",cpp" } else { "" };
+    for (addr, slots) in order {
+        let _ = write!(out, " {addr}/{slots}{cpp},lzo");
+    }
+    out.trim_start().to_string() + "\n"
+}
+
+/// Where a worker's relay sends connections: the address that answered
+/// (for an ssh worker, its tunnel's local end).
+fn job_address(w: &Worker) -> Option<SocketAddr> {
+    let (host, port) = w.distcc_address();
+    let ip = match host {
+        Host::V4(a) => IpAddr::V4(a),
+        Host::V6(a) => IpAddr::V6(a),
+        Host::Name(_) => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+impl Live {
+    /// Make the build's DISTCC_DIR at `dir` (inside our private run
+    /// directory) with the user's `lock` and `state` linked in, and apply
+    /// the first plan.
+    pub fn start(own: PathBuf, dir: PathBuf, user_dir: &Path, plan: &Plan) -> Result<Live, String> {
+        std::fs::create_dir(&own).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for sub in ["lock", "state"] {
+            let theirs = user_dir.join(sub);
+            let _ = std::fs::create_dir_all(&theirs);
+            std::os::unix::fs::symlink(&theirs, own.join(sub))
+                .map_err(|e| format!("linking {}: {e}", theirs.display()))?;
+        }
+        let mut live = Live {
+            dir,
+            own,
+            seen: HashMap::new(),
+            hosts: String::new(),
+            local: (0, 0),
+            jobserver: None,
+            jobs: 0,
+        };
+        live.apply(plan, true);
+        Ok(live)
+    }
+
+    /// The job count the hosts file gives now.
+    pub fn jobs(&self) -> u32 {
+        self.local.0 + self.local.1 + self.seen.values().map(|s| s.slots).sum::<u32>()
+    }
+
+    /// Compiles of this build on each worker right now, by entry.
+    pub fn in_flight(&self, entry: &str) -> usize {
+        self.seen
+            .get(entry)
+            .and_then(|s| s.relay.as_ref())
+            .map_or(0, Relay::in_flight)
+    }
+
+    /// Connections each worker's relay has carried, by entry.
+    pub fn served(&self) -> Vec<(String, u32)> {
+        let mut v: Vec<(String, u32)> = self
+            .seen
+            .iter()
+            .filter_map(|(e, s)| Some((e.clone(), s.relay.as_ref()?.served())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// One round: who is in the hosts file and with how many slots, whose
+    /// compiles in flight end (no answer two rounds in a row), and the
+    /// job count. Says what changed (everything, when `first` and tracing).
+    pub fn apply(&mut self, plan: &Plan, first: bool) {
+        let mut order = Vec::new();
+        let taken: Vec<SocketAddrV4> = self
+            .seen
+            .values()
+            .filter_map(|s| s.relay.as_ref().map(|r| r.listen))
+            .collect();
+        let mut taken = taken;
+        for w in &plan.workers {
+            let seen = self.seen.entry(w.spec.entry.clone()).or_insert(Seen {
+                relay: None,
+                slots: 0,
+                misses: 0,
+            });
+            if slow(w) {
+                if seen.slots > 0 {
+                    trace!("worker '{}' answered slowly; kept as it was", w.spec.entry);
+                    if let Some(r) = &seen.relay {
+                        order.push((r.listen, seen.slots));
+                    }
+                }
+                continue;
+            }
+            if !w.is_up() {
+                seen.misses += if silent(w) { 1 } else { 0 };
+                if let Some(r) = &seen.relay {
+                    r.point(None);
+                    if seen.slots > 0 {
+                        say(&format!(
+                            "worker '{}' left the build: {}",
+                            w.spec.entry,
+                            w.dropped.as_ref().map_or("", |d| d.why.as_str())
+                        ));
+                    }
+                    if seen.misses == 2 {
+                        let n = r.cut();
+                        if n > 0 {
+                            say(&format!(
+                                "ended {n} compile{} in flight on '{}'; distcc compiles {} here",
+                                if n == 1 { "" } else { "s" },
+                                w.spec.entry,
+                                if n == 1 { "it" } else { "them" }
+                            ));
+                        }
+                    }
+                }
+                seen.slots = 0;
+                continue;
+            }
+            seen.misses = 0;
+            let target = job_address(w);
+            if seen.relay.is_none() {
+                match Relay::start(&w.spec.entry, w.spec.distcc_port, target, &taken) {
+                    Ok(r) => {
+                        taken.push(r.listen);
+                        trace!("worker '{}': relay {}", w.spec.entry, r.listen);
+                        seen.relay = Some(r);
+                    }
+                    Err(e) => {
+                        say(&format!("worker '{}' not used: {e}", w.spec.entry));
+                        continue;
+                    }
+                }
+            }
+            let Some(r) = &seen.relay else { continue };
+            r.point(target);
+            if seen.slots == 0 && !first {
+                say(&format!(
+                    "worker '{}' joined the build with {} slot{}",
+                    w.spec.entry,
+                    w.slots,
+                    if w.slots == 1 { "" } else { "s" }
+                ));
+                clear_backoff(&self.own, r.listen);
+            } else if seen.slots != w.slots && !first {
+                trace!(
+                    "worker '{}': {} slots, was {}",
+                    w.spec.entry, w.slots, seen.slots
+                );
+            }
+            if first {
+                clear_backoff(&self.own, r.listen);
+            }
+            seen.slots = w.slots;
+            order.push((r.listen, w.slots));
+        }
+        self.local = (plan.local_slots, plan.preprocessor_slots);
+        let text = hosts_text(self.local, &order, plan.pump);
+        if text != self.hosts {
+            if let Err(e) = replace(&self.own.join("hosts"), &text) {
+                say(&format!("cannot update the build's hosts file: {e}"));
+            } else {
+                trace!("hosts: {}", text.trim_end());
+                self.hosts = text;
+            }
+        }
+        let jobs = self.jobs();
+        if let Some(js) = &self.jobserver {
+            js.set(jobs.saturating_sub(1));
+            if self.jobs != jobs && !first {
+                say(&format!("jobs: {jobs} (was {})", self.jobs));
+            }
+        }
+        self.jobs = jobs;
+    }
+
+    /// The end of the build: count the tokens back, remove the directory.
+    pub fn finish(&mut self) {
+        if let Some(js) = &self.jobserver {
+            let (got, expected) = js.count_back();
+            if got < expected {
+                say(&format!(
+                    "the build returned {got} of the jobserver's {expected} tokens"
+                ));
+            }
+        }
+        self.jobserver = None;
+        for s in self.seen.values() {
+            if let Some(r) = &s.relay {
+                r.point(None);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.own);
+    }
+}
+
+/// Replace `path` whole: distcc never reads half a file.
+fn replace(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// distcc's backoff file for a relay address: a worker that is back is
+/// not to be avoided.
+fn clear_backoff(dir: &Path, addr: SocketAddrV4) {
+    let name = format!("backoff_tcp_{}_{}_0", addr.ip(), addr.port());
+    if std::fs::remove_file(dir.join("lock").join(&name)).is_ok() {
+        trace!("removed distcc's backoff file {name}");
+    }
+}

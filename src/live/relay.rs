@@ -1,0 +1,217 @@
+//! A worker's relay on loopback: the build's distcc connects here, and the
+//! relay copies bytes to the worker's job port (its own address, or its
+//! ssh tunnel's local end). What it adds is the power to end a dead
+//! worker's compiles at once: `cut` closes both ends of every connection,
+//! so that distcc sees the failure now and compiles the file here, instead
+//! of waiting out DISTCC_IO_TIMEOUT (300 s) or ssh's keep-alive.
+//!
+//! Each worker has its own address, `127.200.X.Y` on the worker's job
+//! port, picked by a hash of the entry and the user: the same run after
+//! run, so that two builds of one user name the worker alike and share
+//! distcc's slot locks (both bind it, SO_REUSEPORT; the kernel spreads the
+//! connections), and `distccmon` tells the workers apart.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// distcc's own connect timeout: a relay that cannot reach the worker
+/// sooner gives up as distcc would have.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// A copying thread needs a buffer and little else.
+const STACK: usize = 64 * 1024;
+
+/// One worker's relay: its listening address, where it sends connections
+/// now, and the connections open through it.
+pub struct Relay {
+    pub listen: SocketAddrV4,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Where a new connection goes; `None`: refused (the worker is out).
+    target: Mutex<Option<SocketAddr>>,
+    /// Both ends of every open connection, by number, for `cut`.
+    open: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
+    next: AtomicU64,
+    /// Connections that reached the worker, since the start.
+    pub served: AtomicU32,
+}
+
+/// The relay address for `entry` (the `attempt`th choice): 127.200.X.Y,
+/// never .0 or .255 in the last place.
+pub fn address(entry: &str, euid: u32, port: u16, attempt: u32) -> SocketAddrV4 {
+    let h = crate::ssh::args::fnv1a(&format!("{entry}\0{euid}\0{attempt}"));
+    let x = (h >> 8) as u8;
+    let y = 1 + (h % 254) as u8;
+    SocketAddrV4::new(Ipv4Addr::new(127, 200, x, y), port)
+}
+
+/// A listening socket on `addr`, shared with our other builds
+/// (SO_REUSEPORT admits only sockets of the same user).
+fn listen(addr: SocketAddrV4) -> std::io::Result<TcpListener> {
+    // SAFETY: plain socket calls on a descriptor we own from here on; the
+    // sockaddr is a local value of the right size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len) < 0
+            || libc::listen(fd, 128) < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(TcpListener::from(owned))
+    }
+}
+
+impl Relay {
+    /// Start the relay for `entry`, sending to `target`: the first of a
+    /// few addresses that is free for us and not in `taken`.
+    pub fn start(
+        entry: &str,
+        port: u16,
+        target: Option<SocketAddr>,
+        taken: &[SocketAddrV4],
+    ) -> Result<Relay, String> {
+        let euid = crate::sys::euid();
+        let mut last = String::new();
+        for attempt in 0..8 {
+            let addr = address(entry, euid, port, attempt);
+            if taken.contains(&addr) {
+                continue;
+            }
+            match listen(addr) {
+                Ok(l) => return Ok(Relay::serve(l, addr, target)),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(format!("no relay address for '{entry}' ({last})"))
+    }
+
+    fn serve(listener: TcpListener, listen: SocketAddrV4, target: Option<SocketAddr>) -> Relay {
+        let shared = Arc::new(Shared {
+            target: Mutex::new(target),
+            open: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
+            served: AtomicU32::new(0),
+        });
+        let s = Arc::clone(&shared);
+        let _ = thread::Builder::new()
+            .name("relay".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                for client in listener.incoming().flatten() {
+                    let s = Arc::clone(&s);
+                    let _ = thread::Builder::new()
+                        .stack_size(STACK)
+                        .spawn(move || s.carry(client));
+                }
+            });
+        Relay { listen, shared }
+    }
+
+    /// Send new connections to `target` (`None`: refuse them).
+    pub fn point(&self, target: Option<SocketAddr>) {
+        *lock(&self.shared.target) = target;
+    }
+
+    /// Close every open connection, both ends: distcc retries the file.
+    /// Returns how many there were.
+    pub fn cut(&self) -> usize {
+        let open = std::mem::take(&mut *lock(&self.shared.open));
+        for (_, a, b) in &open {
+            let _ = a.shutdown(Shutdown::Both);
+            let _ = b.shutdown(Shutdown::Both);
+        }
+        open.len()
+    }
+
+    /// Connections open through it now: this build's compiles there.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.shared.open).len()
+    }
+
+    /// Connections that reached the worker so far.
+    pub fn served(&self) -> u32 {
+        self.shared.served.load(Ordering::Relaxed)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// One connection: reach the worker, then copy both ways until both
+    /// sides are done (or `cut`).
+    fn carry(&self, client: TcpStream) {
+        let Some(target) = *lock(&self.target) else {
+            return; // dropped: distcc sees the close and compiles here
+        };
+        let Ok(worker) = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) else {
+            return;
+        };
+        let (Ok(c2), Ok(w2), Ok(c3), Ok(w3)) = (
+            client.try_clone(),
+            worker.try_clone(),
+            client.try_clone(),
+            worker.try_clone(),
+        ) else {
+            return;
+        };
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.open).push((n, c3, w3));
+        self.served.fetch_add(1, Ordering::Relaxed);
+        let up = thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || pipe(c2, w2));
+        pipe(worker, client);
+        if let Ok(t) = up {
+            let _ = t.join();
+        }
+        lock(&self.open).retain(|(i, _, _)| *i != n);
+    }
+}
+
+/// Copy `from` to `to` until the end, then pass the end on.
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    let _ = from.shutdown(Shutdown::Both);
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
