@@ -1,5 +1,8 @@
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
 use crate::process::ended::Ended;
@@ -44,65 +47,24 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         }
     }
     // Kept open (not close-on-exec) for the command: make 4.3's jobserver.
-    let mut _inherited = None;
-    match &live {
-        None => {
-            cmd.env("DISTCC_HOSTS", plan.distcc_hosts());
-        }
-        Some(l) => {
-            cmd.env_remove("DISTCC_HOSTS")
-                .env("DISTCC_DIR", &l.vars.distcc_dir);
-            if let Some(flags) = &l.vars.makeflags {
-                let flags = match &l.vars.fifo {
-                    Some(fifo) => {
-                        let fd = super::conduct::open_inherited(fifo)?;
-                        let n = std::os::fd::AsRawFd::as_raw_fd(&fd);
-                        _inherited = Some(fd);
-                        format!("{flags} --jobserver-auth={n},{n}")
-                    }
-                    None => flags.clone(),
-                };
-                cmd.env("MAKEFLAGS", flags);
-            }
-        }
-    }
-    if let Some(p) = crate::probe::ccache::prefix_here() {
-        cmd.env("CCACHE_PREFIX", p);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            registry::close(&[]);
-            let code = if e.kind() == io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            say(&format!(
-                "exec: cannot run '{}': {e}",
-                argv[0].to_string_lossy()
-            ));
-            return Err(Error::Exit(code));
-        }
-    };
+    let inherited = environment(&mut cmd, &plan, live.as_ref())?;
+    let mut child = cmd.spawn().map_err(|e| cannot_run(&argv[0], &e))?;
     signals::set_child(child.id());
-    drop(_inherited);
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    drop(inherited);
+    let done = Arc::new(AtomicBool::new(false));
     if live.is_some() {
-        let (config, done) = (config.clone(), std::sync::Arc::clone(&done));
+        let (config, done) = (config.clone(), Arc::clone(&done));
         let _ = std::thread::Builder::new()
             .name("conductor".into())
             .spawn(move || {
-                super::conduct::rounds(&config, &guarded, &|| {
-                    done.load(std::sync::atomic::Ordering::Relaxed)
-                });
+                super::conduct::rounds(&config, &guarded, &|| done.load(Ordering::Relaxed));
             });
     }
     // Wait without reaping, so that the PID stays the command's until no
     // signal can be passed on to it any more; then reap.
     sys::wait_exit(child.id());
     signals::set_child(0);
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
     super::conduct::finish();
     let status = child
         .wait()
@@ -123,4 +85,46 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         Ended::Exited(code) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
         Ended::Signalled(sig) => signals::die_of(sig),
     }
+}
+
+/// The command's environment for the build: DISTCC_HOSTS, or for a live
+/// build DISTCC_DIR and the jobserver in MAKEFLAGS. Returns the FIFO
+/// descriptor the command inherits (make 4.3), to close once it started.
+fn environment(
+    cmd: &mut std::process::Command,
+    plan: &crate::plan::Plan,
+    live: Option<&super::conduct::Prepared>,
+) -> Result<Option<OwnedFd>, Error> {
+    let Some(l) = live else {
+        cmd.env("DISTCC_HOSTS", plan.distcc_hosts());
+        return Ok(None);
+    };
+    cmd.env_remove("DISTCC_HOSTS")
+        .env("DISTCC_DIR", &l.vars.distcc_dir);
+    let Some(flags) = &l.vars.makeflags else {
+        return Ok(None);
+    };
+    let Some(fifo) = &l.vars.fifo else {
+        cmd.env("MAKEFLAGS", flags);
+        return Ok(None);
+    };
+    let fd = super::conduct::open_inherited(fifo)?;
+    let n = fd.as_raw_fd();
+    cmd.env("MAKEFLAGS", format!("{flags} --jobserver-auth={n},{n}"));
+    Ok(Some(fd))
+}
+
+/// The command could not start: its tunnels stop; 127 when it was not
+/// found, 126 otherwise, as a shell says.
+fn cannot_run(program: &OsString, e: &io::Error) -> Error {
+    registry::close(&[]);
+    say(&format!(
+        "exec: cannot run '{}': {e}",
+        program.to_string_lossy()
+    ));
+    Error::Exit(if e.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
 }

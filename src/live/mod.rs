@@ -35,6 +35,82 @@ struct Seen {
     misses: u32,
 }
 
+impl Seen {
+    /// A worker that did not answer this round: out of the hosts file;
+    /// silent two rounds in a row, its compiles in flight end.
+    fn gone(&mut self, w: &Worker) {
+        self.misses += u32::from(silent(w));
+        if let Some(r) = &self.relay {
+            r.point(None);
+            if self.slots > 0 {
+                say(&format!(
+                    "worker '{}' left the build: {}",
+                    w.spec.entry,
+                    w.dropped.as_ref().map_or("", |d| d.why.as_str())
+                ));
+            }
+            if self.misses == 2 {
+                let n = r.cut();
+                if n > 0 {
+                    say(&format!(
+                        "ended {n} compile{} in flight on '{}'; distcc compiles {} here",
+                        if n == 1 { "" } else { "s" },
+                        w.spec.entry,
+                        if n == 1 { "it" } else { "them" }
+                    ));
+                }
+            }
+        }
+        self.slots = 0;
+    }
+
+    /// A worker up this round: its relay (started the first time) sends
+    /// to where it answered; its place in the hosts file.
+    fn up(
+        &mut self,
+        w: &Worker,
+        first: bool,
+        taken: &mut Vec<SocketAddrV4>,
+        own: &Path,
+    ) -> Option<(SocketAddrV4, u32)> {
+        self.misses = 0;
+        let target = job_address(w);
+        if self.relay.is_none() {
+            match Relay::start(&w.spec.entry, w.spec.distcc_port, target, taken) {
+                Ok(r) => {
+                    taken.push(r.listen);
+                    trace!("worker '{}': relay {}", w.spec.entry, r.listen);
+                    self.relay = Some(r);
+                }
+                Err(e) => {
+                    say(&format!("worker '{}' not used: {e}", w.spec.entry));
+                    return None;
+                }
+            }
+        }
+        let r = self.relay.as_ref()?;
+        r.point(target);
+        if first || self.slots == 0 {
+            clear_backoff(own, r.listen);
+        }
+        if self.slots == 0 && !first {
+            say(&format!(
+                "worker '{}' joined the build with {} slot{}",
+                w.spec.entry,
+                w.slots,
+                if w.slots == 1 { "" } else { "s" }
+            ));
+        } else if self.slots != w.slots && !first {
+            trace!(
+                "worker '{}': {} slots, was {}",
+                w.spec.entry, w.slots, self.slots
+            );
+        }
+        self.slots = w.slots;
+        Some((r.listen, w.slots))
+    }
+}
+
 pub struct Live {
     /// The build's DISTCC_DIR (a real path: the build is not us).
     pub dir: PathBuf,
@@ -172,68 +248,13 @@ impl Live {
                 }
                 continue;
             }
-            if !w.is_up() {
-                seen.misses += if silent(w) { 1 } else { 0 };
-                if let Some(r) = &seen.relay {
-                    r.point(None);
-                    if seen.slots > 0 {
-                        say(&format!(
-                            "worker '{}' left the build: {}",
-                            w.spec.entry,
-                            w.dropped.as_ref().map_or("", |d| d.why.as_str())
-                        ));
-                    }
-                    if seen.misses == 2 {
-                        let n = r.cut();
-                        if n > 0 {
-                            say(&format!(
-                                "ended {n} compile{} in flight on '{}'; distcc compiles {} here",
-                                if n == 1 { "" } else { "s" },
-                                w.spec.entry,
-                                if n == 1 { "it" } else { "them" }
-                            ));
-                        }
-                    }
-                }
-                seen.slots = 0;
-                continue;
-            }
-            seen.misses = 0;
-            let target = job_address(w);
-            if seen.relay.is_none() {
-                match Relay::start(&w.spec.entry, w.spec.distcc_port, target, &taken) {
-                    Ok(r) => {
-                        taken.push(r.listen);
-                        trace!("worker '{}': relay {}", w.spec.entry, r.listen);
-                        seen.relay = Some(r);
-                    }
-                    Err(e) => {
-                        say(&format!("worker '{}' not used: {e}", w.spec.entry));
-                        continue;
-                    }
-                }
-            }
-            let Some(r) = &seen.relay else { continue };
-            r.point(target);
-            if seen.slots == 0 && !first {
-                say(&format!(
-                    "worker '{}' joined the build with {} slot{}",
-                    w.spec.entry,
-                    w.slots,
-                    if w.slots == 1 { "" } else { "s" }
-                ));
-                clear_backoff(&self.own, r.listen);
-            } else if seen.slots != w.slots && !first {
-                trace!(
-                    "worker '{}': {} slots, was {}",
-                    w.spec.entry, w.slots, seen.slots
-                );
-            }
-            if first {
-                clear_backoff(&self.own, r.listen);
-            }
-            seen.slots = w.slots;
-            order.push((r.listen, w.slots));
+            let at = if w.is_up() {
+                seen.up(w, first, &mut taken, &self.own)
+            } else {
+                seen.gone(w);
+                None
+            };
+            order.extend(at);
         }
         self.local = (plan.local_slots, plan.preprocessor_slots);
         let text = hosts_text(self.local, &order, plan.pump);
