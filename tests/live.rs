@@ -121,7 +121,7 @@ struct Build {
 }
 
 fn start(ns: &Netns, dir: &std::path::Path, hosts: &str, tool: &str, path: &str) -> Build {
-    start_in(ns, dir, hosts, tool, path, None)
+    start_in(ns, dir, hosts, tool, path, None, &[])
 }
 
 /// `start`, with the user's DISTCC_DIR given (another build's).
@@ -132,6 +132,7 @@ fn start_in(
     tool: &str,
     path: &str,
     distcc_dir: Option<std::path::PathBuf>,
+    vars: &[(&str, &str)],
 ) -> Build {
     let runtime = TempDir::private("live-rt");
     let distcc_dir = distcc_dir.unwrap_or_else(|| runtime.path().join("distcc"));
@@ -163,6 +164,9 @@ fn start_in(
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .process_group(0);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
     let started = now();
     let mut child = c.spawn().unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -441,6 +445,7 @@ fn two_builds_at_once_share_the_slot_locks() {
         "make",
         "",
         Some(shared.clone()),
+        &[],
     );
     let (rc1, _) = b1.wait(120);
     let (rc2, _) = b2.wait(120);
@@ -457,4 +462,68 @@ fn two_builds_at_once_share_the_slot_locks() {
     assert_eq!(locks.len(), 1, "{locks:?}");
     b1.nothing_left();
     b2.nothing_left();
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn an_ssh_worker_that_dies_is_dropped_and_gets_its_tunnel_back() {
+    need_netns!();
+    let w = SshWorker::start_with(&["--enable-tcp-insecure"]);
+    let p = project();
+    let ssh = w.ssh_command();
+    let vars = [
+        ("DISTCC_AUTO_SSH_COMMAND", ssh.as_str()),
+        ("DISTCC_AUTO_SSH_TIMEOUT", "3"),
+        ("DISTCC_AUTO_FALLBACK_LOCAL_JOBS", "2"),
+    ];
+    let mut b = start_in(
+        &w.lan.client,
+        p.path(),
+        "ssh://worker",
+        "make",
+        "",
+        None,
+        &vars,
+    );
+    wait_for(20, "compiles through the tunnel", || {
+        w.compile_ok(3633) >= 2
+    });
+    // The worker's sshd goes silent both ways, with compiles in flight.
+    let rules = |op: &str| {
+        for (chain, way) in [("INPUT", "--dport"), ("OUTPUT", "--sport")] {
+            let mut c = w.lan.worker.cmd("iptables");
+            c.args([op, chain, "-p", "tcp", way, "2222", "-j", "DROP"]);
+            assert!(c.status().unwrap().success());
+        }
+    };
+    let cut = now();
+    rules("-A");
+    wait_for(20, "the worker to leave", || {
+        b.when("worker 'ssh://worker' left the build").is_some()
+    });
+    let left = b.when("worker 'ssh://worker' left the build").unwrap();
+    assert!(
+        left - cut < 8.0,
+        "{:.1} s after the cut\n{}",
+        left - cut,
+        b.said()
+    );
+    rules("-D");
+    let before = w.compile_ok(3633);
+    let (rc, took) = b.wait(120);
+    let said = b.said();
+    assert_eq!(rc, 0, "{said}");
+    assert_eq!(objects(p.path()), FILES, "{said}");
+    assert!(took < 60.0, "{took:.1} s\n{said}");
+    let joined = b
+        .when("worker 'ssh://worker' joined the build")
+        .expect(&said);
+    assert!(joined > left, "{said}");
+    let after = w.compile_ok(3633);
+    assert!(
+        after > before,
+        "no compile after its return ({before} -> {after})\n{said}"
+    );
+    b.nothing_left();
+    w.assert_no_ssh_left("after the build");
 }

@@ -108,6 +108,11 @@ fn script(s: &State, file: &str, out: &str) -> String {
 }
 
 fn shell_cmd(w: &SshWorker, sh: &str, script: &str, path: &str) -> Command {
+    shell_cmd_live(w, sh, script, path, false)
+}
+
+/// `shell_cmd`, as a live build (DISTCC_AUTO_LIVE=1) when `live`.
+fn shell_cmd_live(w: &SshWorker, sh: &str, script: &str, path: &str, live: bool) -> Command {
     let mut c = w.lan.client.cmd(sh);
     if sh == "bash" {
         c.args(["--noprofile", "--norc", "-c", script]);
@@ -119,12 +124,19 @@ fn shell_cmd(w: &SshWorker, sh: &str, script: &str, path: &str) -> Command {
         .env("DISTCC_AUTO_HOSTS", "ssh://worker")
         .env("DISTCC_AUTO_SSH_COMMAND", w.ssh_command())
         .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "1")
+        .env("DISTCC_AUTO_LIVE", if live { "1" } else { "0" })
         .stdin(Stdio::null());
     c
 }
 
 fn check(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path) {
-    let what = format!("{sh}, {state}");
+    check_live(w, sh, state, r, out, false);
+}
+
+/// `check`; a live build's environment has DISTCC_DIR (the conductor's
+/// hosts file) instead of DISTCC_HOSTS, and its conductor is stopped.
+fn check_live(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path, live: bool) {
+    let what = format!("{sh}, {state}, live {live}");
     check!(
         r,
         r.stdout.ends_with("rc=3\n"),
@@ -140,11 +152,27 @@ fn check(w: &SshWorker, sh: &str, state: &str, r: &Run, out: &std::path::Path) {
         .filter(|l| l.starts_with("DISTCC_AUTO_") || l.starts_with("__distcc_auto"))
         .collect();
     assert!(ours.is_empty(), "{what}: {ours:?} reached the build");
-    assert!(
-        env.lines()
-            .any(|l| l.starts_with("DISTCC_HOSTS=--localslots_cpp=1 127.0.0.1:")),
-        "{what}: {env}"
-    );
+    if live {
+        assert!(
+            !env.contains("DISTCC_HOSTS=")
+                && env
+                    .lines()
+                    .any(|l| l.starts_with("DISTCC_DIR=") && l.contains("/build.")),
+            "{what}: {env}"
+        );
+        check!(
+            r,
+            r.stderr
+                .contains("distcc-auto: stopped the live build's conductor"),
+            "{what}"
+        );
+    } else {
+        assert!(
+            env.lines()
+                .any(|l| l.starts_with("DISTCC_HOSTS=--localslots_cpp=1 127.0.0.1:")),
+            "{what}: {env}"
+        );
+    }
     check!(r, !r.stderr.contains("HIJACK"), "{what}");
     check!(
         r,
@@ -165,15 +193,17 @@ fn distcc_build_survives_the_users_shell_state() {
         .display()
         .to_string();
     let path = format!("{bin_dir}:/usr/bin:/bin");
-    for sh in ["bash", "zsh"] {
-        for s in states(sh) {
-            let out = TempDir::new("state");
-            let o = out.path().display().to_string();
-            let script = script(&s, &shell_file(sh), &o);
-            let mut c = shell_cmd(&w, sh, &script, &path);
-            c.current_dir(out.path());
-            let r = run_cmd(c);
-            check(&w, sh, s.name, &r, out.path());
+    for live in [false, true] {
+        for sh in ["bash", "zsh"] {
+            for s in states(sh) {
+                let out = TempDir::new("state");
+                let o = out.path().display().to_string();
+                let script = script(&s, &shell_file(sh), &o);
+                let mut c = shell_cmd_live(&w, sh, &script, &path, live);
+                c.current_dir(out.path());
+                let r = run_cmd(c);
+                check_live(&w, sh, s.name, &r, out.path(), live);
+            }
         }
     }
 }

@@ -128,8 +128,11 @@ pub struct Live {
 
 /// Whether a worker that is not up gave no answer at all: a slow stats
 /// reply or compile check from a busy worker is not death.
+/// Through an ssh tunnel every step is a question to the worker (the
+/// tunnel's local end accepts whatever it does), so any timeout is.
 fn silent(w: &Worker) -> bool {
     w.dropped.as_ref().is_some_and(|d| match d.code {
+        Code::Timeout if w.spec.is_ssh() => true,
         Code::Timeout => !(d.why.contains("(stats reply)") || d.why.contains("(compile check)")),
         Code::Unresolved | Code::Refused | Code::Ssh | Code::NotWaited => true,
         _ => false,

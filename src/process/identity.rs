@@ -104,10 +104,21 @@ pub fn stop(pids: &str, ids: &str) -> (Vec<String>, Vec<String>) {
         }
         targets.push(pid);
     }
+    // A live build's conductor is listed with the tunnels.
+    let names: Vec<&str> = targets
+        .iter()
+        .map(|&pid| {
+            let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            match line.split(|&b| b == 0).nth(1) == Some(b"__conduct") {
+                true => "the live build's conductor",
+                false => "ssh tunnel",
+            }
+        })
+        .collect();
     let results = registry::stop_groups(&targets, Duration::from_secs(2), || {});
-    for (pid, r) in targets.iter().zip(results) {
+    for ((pid, r), name) in targets.iter().zip(results).zip(names) {
         match r {
-            Stopped::Ended => said.push(format!("stopped ssh tunnel {pid}")),
+            Stopped::Ended => said.push(format!("stopped {name} {pid}")),
             Stopped::NotPermitted => refused.push(format!(
                 "ssh tunnel {pid}: not permitted to signal it (owned by another user)"
             )),

@@ -65,7 +65,21 @@ impl Netns {
 
     /// The real distccd inside the namespace, with --stats.
     pub fn distccd(&self, listen: &str, port: u16, stats: u16, jobs: u32, log: Stdio) -> Daemon {
+        self.distccd_with(listen, port, stats, jobs, log, &[])
+    }
+
+    /// `distccd`, with more arguments.
+    pub fn distccd_with(
+        &self,
+        listen: &str,
+        port: u16,
+        stats: u16,
+        jobs: u32,
+        log: Stdio,
+        extra: &[&str],
+    ) -> Daemon {
         let mut c = self.cmd("distccd");
+        c.args(extra);
         c.args([
             "--daemon",
             "--no-detach",

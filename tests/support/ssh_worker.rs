@@ -22,6 +22,12 @@ pub const SSH_PORT: u16 = 2222;
 
 impl SshWorker {
     pub fn start() -> SshWorker {
+        SshWorker::start_with(&[])
+    }
+
+    /// `start`, with more arguments for its distccds (the live-build
+    /// tests' `--enable-tcp-insecure`, for their slow compiler).
+    pub fn start_with(distccd_args: &[&str]) -> SshWorker {
         let lan = Lan::new();
         let dir = TempDir::new("ssh");
         let d = dir.path().display().to_string();
@@ -65,7 +71,10 @@ impl SshWorker {
         daemons.push(Daemon::spawn(c, "sshd"));
         for (listen, port, stats) in [("127.0.0.1", 3632, 3633), (WORKER_IP, 4632, 4633)] {
             let log = std::fs::File::create(format!("{d}/distccd-{port}.log")).unwrap();
-            daemons.push(lan.worker.distccd(listen, port, stats, 3, log.into()));
+            daemons.push(
+                lan.worker
+                    .distccd_with(listen, port, stats, 3, log.into(), distccd_args),
+            );
         }
         let w = SshWorker {
             lan,
