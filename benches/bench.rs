@@ -175,7 +175,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 10] = [
+const ROWS: [fn(&mut Table, &Ctx); 11] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -186,6 +186,7 @@ const ROWS: [fn(&mut Table, &Ctx); 10] = [
     |t, _| toolchain_check(t),
     persistent_masters,
     zeroconf,
+    live_builds,
 ];
 
 fn main() {
@@ -940,4 +941,211 @@ fn toolchain_check(t: &mut Table) {
             );
         }
     }
+}
+
+/// Row 11: live builds, each against the same build with
+/// DISTCC_AUTO_LIVE=0 in the same run: what the conductor and the relays
+/// cost on a build that needs neither; a worker blackholed mid-build; a
+/// worker that starts 3 s into the build.
+fn live_builds(t: &mut Table, c: &Ctx) {
+    let what = "11. live build";
+    if !c.netns {
+        t.not_run(what, "needs a network namespace (root)");
+        return;
+    }
+    live_overhead(t, &c.d);
+    live_death(t);
+    live_join(t);
+}
+
+/// The conductor's CPU time so far (utime + stime, seconds), by scanning
+/// for `distcc-auto __conduct`.
+fn conductor_cpu() -> Option<f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if !cmd.split(|&b| b == 0).any(|w| w == b"__conduct") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let f: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+        let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+        return Some((u + s) / tick);
+    }
+    None
+}
+
+fn live_overhead(t: &mut Table, d: &Distccd) {
+    let dir = TempDir::new("live-e2e");
+    generate_project(dir.path());
+    let hosts = d.entry();
+    let build = |live: &str, cpu: &mut f64| {
+        make_clean(dir.path());
+        let mut c = shell("bash", None, "distcc_build make -s");
+        c.env("DISTCC_AUTO_HOSTS", &hosts)
+            .env("DISTCC_AUTO_LIVE", live)
+            .current_dir(dir.path())
+            .env("DISTCC_DIR", dir.path().join(".distcc"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let start = Instant::now();
+        let mut child = c.spawn().unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if let Some(s) = conductor_cpu() {
+                *cpu = cpu.max(s);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    };
+    let (mut on, mut off, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=5 {
+        let mut used = 0.0;
+        let a = build("1", &mut used);
+        let b = build("0", &mut 0.0);
+        if i > 0 {
+            cpu.push(used / a.as_secs_f64() * 100.0);
+            on.push(a);
+            off.push(b);
+        }
+    }
+    let (on, off) = (spread(on), spread(off));
+    let over = (on.median.as_secs_f64() / off.median.as_secs_f64() - 1.0) * 100.0;
+    let most = cpu.iter().copied().fold(0.0, f64::max);
+    t.row(
+        &format!("11. `distcc_build make`, {FILES} + 1 files, one real distccd: live (conductor, relay, jobserver)"),
+        "1",
+        &on,
+        "conductor CPU < 1% of one core",
+        &format!(
+            "{over:+.1}% against DISTCC_AUTO_LIVE=0; conductor CPU at most {most:.2}% of the build's time ({})",
+            met(most < 1.0)
+        ),
+    );
+    t.row(
+        &format!("11. the same with DISTCC_AUTO_LIVE=0"),
+        "1",
+        &off,
+        "-",
+        "snapshot: DISTCC_HOSTS and -j N",
+    );
+}
+
+/// The blackhole for `addr`, both ways, on (`-A`) or off (`-D`).
+fn blackhole(addr: &str, op: &str) {
+    for way in ["-d", "-s"] {
+        let ok = Command::new("iptables")
+            .args([op, "INPUT", way, addr, "-j", "DROP"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "iptables {op} {way} {addr}");
+    }
+}
+
+fn live_death(t: &mut Table) {
+    let (mut took, mut out) = (Vec::new(), None);
+    for live in ["1", "0"] {
+        let _w1 = worker(None, "127.0.9.1", 2);
+        let _w2 = worker(None, "127.0.8.1", 2);
+        thread::sleep(Duration::from_millis(300));
+        let p = project();
+        let vars = [("DISTCC_AUTO_LIVE", live)];
+        let mut b = start_in(
+            None,
+            p.path(),
+            "127.0.9.1 127.0.8.1",
+            "make",
+            "",
+            None,
+            &vars,
+        );
+        wait_for(20, "compiles on the first worker", || {
+            stat(None, "127.0.9.1", "dcc_compile_ok") >= 2
+        });
+        let cut = now();
+        blackhole("127.0.9.1", "-A");
+        let (rc, secs) = b.wait(900);
+        blackhole("127.0.9.1", "-D");
+        assert_eq!(rc, 0, "{}", b.said());
+        took.push(secs);
+        if live == "1" {
+            out = b.when("worker '127.0.9.1' left the build").map(|l| l - cut);
+        }
+    }
+    let d = |s: f64| spread(vec![Duration::from_secs_f64(s)]);
+    t.row(
+        "11. a worker blackholed with compiles in flight (40 one-second compiles, 2 workers): live build",
+        "1",
+        &d(took[0]),
+        "not distcc's 300 s",
+        &format!(
+            "out of the build {} after its death; {:.1}x faster than DISTCC_AUTO_LIVE=0 ({})",
+            out.map_or("never".into(), |s| format!("{s:.1} s")),
+            took[1] / took[0],
+            met(took[0] < 60.0)
+        ),
+    );
+    t.row(
+        "11. the same with DISTCC_AUTO_LIVE=0",
+        "1",
+        &d(took[1]),
+        "-",
+        "distcc waits out DISTCC_IO_TIMEOUT for the compiles in flight",
+    );
+}
+
+fn live_join(t: &mut Table) {
+    let mut took = Vec::new();
+    let mut first = None;
+    for live in ["1", "0"] {
+        let _w1 = worker(None, "127.0.9.1", 2);
+        thread::sleep(Duration::from_millis(300));
+        let p = project();
+        let vars = [("DISTCC_AUTO_LIVE", live)];
+        let mut b = start_in(
+            None,
+            p.path(),
+            "127.0.9.1 127.0.8.1",
+            "make",
+            "",
+            None,
+            &vars,
+        );
+        thread::sleep(Duration::from_secs(3));
+        let _w2 = worker(None, "127.0.8.1", 2);
+        let joined = now();
+        let mut seen = None;
+        while b.child.try_wait().unwrap().is_none() {
+            if seen.is_none() && stat(None, "127.0.8.1", "dcc_compile_ok") > 0 {
+                seen = Some(now() - joined);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let (rc, secs) = b.wait(300);
+        assert_eq!(rc, 0, "{}", b.said());
+        took.push(secs);
+        if live == "1" {
+            first = seen;
+        }
+    }
+    let d = |s: f64| spread(vec![Duration::from_secs_f64(s)]);
+    t.row(
+        "11. a worker that starts 3 s into the build (40 one-second compiles): live build",
+        "1",
+        &d(took[0]),
+        "it compiles part of the build",
+        &format!(
+            "first compile done {} after it started (a compile takes 1 s); {:+.0}% build time against DISTCC_AUTO_LIVE=0 ({})",
+            first.map_or("never".into(), |s| format!("{s:.1} s")),
+            (took[0] / took[1] - 1.0) * 100.0,
+            met(first.is_some())
+        ),
+    );
+    t.row(
+        "11. the same with DISTCC_AUTO_LIVE=0",
+        "1",
+        &d(took[1]),
+        "-",
+        "the new worker is never used",
+    );
 }

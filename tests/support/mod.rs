@@ -31,6 +31,7 @@ mod distccd;
 mod fake_stats;
 mod run;
 mod shells;
+mod slow_build;
 mod ssh_worker;
 mod zeroconf;
 
@@ -39,6 +40,7 @@ pub use fake_stats::*;
 pub use netns::*;
 pub use run::*;
 pub use shells::*;
+pub use slow_build::*;
 pub use ssh_worker::*;
 pub use zeroconf::*;
 
