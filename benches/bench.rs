@@ -1042,12 +1042,18 @@ fn blackhole(addr: &str, op: &str) {
     }
 }
 
+/// Wait until the worker on `addr` answers stats.
+fn answering(addr: &str) {
+    wait_for(10, addr, || stat(None, addr, "dcc_max_kids") > 0);
+}
+
 fn live_death(t: &mut Table) {
     let (mut took, mut out) = (Vec::new(), None);
     for live in ["1", "0"] {
         let _w1 = worker(None, "127.0.9.1", 2);
         let _w2 = worker(None, "127.0.8.1", 2);
-        thread::sleep(Duration::from_millis(300));
+        answering("127.0.9.1");
+        answering("127.0.8.1");
         let p = project();
         let vars = [("DISTCC_AUTO_LIVE", live)];
         let mut b = start_in(
@@ -1099,7 +1105,7 @@ fn live_join(t: &mut Table) {
     let mut first = None;
     for live in ["1", "0"] {
         let _w1 = worker(None, "127.0.9.1", 2);
-        thread::sleep(Duration::from_millis(300));
+        answering("127.0.9.1");
         let p = project();
         let vars = [("DISTCC_AUTO_LIVE", live)];
         let mut b = start_in(

@@ -176,6 +176,8 @@ fn fish_distcc_build_builds_and_passes_status_and_environment() {
         .env("DISTCC_DIR", src.path().join(".distcc"))
         .env("DISTCC_AUTO_HOSTS", d.entry())
         .env("DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS", "2")
+        // The snapshot's environment (a live build's: `live.rs`).
+        .env("DISTCC_AUTO_LIVE", "0")
         .stdin(Stdio::null());
     let r = run_cmd(c);
     assert_eq!(d.grown("dcc_compile_ok", before, 4), 4, "{}", r.show());
