@@ -1023,7 +1023,7 @@ fn live_overhead(t: &mut Table, d: &Distccd) {
         ),
     );
     t.row(
-        &format!("11. the same with DISTCC_AUTO_LIVE=0"),
+        "11. the same with DISTCC_AUTO_LIVE=0",
         "1",
         &off,
         "-",
@@ -1049,33 +1049,30 @@ fn answering(addr: &str) {
 
 fn live_death(t: &mut Table) {
     let (mut took, mut out) = (Vec::new(), None);
-    for live in ["1", "0"] {
-        let _w1 = worker(None, "127.0.9.1", 2);
-        let _w2 = worker(None, "127.0.8.1", 2);
-        answering("127.0.9.1");
-        answering("127.0.8.1");
+    for (live, n) in [("1", 1), ("0", 2)] {
+        // Fresh addresses: the last run's daemons may still hold theirs.
+        let (a1, a2) = (format!("127.0.9.{n}"), format!("127.0.8.{n}"));
+        let hosts = format!("{a1} {a2}");
+        let _w1 = worker(None, &a1, 2);
+        let _w2 = worker(None, &a2, 2);
+        answering(&a1);
+        answering(&a2);
         let p = project();
         let vars = [("DISTCC_AUTO_LIVE", live)];
-        let mut b = start_in(
-            None,
-            p.path(),
-            "127.0.9.1 127.0.8.1",
-            "make",
-            "",
-            None,
-            &vars,
-        );
+        let mut b = start_in(None, p.path(), &hosts, "make", "", None, &vars);
         wait_for(20, "compiles on the first worker", || {
-            stat(None, "127.0.9.1", "dcc_compile_ok") >= 2
+            stat(None, &a1, "dcc_compile_ok") >= 2
         });
         let cut = now();
-        blackhole("127.0.9.1", "-A");
+        blackhole(&a1, "-A");
         let (rc, secs) = b.wait(900);
-        blackhole("127.0.9.1", "-D");
+        blackhole(&a1, "-D");
         assert_eq!(rc, 0, "{}", b.said());
         took.push(secs);
         if live == "1" {
-            out = b.when("worker '127.0.9.1' left the build").map(|l| l - cut);
+            out = b
+                .when(&format!("worker '{a1}' left the build"))
+                .map(|l| l - cut);
         }
     }
     let d = |s: f64| spread(vec![Duration::from_secs_f64(s)]);
@@ -1103,26 +1100,21 @@ fn live_death(t: &mut Table) {
 fn live_join(t: &mut Table) {
     let mut took = Vec::new();
     let mut first = None;
-    for live in ["1", "0"] {
-        let _w1 = worker(None, "127.0.9.1", 2);
-        answering("127.0.9.1");
+    for (live, n) in [("1", 1), ("0", 2)] {
+        // Fresh addresses: the last run's daemons may still hold theirs.
+        let (a1, a2) = (format!("127.0.9.{n}"), format!("127.0.8.{n}"));
+        let hosts = format!("{a1} {a2}");
+        let _w1 = worker(None, &a1, 2);
+        answering(&a1);
         let p = project();
         let vars = [("DISTCC_AUTO_LIVE", live)];
-        let mut b = start_in(
-            None,
-            p.path(),
-            "127.0.9.1 127.0.8.1",
-            "make",
-            "",
-            None,
-            &vars,
-        );
+        let mut b = start_in(None, p.path(), &hosts, "make", "", None, &vars);
         thread::sleep(Duration::from_secs(3));
-        let _w2 = worker(None, "127.0.8.1", 2);
+        let _w2 = worker(None, &a2, 2);
         let joined = now();
         let mut seen = None;
         while b.child.try_wait().unwrap().is_none() {
-            if seen.is_none() && stat(None, "127.0.8.1", "dcc_compile_ok") > 0 {
+            if seen.is_none() && stat(None, &a2, "dcc_compile_ok") > 0 {
                 seen = Some(now() - joined);
             }
             thread::sleep(Duration::from_millis(50));
