@@ -175,7 +175,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 11] = [
+const ROWS: [fn(&mut Table, &Ctx); 13] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -186,7 +186,13 @@ const ROWS: [fn(&mut Table, &Ctx); 11] = [
     |t, _| toolchain_check(t),
     persistent_masters,
     zeroconf,
-    live_builds,
+    |t, c| {
+        live_row(t, c, "11. live build: overhead", |t, c| {
+            live_overhead(t, &c.d)
+        })
+    },
+    |t, c| live_row(t, c, "12. live build: a worker dies", |t, _| live_death(t)),
+    |t, c| live_row(t, c, "13. live build: a worker joins", |t, _| live_join(t)),
 ];
 
 fn main() {
@@ -243,7 +249,7 @@ fn main() {
     out.push_str(&t.rows);
     let _ = writeln!(
         out,
-        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for row 5, interleaved, and for row 9), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
+        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for rows 5 and 11, interleaved, and for row 9; 1 for rows 12 and 13), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
         uname(),
         started.elapsed().as_secs_f64()
     );
@@ -943,19 +949,16 @@ fn toolchain_check(t: &mut Table) {
     }
 }
 
-/// Row 11: live builds, each against the same build with
+/// Rows 11 to 13: live builds, each against the same build with
 /// DISTCC_AUTO_LIVE=0 in the same run: what the conductor and the relays
-/// cost on a build that needs neither; a worker blackholed mid-build; a
-/// worker that starts 3 s into the build.
-fn live_builds(t: &mut Table, c: &Ctx) {
-    let what = "11. live build";
-    if !c.netns {
+/// cost on a build that needs neither (11); a worker blackholed mid-build
+/// (12); a worker that starts 3 s into the build (13).
+fn live_row(t: &mut Table, c: &Ctx, what: &str, row: fn(&mut Table, &Ctx)) {
+    if c.netns {
+        row(t, c);
+    } else {
         t.not_run(what, "needs a network namespace (root)");
-        return;
     }
-    live_overhead(t, &c.d);
-    live_death(t);
-    live_join(t);
 }
 
 /// The conductor's CPU time so far (utime + stime, seconds), by scanning
@@ -1060,9 +1063,11 @@ fn live_death(t: &mut Table) {
         let p = project();
         let vars = [("DISTCC_AUTO_LIVE", live)];
         let mut b = start_in(None, p.path(), &hosts, "make", "", None, &vars);
-        wait_for(20, "compiles on the first worker", || {
-            stat(None, &a1, "dcc_compile_ok") >= 2
-        });
+        let until = Instant::now() + Duration::from_secs(20);
+        while stat(None, &a1, "dcc_compile_ok") < 2 {
+            assert!(Instant::now() < until, "no compiles on {a1}:\n{}", b.said());
+            thread::sleep(Duration::from_millis(50));
+        }
         let cut = now();
         blackhole(&a1, "-A");
         let (rc, secs) = b.wait(900);
@@ -1077,7 +1082,7 @@ fn live_death(t: &mut Table) {
     }
     let d = |s: f64| spread(vec![Duration::from_secs_f64(s)]);
     t.row(
-        "11. a worker blackholed with compiles in flight (40 one-second compiles, 2 workers): live build",
+        "12. a worker blackholed with compiles in flight (40 one-second compiles, 2 workers): live build",
         "1",
         &d(took[0]),
         "not distcc's 300 s",
@@ -1089,7 +1094,7 @@ fn live_death(t: &mut Table) {
         ),
     );
     t.row(
-        "11. the same with DISTCC_AUTO_LIVE=0",
+        "12. the same with DISTCC_AUTO_LIVE=0",
         "1",
         &d(took[1]),
         "-",
@@ -1128,7 +1133,7 @@ fn live_join(t: &mut Table) {
     }
     let d = |s: f64| spread(vec![Duration::from_secs_f64(s)]);
     t.row(
-        "11. a worker that starts 3 s into the build (40 one-second compiles): live build",
+        "13. a worker that starts 3 s into the build (40 one-second compiles): live build",
         "1",
         &d(took[0]),
         "it compiles part of the build",
@@ -1140,7 +1145,7 @@ fn live_join(t: &mut Table) {
         ),
     );
     t.row(
-        "11. the same with DISTCC_AUTO_LIVE=0",
+        "13. the same with DISTCC_AUTO_LIVE=0",
         "1",
         &d(took[1]),
         "-",

@@ -160,6 +160,8 @@ pub fn start_in(
 ) -> Build {
     let runtime = TempDir::private("live-rt");
     let distcc_dir = distcc_dir.unwrap_or_else(|| runtime.path().join("distcc"));
+    // As ~/.distcc is: distcc makes what is inside, not the directory.
+    std::fs::create_dir_all(&distcc_dir).unwrap();
     let script = format!(
         "source {}/shell/distcc.sh && cd {} && distcc_build {tool}",
         root().display(),
