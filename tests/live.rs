@@ -311,3 +311,17 @@ fn exec_runs_a_live_build_with_make_4_3_and_fish_too() {
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+#[test]
+fn a_conductor_is_not_started_when_nobody_would_stop_it() {
+    let d = Distccd::start(2);
+    let mut c = cmd(&["env", "--", "make"], &[("DISTCC_AUTO_LIVE", "1")]);
+    c.env("DISTCC_AUTO_HOSTS", d.entry())
+        .stdout(std::fs::File::create("/dev/null").unwrap());
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("standard output is /dev/null"), "{err}");
+    // Refused before anything started: no probe, no conductor.
+    assert!(!err.contains("-j "), "{err}");
+}

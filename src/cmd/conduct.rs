@@ -57,6 +57,14 @@ pub fn wanted() -> bool {
 /// `env -- COMMAND` when live: start the conductor, pass on what it
 /// prints, or end as it ended.
 pub fn hand_off(verbose: bool, command: &[OsString]) -> Result<(), Error> {
+    // Nobody would ever stop the conductor (nor its tunnels).
+    if sys::stdout_is_dev_null() {
+        return Err(Error::Other(
+            "standard output is /dev/null or closed: nobody would get the conductor's PID \
+             (distcc_build reads `env -- COMMAND`; see distcc-auto(1))"
+                .into(),
+        ));
+    }
     let mut cmd = sys::ourselves("__conduct");
     if verbose {
         cmd.env(crate::config::vars::DEBUG, "1");
