@@ -265,7 +265,12 @@ pub(crate) fn rounds(config: &Config, guarded: &signals::Guarded, done: &dyn Fn(
             std::thread::sleep(left.min(Duration::from_millis(100)));
         }
         next = Instant::now() + config.reprobe;
-        let Ok(plan) = probe_with(&config, false, guarded, false) else {
+        let own = |entry: &str| {
+            live()
+                .as_ref()
+                .map_or(0, |l| u32::try_from(l.in_flight(entry)).unwrap_or(u32::MAX))
+        };
+        let Ok(plan) = super::probe_minus(&config, false, guarded, false, &own) else {
             continue;
         };
         match live().as_mut() {

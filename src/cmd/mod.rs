@@ -77,6 +77,20 @@ pub(crate) fn probe_with(
     guarded: &signals::Guarded,
     progress: bool,
 ) -> Result<Plan, Error> {
+    probe_minus(config, warn_dropped, guarded, progress, &|_| 0)
+}
+
+/// `probe_with`, for a live build's rounds: `own(entry)` is how many of
+/// this build's compiles run on that worker now, taken off what it reports
+/// as busy before the load-aware rule reads it (our own compiles are not
+/// another user's load).
+pub(crate) fn probe_minus(
+    config: &Config,
+    warn_dropped: bool,
+    guarded: &signals::Guarded,
+    progress: bool,
+    own: &dyn Fn(&str) -> u32,
+) -> Result<Plan, Error> {
     let local = local_machine(config);
     let start = Instant::now();
     let routes: Vec<Route> = config.hosts.specs.iter().map(Route::of).collect();
@@ -105,10 +119,17 @@ pub(crate) fn probe_with(
         .iter()
         .cloned()
         .zip(probes)
-        .map(|(spec, (target, probe))| plan::Probed {
-            spec,
-            target,
-            probe,
+        .map(|(spec, (target, mut probe))| {
+            if let crate::worker::found::Outcome::Up { stats } = &mut probe.outcome {
+                let mine = f64::from(own(&spec.entry));
+                stats.load[0] = stats.load[0].map(|l| (l - mine).max(0.0));
+                stats.avg_kids1 = stats.avg_kids1.map(|k| (k - mine).max(0.0));
+            }
+            plan::Probed {
+                spec,
+                target,
+                probe,
+            }
         })
         .collect();
     let plan = plan::plan(config, local, workers);

@@ -281,22 +281,3 @@ impl Build {
         left
     }
 }
-
-/// The child of `pid` that is bash too: distcc_build's subshell.
-pub fn subshell_of(pid: i32) -> i32 {
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let Some((comm, rest)) = stat.split_once(") ") else {
-            continue;
-        };
-        let ppid: i32 = rest
-            .split(' ')
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if ppid == pid && comm.ends_with("(bash") {
-            return e.file_name().to_string_lossy().parse().unwrap();
-        }
-    }
-    panic!("no subshell of {pid}");
-}
