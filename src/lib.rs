@@ -16,9 +16,12 @@
 //! - `process/`: starting, tracking and stopping the processes we start.
 //! - `state/`: what we keep on disk: the private run directory, the memory
 //!   of unanswered workers, distcc's own backoff files.
+//! - `live/`: a live build (the build's own DISTCC_DIR and hosts file, the
+//!   relays that can end a dead worker's compiles, the jobserver), driven
+//!   by `cmd::conduct`.
 //! - `sys`: the FFI, and only that.
 //!
-//! Layers only point down: `cmd` > `probe` > `ssh` > `process`/`state` >
+//! Layers only point down: `cmd` > `live` > `probe` > `ssh` > `process`/`state` >
 //! `render` > `plan` > `worker` > `config` (a test checks the graph). It is
 //! a library so that the fuzz targets and property tests reach the parsers.
 
