@@ -15,7 +15,6 @@ mod support;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
-use std::os::fd::FromRawFd;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -99,38 +98,7 @@ fn peak_kib(hosts: &str) -> u64 {
 /// A listener with a backlog large enough for 1024 simultaneous connects
 /// (std's is 128).
 fn big_listener(addr: std::net::SocketAddrV4) -> TcpListener {
-    // SAFETY: plain socket calls on a descriptor made here and handed to
-    // TcpListener, which then owns it; the sockaddr lives on this stack.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let one: libc::c_int = 1;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            &one as *const _ as *const libc::c_void,
-            4,
-        );
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: addr.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*addr.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        assert_eq!(
-            libc::bind(
-                fd,
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of_val(&sa) as u32
-            ),
-            0
-        );
-        assert_eq!(libc::listen(fd, 4096), 0);
-        TcpListener::from_raw_fd(fd)
-    }
+    distcc_auto::sys::listen_tcp(addr, 4096, false).unwrap()
 }
 
 /// FAKE: many workers for the scaling rows. One stats listener and one job

@@ -354,6 +354,56 @@ pub fn few_malloc_arenas() {
     }
 }
 
+/// A TCP listener on `addr` with `backlog` (std's is 128), SO_REUSEADDR,
+/// and with `share_port` SO_REUSEPORT too (a live build's relay, which
+/// the same user's other builds bind as well).
+pub fn listen_tcp(
+    addr: std::net::SocketAddrV4,
+    backlog: i32,
+    share_port: bool,
+) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain socket calls on a descriptor owned from its creation;
+    // the option and the sockaddr are local values of the right sizes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let opts: &[libc::c_int] = if share_port {
+            &[libc::SO_REUSEADDR, libc::SO_REUSEPORT]
+        } else {
+            &[libc::SO_REUSEADDR]
+        };
+        for &opt in opts {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len) < 0
+            || libc::listen(fd, backlog) < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(std::net::TcpListener::from(owned))
+    }
+}
+
 /// Whether standard output is /dev/null (also what Rust makes of a closed
 /// one): nothing written there reaches anyone.
 pub fn stdout_is_dev_null() -> bool {

@@ -158,22 +158,6 @@ pub(crate) fn prepare(
     Ok(Some(Prepared { argv, vars }))
 }
 
-/// The jobserver FIFO opened for a command to inherit (make 4.3 takes
-/// descriptors, not a path): read-write, so that opening cannot block.
-pub(crate) fn open_inherited(fifo: &str) -> Result<std::os::fd::OwnedFd, Error> {
-    let c = std::ffi::CString::new(fifo).map_err(|_| Error::Other("bad FIFO path".into()))?;
-    // SAFETY: opens a NUL-terminated path; the descriptor is owned here.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW) };
-    if fd < 0 {
-        return Err(Error::Other(format!(
-            "cannot open the jobserver FIFO: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: a descriptor we just opened and own.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-}
-
 /// Remove the directories of live builds whose conductor is gone.
 fn sweep(dir: &crate::state::rundir::Dir) {
     let Ok(entries) = std::fs::read_dir(dir.at("")) else {

@@ -108,7 +108,7 @@ fn environment(
         cmd.env("MAKEFLAGS", flags);
         return Ok(None);
     };
-    let fd = super::conduct::open_inherited(fifo)?;
+    let fd = crate::live::jobserver::for_command(fifo).map_err(Error::Other)?;
     let n = fd.as_raw_fd();
     cmd.env("MAKEFLAGS", format!("{flags} --jobserver-auth={n},{n}"));
     Ok(Some(fd))

@@ -50,9 +50,11 @@ fn lock(m: &Mutex<Counts>) -> std::sync::MutexGuard<'_, Counts> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Open the FIFO at `c` with `flags` (never following a link); ours, so
+/// close-on-exec unless `flags` is for the build (see `for_command`).
 fn open(c: &CString, flags: libc::c_int) -> Result<OwnedFd, String> {
     // SAFETY: opens a NUL-terminated path; the descriptor is owned here.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_NOFOLLOW) };
     if fd < 0 {
         return Err(format!(
             "cannot open the jobserver FIFO: {}",
@@ -61,6 +63,14 @@ fn open(c: &CString, flags: libc::c_int) -> Result<OwnedFd, String> {
     }
     // SAFETY: a descriptor we just opened.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The FIFO at `path` opened for a command to inherit (make 4.3 takes
+/// descriptors, not a path): read-write, so that opening cannot block,
+/// and not close-on-exec.
+pub fn for_command(path: &str) -> Result<OwnedFd, String> {
+    let c = CString::new(path).map_err(|_| "a jobserver path with a NUL byte".to_string())?;
+    open(&c, libc::O_RDWR)
 }
 
 impl Jobserver {
@@ -76,8 +86,8 @@ impl Jobserver {
                 std::io::Error::last_os_error()
             ));
         }
-        let fd = Arc::new(open(&c, libc::O_RDWR | libc::O_NONBLOCK)?);
-        let blocking = open(&c, libc::O_RDWR)?;
+        let fd = Arc::new(open(&c, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC)?);
+        let blocking = open(&c, libc::O_RDWR | libc::O_CLOEXEC)?;
         let state = Arc::new((Mutex::new(Counts::default()), Condvar::new()));
         let (st, w) = (Arc::clone(&state), Arc::clone(&fd));
         // The taker: a token that make or ninja returns is taken the

@@ -214,17 +214,6 @@ impl Live {
             .map_or(0, Relay::in_flight)
     }
 
-    /// Connections each worker's relay has carried, by entry.
-    pub fn served(&self) -> Vec<(String, u32)> {
-        let mut v: Vec<(String, u32)> = self
-            .seen
-            .iter()
-            .filter_map(|(e, s)| Some((e.clone(), s.relay.as_ref()?.served())))
-            .collect();
-        v.sort();
-        v
-    }
-
     /// One round: who is in the hosts file and with how many slots, whose
     /// compiles in flight end (no answer two rounds in a row), and the
     /// job count. Says what changed (everything, when `first` and tracing).

@@ -13,8 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -38,8 +37,6 @@ struct Shared {
     /// Both ends of every open connection, by number, for `cut`.
     open: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
     next: AtomicU64,
-    /// Connections that reached the worker, since the start.
-    pub served: AtomicU32,
 }
 
 /// The relay address for `entry` (the `attempt`th choice): 127.200.X.Y,
@@ -49,45 +46,6 @@ pub fn address(entry: &str, euid: u32, port: u16, attempt: u32) -> SocketAddrV4 
     let x = (h >> 8) as u8;
     let y = 1 + (h % 254) as u8;
     SocketAddrV4::new(Ipv4Addr::new(127, 200, x, y), port)
-}
-
-/// A listening socket on `addr`, shared with our other builds
-/// (SO_REUSEPORT admits only sockets of the same user).
-fn listen(addr: SocketAddrV4) -> std::io::Result<TcpListener> {
-    // SAFETY: plain socket calls on a descriptor we own from here on; the
-    // sockaddr is a local value of the right size.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let owned = OwnedFd::from_raw_fd(fd);
-        let one: libc::c_int = 1;
-        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: addr.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*addr.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        if libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len) < 0
-            || libc::listen(fd, 128) < 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(TcpListener::from(owned))
-    }
 }
 
 impl Relay {
@@ -106,7 +64,8 @@ impl Relay {
             if taken.contains(&addr) {
                 continue;
             }
-            match listen(addr) {
+            // SO_REUSEPORT admits only sockets of the same user.
+            match crate::sys::listen_tcp(addr, 128, true) {
                 Ok(l) => return Ok(Relay::serve(l, addr, target)),
                 Err(e) => last = format!("{addr}: {e}"),
             }
@@ -119,7 +78,6 @@ impl Relay {
             target: Mutex::new(target),
             open: Mutex::new(Vec::new()),
             next: AtomicU64::new(0),
-            served: AtomicU32::new(0),
         });
         let s = Arc::clone(&shared);
         let _ = thread::Builder::new()
@@ -156,11 +114,6 @@ impl Relay {
     pub fn in_flight(&self) -> usize {
         lock(&self.shared.open).len()
     }
-
-    /// Connections that reached the worker so far.
-    pub fn served(&self) -> u32 {
-        self.shared.served.load(Ordering::Relaxed)
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -187,7 +140,6 @@ impl Shared {
         };
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         lock(&self.open).push((n, c3, w3));
-        self.served.fetch_add(1, Ordering::Relaxed);
         let up = thread::Builder::new()
             .stack_size(STACK)
             .spawn(move || pipe(c2, w2));
