@@ -320,3 +320,22 @@ fn a_conductor_is_not_started_when_nobody_would_stop_it() {
     // Refused before anything started: no probe, no conductor.
     assert!(!err.contains("-j "), "{err}");
 }
+
+#[test]
+fn without_a_private_directory_the_build_is_a_snapshot() {
+    let d = Distccd::start(2);
+    let r = run(
+        &["env", "--", "make"],
+        &[
+            ("DISTCC_AUTO_LIVE", "1"),
+            ("DISTCC_AUTO_HOSTS", &d.entry()),
+            ("TMPDIR", "/nonexistent/dir"),
+            ("XDG_RUNTIME_DIR", ""),
+        ],
+    );
+    r.ok();
+    check!(r, r.stderr.contains("warning: not a live build"));
+    check!(r, r.stdout.contains("\\builtin export DISTCC_HOSTS="));
+    check!(r, !r.stdout.contains("DISTCC_AUTO_DISTCC_DIR"));
+    check!(r, r.stdout.contains("'make' '-j'"));
+}

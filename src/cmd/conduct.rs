@@ -272,7 +272,8 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     plan.usable()?;
     say(&emit::summary(&plan));
     let Some(prepared) = prepare(&config, &plan, command)? else {
-        return snapshot(&config, &plan, command);
+        // A snapshot, printed as `env` prints one; we then end.
+        return super::env::hand_over(&config, &plan, emit::Shell::Sh, Some(command));
     };
     // From here on the shell's trap stops us, not the terminal.
     // SAFETY: setsid and prctl change only this process.
@@ -333,19 +334,6 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     finish();
     crate::process::registry::close(&[]);
     Ok(())
-}
-
-/// The build as `env` prints it without a live build: DISTCC_HOSTS and
-/// -j N; the tunnels are handed over to the shell, and we end.
-fn snapshot(config: &Config, plan: &Plan, command: &[OsString]) -> Result<(), Error> {
-    let keep: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
-    let pids: Vec<u32> = keep.iter().map(|t| t.pid).collect();
-    let argv = super::build_argv(config, plan, command)?;
-    let ccache = crate::probe::ccache::prefix_here();
-    let text = emit::build_script(plan, &keep, ccache, &argv, None);
-    let printed = super::write_stdout(&text);
-    crate::process::registry::close(if printed.is_ok() { &pids } else { &[] });
-    printed.map_err(|e| Error::Other(format!("writing to stdout: {e}")))
 }
 
 /// The shell `distcc_build` runs in (DISTCC_AUTO_SHELL_PID): when it is

@@ -1,6 +1,8 @@
 use std::ffi::OsString;
 
+use crate::config::Config;
 use crate::error::Error;
+use crate::plan::Plan;
 use crate::process::registry;
 use crate::process::signals::OnInterrupt;
 use crate::render::shell as emit;
@@ -25,10 +27,22 @@ pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<()
         registry::close(&[]);
         return Err(e);
     }
-    // Tunnels of used workers are handed to the shell; the rest stop.
+    say(&emit::summary(&plan));
+    hand_over(&config, &plan, shell, build)
+}
+
+/// Print the eval text for `plan` (a snapshot: DISTCC_HOSTS, and with
+/// `build` its arguments with -j N) and hand the used workers' tunnels
+/// over to the shell; the rest stop. Also what a conductor prints when a
+/// live build cannot be had.
+pub(crate) fn hand_over(
+    config: &Config,
+    plan: &Plan,
+    shell: Shell,
+    build: Option<&[OsString]>,
+) -> Result<(), Error> {
     let keep: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
     let pids: Vec<u32> = keep.iter().map(|t| t.pid).collect();
-    say(&emit::summary(&plan));
     // Tunnels are handed over only if their PIDs reach someone: not on a
     // closed pipe, and not on /dev/null (where Rust also puts a closed
     // stdout), or nobody would ever stop them.
@@ -42,10 +56,10 @@ pub fn env(verbose: bool, shell: Shell, build: Option<&[OsString]>) -> Result<()
     }
     let ccache = crate::probe::ccache::prefix_here();
     let text = match build {
-        None => emit::env_script(&plan, &keep, ccache, shell).into_bytes(),
+        None => emit::env_script(plan, &keep, ccache, shell).into_bytes(),
         Some(command) => {
-            let argv = super::build_argv(&config, &plan, command)?;
-            emit::build_script(&plan, &keep, ccache, &argv, None)
+            let argv = super::build_argv(config, plan, command)?;
+            emit::build_script(plan, &keep, ccache, &argv, None)
         }
     };
     let printed = write_stdout(&text);
