@@ -39,11 +39,7 @@ fn a_worker_that_dies_mid_compile_does_not_hold_the_build() {
         stat(Some(&ns), "127.0.9.1", "dcc_compile_ok") >= 2
     });
     let cut = now();
-    for way in ["-d", "-s"] {
-        let mut drop_it = ns.cmd("iptables");
-        drop_it.args(["-A", "INPUT", way, "127.0.9.1", "-j", "DROP"]);
-        assert!(drop_it.status().unwrap().success());
-    }
+    blackhole(Some(&ns), "127.0.9.1", "-A");
     let (rc, took) = b.wait(120);
     let said = b.said();
     assert_eq!(rc, 0, "{said}");
@@ -265,11 +261,7 @@ fn exec_runs_a_live_build_with_make_4_3_and_fish_too() {
             let mut c = ns.cmd("fish");
             c.args(&how[1..]);
             without_distcc_vars(&mut c);
-            let bin_dir = std::path::Path::new(BIN)
-                .parent()
-                .unwrap()
-                .display()
-                .to_string();
+            let bin_dir = bin_dir();
             c.env("PATH", format!("{bin_dir}:/usr/bin:/bin"));
             c
         } else {

@@ -46,6 +46,11 @@ pub use zeroconf::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_distcc-auto");
 
+/// The directory of the binary under test, for a PATH.
+pub fn bin_dir() -> String {
+    Path::new(BIN).parent().unwrap().display().to_string()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -77,6 +77,19 @@ pub fn worker(ns: Option<&Netns>, addr: &str, jobs: u32) -> Daemon {
     Daemon::spawn(c, "distccd")
 }
 
+/// The blackhole for `addr` in `ns` (None: here), both ways: on (`-A`)
+/// or off (`-D`).
+pub fn blackhole(ns: Option<&Netns>, addr: &str, op: &str) {
+    for way in ["-d", "-s"] {
+        let mut c = ns.map_or_else(|| Command::new("iptables"), |ns| ns.cmd("iptables"));
+        c.args([op, "INPUT", way, addr, "-j", "DROP"]);
+        assert!(
+            c.status().is_ok_and(|s| s.success()),
+            "iptables {op} {way} {addr}"
+        );
+    }
+}
+
 /// A worker's stats counter, asked inside the namespace (None: here).
 pub fn stat(ns: Option<&Netns>, addr: &str, key: &str) -> u64 {
     let addr = format!("{addr}:3633");
@@ -170,11 +183,7 @@ pub fn start_in(
     let mut c = ns.map_or_else(|| Command::new("bash"), |ns| ns.cmd("bash"));
     c.args(["-c", &script]);
     without_distcc_vars(&mut c);
-    let bin_dir = std::path::Path::new(BIN)
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
+    let bin_dir = bin_dir();
     c.env(
         "PATH",
         format!("{path}{bin_dir}:/usr/bin:/bin:/usr/sbin:/sbin"),
