@@ -12,8 +12,12 @@ fn read(path: &str) -> String {
 }
 
 /// Names that we set for the shell, not the user.
-const OURS: [&str; 6] = [
+const OURS: [&str; 10] = [
     "DISTCC_AUTO_JOBS",
+    "DISTCC_AUTO_DISTCC_DIR",
+    "DISTCC_AUTO_MAKEFLAGS",
+    "DISTCC_AUTO_JOBSERVER_FIFO",
+    "DISTCC_AUTO_SHELL_PID",
     "DISTCC_AUTO_TUNNEL_PIDS",
     "DISTCC_AUTO_TUNNEL_IDS",
     "DISTCC_AUTO_COUNTERS",
