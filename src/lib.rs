@@ -25,6 +25,7 @@
 //! `render` > `plan` > `worker` > `config` (a test checks the graph). It is
 //! a library so that the fuzz targets and property tests reach the parsers.
 
+pub mod account;
 pub mod cli;
 pub mod cmd;
 pub mod config;

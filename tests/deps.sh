@@ -10,9 +10,10 @@ set -eu
 # make, gcc, libc6-dev: building C; gcc-11: a worker with another compiler; procps (ps, pkill), util-linux (script),
 # tmux: process and terminal checks; ccache: the ccache set-ups; ninja-build:
 # Ctrl-C through a real ninja build; lintian: checking `make deb`'s package; distcc-pump: pump mode; cmake, meson, autoconf, automake, g++: the build-system recipes; avahi-daemon, dbus: workers that announce themselves;
-# lsdistcc ships with distcc.
+# librsvg2-bin (rsvg-convert): rendering the build timeline SVG; lsdistcc and
+# distccmon-text ship with distcc.
 PACKAGES="distcc zsh dash openssh-server openssh-client iproute2 iptables \
-shellcheck mandoc make gcc gcc-11 libc6-dev procps util-linux tmux ccache fish ninja-build lintian distcc-pump cmake meson autoconf automake g++ avahi-daemon dbus"
+shellcheck mandoc make gcc gcc-11 libc6-dev procps util-linux tmux ccache fish ninja-build lintian distcc-pump cmake meson autoconf automake g++ avahi-daemon dbus librsvg2-bin"
 
 missing=
 for p in $PACKAGES; do

@@ -11,6 +11,7 @@
 //!
 //! `apply` turns one round's plan into all three.
 
+pub mod follow;
 pub mod jobserver;
 pub mod relay;
 

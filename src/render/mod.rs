@@ -9,5 +9,6 @@
 
 pub mod json;
 pub mod shell;
+pub mod summary;
 pub mod table;
 pub mod tally;
