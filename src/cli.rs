@@ -38,6 +38,8 @@ pub enum Command {
     /// exit as the command did.
     Exec {
         command: Vec<std::ffi::OsString>,
+        /// `--trace FILE`: as DISTCC_AUTO_TRACE=FILE.
+        trace: Option<std::path::PathBuf>,
     },
     /// Print the shell file that defines `distcc_build`, for a binary
     /// installed without them (`cargo install`).
@@ -97,7 +99,7 @@ Usage: distcc-auto [-v] env [--shell sh|fish]
        distcc-auto [-v] hosts [--json | --wide] [--check[=toolchain]] [--watch [SECONDS]]
        distcc-auto [-v] kill [--all] [--shell sh|fish]
        distcc-auto [-v] tally [BUILD_STATUS]
-       distcc-auto [-v] exec [--] COMMAND [ARGS...]
+       distcc-auto [-v] exec [--trace FILE] [--] COMMAND [ARGS...]
        distcc-auto init bash|zsh|fish
        distcc-auto --help | --version
 
@@ -132,6 +134,8 @@ Options:
   --watch [SECS]  with hosts: redraw every SECS seconds (at least and by
                   default 2) until Ctrl-C
   --all           with kill: also end this user's shared ssh masters
+  --trace FILE    with exec: write a live build's timeline to FILE (Chrome
+                  trace JSON) and FILE.svg (as DISTCC_AUTO_TRACE=FILE)
   --shell SHELL   with env and kill: print sh (the default; also bash and
                   zsh) or fish syntax: distcc-auto env --shell fish | source
   -v, --verbose   trace every step on stderr (also DISTCC_AUTO_DEBUG=1)
@@ -359,9 +363,10 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
         Some("init") => Command::Init {
             shell: init_shell(one_value("init")?)?,
         },
-        Some("exec") => Command::Exec {
-            command: exec_line(&t.rest)?,
-        },
+        Some("exec") => {
+            let (trace, command) = exec_line(&t.rest)?;
+            Command::Exec { command, trace }
+        }
         Some("__hold") => match t.rest.split_first() {
             Some((record, rest)) if std::path::Path::new(record).is_absolute() => Command::Hold {
                 record: record.into(),
@@ -391,9 +396,18 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
     })
 }
 
-/// `exec [--] COMMAND...`: everything after `exec` is the command,
-/// options included.
-fn exec_line(rest: &[OsString]) -> Result<Vec<OsString>, Error> {
+/// `exec [--trace FILE] [--] COMMAND...`: everything after that is the
+/// command, options included.
+fn exec_line(rest: &[OsString]) -> Result<(Option<std::path::PathBuf>, Vec<OsString>), Error> {
+    let (trace, rest) = match rest {
+        [flag, file, rest @ ..] if flag == "--trace" && !file.is_empty() => {
+            (Some(std::path::PathBuf::from(file)), rest)
+        }
+        [flag, ..] if flag == "--trace" => {
+            return Err(usage("exec: --trace needs a FILE".into()));
+        }
+        _ => (None, rest),
+    };
     let rest = match rest.first() {
         Some(d) if d == "--" => &rest[1..],
         _ => rest,
@@ -401,7 +415,7 @@ fn exec_line(rest: &[OsString]) -> Result<Vec<OsString>, Error> {
     if rest.is_empty() {
         return Err(usage("exec: no command given".into()));
     }
-    Ok(rest.to_vec())
+    Ok((trace, rest.to_vec()))
 }
 
 /// `tally [BUILD_STATUS]`: the build's exit status, 0 when not given.
@@ -589,7 +603,15 @@ mod tests {
         assert_eq!(p(&["kill", "--shell=bash"]).unwrap().shell, Shell::Sh);
         let exec = |args: &[&str]| Command::Exec {
             command: args.iter().map(Into::into).collect(),
+            trace: None,
         };
+        assert_eq!(
+            p(&["exec", "--trace", "t.json", "make"]).unwrap().command,
+            Command::Exec {
+                command: vec!["make".into()],
+                trace: Some("t.json".into())
+            }
+        );
         assert_eq!(
             p(&["-v", "exec", "make", "-j", "--json"]).unwrap().command,
             exec(&["make", "-j", "--json"])
@@ -653,6 +675,8 @@ mod tests {
                 "--shell goes with 'env' or 'kill'",
             ),
             (&["exec", "--"][..], "exec: no command given"),
+            (&["exec", "--trace"][..], "exec: --trace needs a FILE"),
+            (&["exec", "--trace", "f"][..], "exec: no command given"),
             (&["--bogus"][..], "invalid option '--bogus'"),
         ] {
             let e = p(args).unwrap_err();

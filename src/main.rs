@@ -48,7 +48,7 @@ fn run() -> Result<(), Error> {
         Command::Conduct { command } => cmd::conduct::conduct(v, &command),
         Command::Keep { socket, ssh } => cmd::internal::keep(&socket, &ssh),
         Command::Tally { status } => cmd::tally::tally(v, status),
-        Command::Exec { command } => cmd::exec::exec(v, &command),
+        Command::Exec { command, trace } => cmd::exec::exec(v, &command, trace),
         Command::Init { shell } => cmd::init::init(shell),
     }
 }

@@ -6,6 +6,7 @@
 #[macro_use]
 mod support;
 
+mod account;
 mod build_systems;
 mod cluster;
 mod docs;

@@ -128,6 +128,15 @@ impl Ledger {
         }
     }
 
+    /// The slots worker `name` has now, if it was ever a member.
+    pub fn slots_of(&self, name: &str) -> Option<u32> {
+        self.members
+            .iter()
+            .rev()
+            .find(|m| m.name == name)
+            .map(|m| m.slots)
+    }
+
     /// From `t` on, this machine has `slots` compile slots and `cpp`
     /// preprocessor slots.
     pub fn here(&mut self, t: Micros, slots: u32, cpp: u32) {

@@ -125,6 +125,23 @@ pub(crate) fn prepare(
         .ok_or_else(|| Error::Config("neither DISTCC_DIR nor HOME is set".into()))?;
     let mut l = Live::start(dir.at(&name), dir.real(&name), &user_dir, plan)
         .map_err(|e| Error::Other(format!("cannot set the live build up: {e}")))?;
+    l.own_jobs = !config.append_jobs || crate::plan::jobs::place(command, 1, true).1;
+    if let Some(t) = &config.trace {
+        let path = std::path::absolute(t)
+            .map_err(|e| Error::Config(format!("DISTCC_AUTO_TRACE={}: {e}", t.display())))?;
+        if !path.parent().is_some_and(std::path::Path::is_dir) {
+            return Err(Error::Config(format!(
+                "DISTCC_AUTO_TRACE={}: no such directory for the timeline",
+                t.display()
+            )));
+        }
+        let title = command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        l.trace = Some((path, title));
+    }
     let style = client_style(config, command);
     let user_flags = std::env::var("MAKEFLAGS").unwrap_or_default();
     let mut vars = LiveVars {
@@ -293,6 +310,13 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         local_distcc_port: 0,
         local_stats_port: 0,
     });
+    let control = live().as_ref().map(Live::control);
+    if let Some(listener) = control.and_then(|p| std::os::unix::net::UnixListener::bind(p).ok()) {
+        let _ = std::thread::Builder::new()
+            .name("tally".into())
+            .stack_size(256 * 1024)
+            .spawn(move || serve_tally(listener));
+    }
     let ccache = crate::probe::ccache::prefix_here();
     let text = emit::build_script(
         &plan,
@@ -344,4 +368,84 @@ fn watched_shell() -> Option<Identity> {
         .and_then(|p| crate::config::whole::<u32>(&p))
         .filter(|&p| p > 1)?;
     Identity::of(pid)
+}
+
+/// What to say after the build, from its own account (and the timeline
+/// written, when asked for). `None` when there is no account: the
+/// counters then say what they can.
+pub(crate) fn summary(build_ok: bool, table: bool) -> Option<Vec<String>> {
+    let g = live();
+    let l = g.as_ref()?;
+    let (account, lost) = l.account()?;
+    let mut lines = crate::render::summary::lines(&account, build_ok, table, l.own_jobs, lost);
+    if let Some((path, title)) = &l.trace {
+        let svg = path.with_file_name(format!(
+            "{}.svg",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let title = format!(
+            "{title}: {} compiles in {}",
+            account.compiles.len(),
+            crate::render::summary::duration(account.span)
+        );
+        let written = std::fs::write(path, crate::render::trace::chrome(&account))
+            .and_then(|()| std::fs::write(&svg, crate::render::trace::svg(&account, &title)));
+        lines.push(match written {
+            Ok(()) => format!(
+                "timeline: {} (open in https://ui.perfetto.dev or chrome://tracing) and {}",
+                path.display(),
+                svg.display()
+            ),
+            Err(e) => format!(
+                "cannot write the timeline to {}: {e} (DISTCC_AUTO_TRACE)",
+                path.display()
+            ),
+        });
+    }
+    Some(lines)
+}
+
+/// Answer `tally` (run by distcc_build after the build) on our control
+/// socket: it sends `STATUS TABLE`, we send the lines to say.
+fn serve_tally(listener: std::os::unix::net::UnixListener) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        // Only the user we run as may ask (the directory is private too).
+        if sys::peer_uid(&conn).ok() != Some(sys::euid()) {
+            continue;
+        }
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut ask = [0u8; 64];
+        let n = conn.read(&mut ask).unwrap_or(0);
+        let ask = String::from_utf8_lossy(&ask[..n]);
+        let mut words = ask.split_whitespace();
+        let ok = words.next() == Some("0");
+        let table = words.next() == Some("1");
+        let text = summary(ok, table).map_or_else(String::new, |l| l.join("\n"));
+        let _ = conn.write_all(text.as_bytes());
+    }
+}
+
+/// `tally` in a live build: ask its conductor (at DISTCC_AUTO_DISTCC_DIR)
+/// for the build's own account. `None` when it cannot answer.
+pub fn ask_summary(build_ok: bool, table: bool) -> Option<Vec<String>> {
+    use std::os::unix::net::UnixStream;
+    let dir = crate::config::process_env("DISTCC_AUTO_DISTCC_DIR").filter(|d| !d.is_empty())?;
+    // Through a descriptor: the socket's path may be longer than a socket
+    // address holds.
+    let held = std::fs::File::open(&dir).ok()?;
+    let path = format!("/proc/self/fd/{}/control", held.as_raw_fd());
+    let mut conn = UnixStream::connect(path).ok()?;
+    if sys::peer_uid(&conn).ok()? != sys::euid() {
+        return None;
+    }
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+    let ask = format!("{} {}\n", if build_ok { 0 } else { 1 }, u8::from(table));
+    conn.write_all(ask.as_bytes()).ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    if text.is_empty() {
+        return None;
+    }
+    Some(text.lines().map(str::to_string).collect())
 }

@@ -18,8 +18,15 @@ use super::{configure, probe_with};
 /// DISTCC_AUTO_* variable), wait for it, say how many compiles ran
 /// remotely, stop the tunnels, and end as the command did: its exit status,
 /// or death by the same signal.
-pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
-    let config = configure(verbose, None)?;
+pub fn exec(
+    verbose: bool,
+    command: &[OsString],
+    trace: Option<std::path::PathBuf>,
+) -> Result<(), Error> {
+    let mut config = configure(verbose, None)?;
+    if trace.is_some() {
+        config.trace = trace;
+    }
     // Always: a signal while the command runs is passed on to it.
     let guarded = signals::guard(true, OnInterrupt::Die);
     let plan = probe_with(&config, true, &guarded, true)?;
@@ -65,14 +72,18 @@ pub fn exec(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     sys::wait_exit(child.id());
     signals::set_child(0);
     done.store(true, Ordering::Relaxed);
-    super::conduct::finish();
     let status = child
         .wait()
         .map_err(|e| Error::Other(format!("waiting for the command: {e}")))?;
     let ended = Ended::from(status);
     if let Ended::Exited(code) = ended {
-        say_tally(&tally::baseline(&plan), &config, code == 0);
+        let table = verbose || config.debug || config.summary;
+        match super::conduct::summary(code == 0, table) {
+            Some(lines) => lines.iter().for_each(|l| say(l)),
+            None => say_tally(&tally::baseline(&plan), &config, code == 0),
+        }
     }
+    super::conduct::finish();
     let n = registry::close(&[]);
     if n > 0 {
         say(&format!(

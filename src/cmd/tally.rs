@@ -12,6 +12,15 @@ pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
     // The configuration `env` already read and warned about: read quietly.
     let config = Config::read(config::process_env, cpus(), None)?;
     set_debug(verbose || config.debug);
+    // A live build's conductor has the build's own account.
+    if let Some(lines) =
+        super::conduct::ask_summary(status == 0, verbose || config.debug || config.summary)
+    {
+        for line in lines {
+            say(&line);
+        }
+        return Ok(());
+    }
     let value = config::process_env("DISTCC_AUTO_COUNTERS").unwrap_or_default();
     let before = tally::parse(&value).map_err(|e| {
         Error::Config(format!(

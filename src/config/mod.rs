@@ -63,6 +63,10 @@ pub struct Config {
     pub live: bool,
     /// Seconds between a live build's re-probes.
     pub reprobe: Duration,
+    /// After a live build, a table per worker (DISTCC_AUTO_SUMMARY).
+    pub summary: bool,
+    /// Where a live build's timeline goes (DISTCC_AUTO_TRACE), as given.
+    pub trace: Option<std::path::PathBuf>,
     /// This machine's CPUs, the default for two job counts.
     pub cpus: u32,
 }
@@ -165,6 +169,10 @@ impl Config {
             debug: flag(get, vars::DEBUG)?,
             live: set(get, vars::LIVE).is_none() || flag(get, vars::LIVE)?,
             reprobe: reprobe(get)?,
+            summary: flag(get, vars::SUMMARY)?,
+            trace: set(get, vars::TRACE)
+                .filter(|v| v != "none")
+                .map(std::path::PathBuf::from),
             cpus,
         })
     }

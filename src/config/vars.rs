@@ -61,6 +61,10 @@ vars! {
         "0: distcc_build/exec decide once, before the build\n(no conductor, no relay, no jobserver)";
     REPROBE = "DISTCC_AUTO_REPROBE", Some("5"),
         "seconds between re-probes during a live build (2 to 3600)";
+    SUMMARY = "DISTCC_AUTO_SUMMARY", Some("0"),
+        "1: after a live build, also a table per worker\n(as with -v)";
+    TRACE = "DISTCC_AUTO_TRACE", Some("none"),
+        "FILE: a live build's timeline as Chrome trace JSON\nin FILE, and a picture of it in FILE.svg";
     DEBUG = "DISTCC_AUTO_DEBUG", Some("0"), "1 traces like --verbose";
 }
 

@@ -35,11 +35,11 @@ pub fn events(buf: &[u8]) -> Vec<(u32, &[u8])> {
 
 pub struct Inner {
     dir: PathBuf,
+    pub ledger: Ledger,
     /// `DISTCC_DIR=<this build's>` and its NUL: what our clients carry.
     needle: Vec<u8>,
     /// Clients seen, and whether they are this build's.
     ours: HashMap<u32, bool>,
-    ledger: Ledger,
     /// The kernel's queue overflowed: some records were lost.
     lost: bool,
 }
@@ -84,7 +84,8 @@ impl Follow {
         Ok(f)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// The ledger as it is (nothing queued taken in).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -19,11 +19,14 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::account::Account;
 use crate::config::hostspec::Host;
 use crate::plan::{Plan, Worker};
 use crate::worker::fault::Code;
 use crate::{say, trace};
+use follow::Follow;
 use jobserver::Jobserver;
 use relay::Relay;
 
@@ -125,6 +128,13 @@ pub struct Live {
     pub jobserver: Option<Jobserver>,
     /// The job count of the last round.
     jobs: u32,
+    /// distcc's state files, followed for this build's account (`None`
+    /// when they cannot be: then the counters are the account).
+    pub follow: Option<Arc<Follow>>,
+    /// The job count was the build's own (its -j, or APPEND_JOBS=0).
+    pub own_jobs: bool,
+    /// Where the timeline goes (absolute), and what it is titled.
+    pub trace: Option<(PathBuf, String)>,
 }
 
 /// Whether a worker that is not up gave no answer at all: a slow stats
@@ -189,6 +199,9 @@ impl Live {
             std::os::unix::fs::symlink(&theirs, own.join(sub))
                 .map_err(|e| format!("linking {}: {e}", theirs.display()))?;
         }
+        let follow = Follow::start(&user_dir.join("state"), &dir)
+            .inspect_err(|e| say(&format!("no account of this build: {e}")))
+            .ok();
         let mut live = Live {
             dir,
             own,
@@ -197,6 +210,9 @@ impl Live {
             local: (0, 0),
             jobserver: None,
             jobs: 0,
+            follow,
+            own_jobs: false,
+            trace: None,
         };
         live.apply(plan, true);
         Ok(live)
@@ -250,6 +266,7 @@ impl Live {
             order.extend(at);
         }
         self.local = (plan.local_slots, plan.preprocessor_slots);
+        self.note(plan, first);
         let text = hosts_text(self.local, &order, plan.pump);
         if text != self.hosts {
             if let Err(e) = replace(&self.own.join("hosts"), &text) {
@@ -269,6 +286,45 @@ impl Live {
         self.jobs = jobs;
     }
 
+    /// Tell the account who is in the build now, and who came and went.
+    fn note(&self, plan: &Plan, first: bool) {
+        let Some(f) = &self.follow else { return };
+        let t = f.now();
+        let mut g = f.lock();
+        let l = &mut g.ledger;
+        l.here(t, self.local.0, self.local.1);
+        for w in &plan.workers {
+            let Some(s) = self.seen.get(&w.spec.entry) else {
+                continue;
+            };
+            let Some(r) = &s.relay else { continue };
+            let before = l.slots_of(&w.spec.entry);
+            l.member(t, &w.spec.entry, &r.listen.ip().to_string(), s.slots);
+            match (before, s.slots) {
+                (Some(0), n) if n > 0 && !first => {
+                    l.mark(t, format!("worker '{}' joined", w.spec.entry));
+                }
+                (None, n) if n > 0 && !first => {
+                    l.mark(t, format!("worker '{}' joined", w.spec.entry));
+                }
+                (Some(b), 0) if b > 0 => l.mark(t, format!("worker '{}' left", w.spec.entry)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The build's account up to now: everything its clients that have
+    /// ended did. `None` when its state files were not followed.
+    pub fn account(&self) -> Option<(Account, bool)> {
+        let f = self.follow.as_ref()?;
+        Some(f.with(|l, t, lost| (l.close(t), lost)))
+    }
+
+    /// Where the conductor listens for `tally`: in our private directory.
+    pub fn control(&self) -> PathBuf {
+        self.own.join("control")
+    }
+
     /// The end of the build: count the tokens back, remove the directory.
     pub fn finish(&mut self) {
         if let Some(js) = &self.jobserver {
@@ -280,6 +336,9 @@ impl Live {
             }
         }
         self.jobserver = None;
+        if let Some(f) = self.follow.take() {
+            f.stop();
+        }
         for s in self.seen.values() {
             if let Some(r) = &s.relay {
                 r.point(None);

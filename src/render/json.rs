@@ -172,7 +172,7 @@ fn worker(w: &Worker, round: Option<&Round>) -> String {
 }
 
 /// A JSON string literal.
-fn string(s: &str) -> String {
+pub(crate) fn string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

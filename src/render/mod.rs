@@ -12,3 +12,4 @@ pub mod shell;
 pub mod summary;
 pub mod table;
 pub mod tally;
+pub mod trace;

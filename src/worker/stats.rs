@@ -36,6 +36,11 @@ pub struct Stats {
     pub compile_ok: Option<u64>,
     pub compile_error: Option<u64>,
     pub rej_overload: Option<u64>,
+    /// `dcc_tcp_accept`: job connections the daemon has accepted.
+    pub accepted: Option<u64>,
+    /// Of those, how many it has recorded an outcome for (every
+    /// `dcc_rej_*`, `dcc_compile_*`, `dcc_cli_disconnect`, `dcc_other`).
+    pub outcomes: u64,
     /// The closing tag was missing but the connection ended after a usable
     /// `dcc_max_kids` (distccd 3.4 cuts replies with a long job path).
     pub truncated: bool,
@@ -102,7 +107,20 @@ pub fn parse(buf: &[u8]) -> Result<Stats, Fault> {
             "dcc_compile_ok" => stats.compile_ok = stats.compile_ok.or(count(value)),
             "dcc_compile_error" => stats.compile_error = stats.compile_error.or(count(value)),
             "dcc_rej_overload" => stats.rej_overload = stats.rej_overload.or(count(value)),
+            "dcc_tcp_accept" => stats.accepted = stats.accepted.or(count(value)),
             _ => {}
+        }
+        if matches!(
+            key,
+            "dcc_rej_bad_req"
+                | "dcc_rej_overload"
+                | "dcc_compile_ok"
+                | "dcc_compile_error"
+                | "dcc_compile_timeout"
+                | "dcc_cli_disconnect"
+                | "dcc_other"
+        ) {
+            stats.outcomes = stats.outcomes.saturating_add(count(value).unwrap_or(0));
         }
     }
 
