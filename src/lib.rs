@@ -56,9 +56,12 @@ pub fn debugging() -> bool {
 
 /// A line on stderr. Unlike `eprintln!`, a stderr that is gone (a closed
 /// terminal) is no reason to stop: the cleanup that follows matters more.
+/// One write per line: stderr is unbuffered, and the build's distcc
+/// clients write to it too, so a line made of pieces could be split.
 pub fn say(msg: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "distcc-auto: {msg}");
+    let line = format!("distcc-auto: {msg}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// A trace line on stderr, when tracing is on.

@@ -56,6 +56,22 @@ fn a_worker_that_dies_mid_compile_does_not_hold_the_build() {
         "{:.1} s after the cut\n{said}",
         ended - cut
     );
+    // The account says the ended compiles were done again (distcc picks
+    // a host again: the other worker or this machine).
+    let n = |after: &str, before: &str| -> u64 {
+        let at = said
+            .find(after)
+            .unwrap_or_else(|| panic!("no '{after}':\n{said}"));
+        said[..at]
+            .rsplit(before)
+            .next()
+            .and_then(|w| w.split_whitespace().next())
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no count before '{after}':\n{said}"))
+    };
+    let ended_n = n(" in flight on '127.0.9.1'", "distcc-auto: ended");
+    let retried = n(" redone after '127.0.9.1' stopped answering", "(");
+    assert!(retried >= ended_n && ended_n > 0, "{said}");
     let left = b.when("worker '127.0.9.1' left the build").expect(&said);
     let fewer = b.when("jobs: 4 (was 6)").expect(&said);
     assert!(fewer >= left - 0.5, "{said}");

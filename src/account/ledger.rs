@@ -165,15 +165,12 @@ impl Ledger {
     }
 }
 
-/// Where one compile ran.
+/// Where one compile ran in the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     /// On worker `n` (an index into `Account::workers`).
     Remote(usize),
     Here,
-    /// Here, after it failed on worker `n` (`None`: before distcc named
-    /// the worker).
-    Retried(Option<usize>),
 }
 
 /// What a slice of a slot's time was spent on.
@@ -211,19 +208,59 @@ pub struct Slice {
 pub struct Compile {
     pub file: String,
     pub placement: Placement,
+    /// The workers it failed on first, in order (`None`: before distcc
+    /// named the worker); distcc then picked another host.
+    pub failed_on: Vec<Option<usize>>,
     pub start: Micros,
     pub end: Micros,
 }
 
+/// One attempt of a compile: on a worker (`None`: here, or a worker
+/// distcc never named), its events.
+type Attempt<'a> = (Option<usize>, &'a [Event]);
+
+/// A record's events cut into attempts. distcc (3.4) that fails on a
+/// worker picks a host again: another worker, or here; a compile here
+/// (a `Compile` record naming "localhost") is always the last attempt.
+/// The preprocessing records between two workers' belong to the second.
+fn attempts<'a>(events: &'a [Event], remote: &dyn Fn(usize) -> Option<usize>) -> Vec<Attempt<'a>> {
+    let mut out = Vec::new();
+    let (mut from, mut on, mut last_remote) = (0, None, None);
+    for (i, e) in events.iter().enumerate() {
+        match remote(e.host) {
+            Some(w) => {
+                if on.is_some_and(|o| o != w) {
+                    let cut = last_remote.map_or(i, |l: usize| l + 1);
+                    out.push((on, &events[from..cut]));
+                    from = cut;
+                }
+                on = Some(w);
+                last_remote = Some(i);
+            }
+            None if e.phase == Phase::Compile => {
+                if from < i {
+                    out.push((on, &events[from..i]));
+                }
+                out.push((None, &events[i..]));
+                return out;
+            }
+            None => {}
+        }
+    }
+    out.push((on, &events[from..]));
+    out
+}
+
 /// One record's events cut into slices (of compile `compile`), before
-/// slots are known to be exclusive (`Account::of` clips them).
-/// `remote(host)`: the worker a host of the hosts file is, if any.
+/// slots are known to be exclusive (`Account::of` clips them), and where
+/// it ran in the end and failed before. `remote(host)`: the worker a host
+/// of the hosts file is, if any.
 pub(super) fn slices_of(
     events: &[Event],
     end: Micros,
     compile: usize,
     remote: &dyn Fn(usize) -> Option<usize>,
-) -> (Placement, Vec<Slice>) {
+) -> (Placement, Vec<Option<usize>>, Vec<Slice>) {
     let slice = |worker, slot, kind, start, end, phases| Slice {
         track: Track { worker, slot },
         kind,
@@ -232,45 +269,47 @@ pub(super) fn slices_of(
         end,
         phases,
     };
-    let here_compile = events
-        .iter()
-        .position(|e| remote(e.host).is_none() && e.phase == Phase::Compile);
-    let sent = &events[..here_compile.unwrap_or(events.len())];
-    let worker = sent
-        .iter()
-        .find_map(|e| remote(e.host).map(|w| (w, e.slot)));
+    let tries = attempts(events, remote);
     let mut out = Vec::new();
-    let sent_end = here_compile.map_or(end, |i| events[i].t);
-    if let Some((w, slot)) = worker {
-        let ph = phases(sent, sent_end);
-        out.push(slice(Some(w), slot, Kind::Remote, sent[0].t, sent_end, ph));
-    }
-    // This machine's slot, held while preprocessing for a compile sent out.
-    if let Some(first) = sent.iter().position(|e| e.phase == Phase::Preprocess) {
-        let last = sent
-            .iter()
-            .rposition(|e| e.phase == Phase::Preprocess)
-            .unwrap_or(first);
-        let stop = sent.get(last + 1).map_or(sent_end, |e| e.t);
-        let e = sent[first];
-        let ph = vec![(Phase::Preprocess, e.t, stop)];
-        out.push(slice(None, e.slot, Kind::Preprocess, e.t, stop, ph));
-    }
-    let placement = match (here_compile, worker) {
-        (Some(i), w) => {
-            let e = events[i];
-            let ph = vec![(Phase::Compile, e.t, end)];
-            out.push(slice(None, e.slot, Kind::Local, e.t, end, ph));
-            if sent.is_empty() {
-                Placement::Here
-            } else {
-                Placement::Retried(w.map(|w| w.0))
+    let mut failed = Vec::new();
+    let mut placement = Placement::Here;
+    for (k, &(on, evs)) in tries.iter().enumerate() {
+        let until = tries.get(k + 1).map_or(end, |n| n.1[0].t);
+        let last = k + 1 == tries.len();
+        let here = on.is_none() && evs[0].phase == Phase::Compile && remote(evs[0].host).is_none();
+        if here {
+            let e = evs[0];
+            let ph = vec![(Phase::Compile, e.t, until)];
+            out.push(slice(None, e.slot, Kind::Local, e.t, until, ph));
+            continue;
+        }
+        if let Some(w) = on {
+            let slot = evs
+                .iter()
+                .find(|e| remote(e.host).is_some())
+                .map_or(0, |e| e.slot);
+            let ph = phases(evs, until);
+            out.push(slice(Some(w), slot, Kind::Remote, evs[0].t, until, ph));
+            if last {
+                placement = Placement::Remote(w);
             }
         }
-        (None, Some((w, _))) => Placement::Remote(w),
-        (None, None) => Placement::Here,
-    };
-    (placement, out)
+        if !last {
+            failed.push(on);
+        }
+        // This machine's slot, held while preprocessing for a worker.
+        if let Some(first) = evs.iter().position(|e| e.phase == Phase::Preprocess) {
+            let lastp = evs
+                .iter()
+                .rposition(|e| e.phase == Phase::Preprocess)
+                .unwrap_or(first);
+            let stop = evs.get(lastp + 1).map_or(until, |e| e.t);
+            let e = evs[first];
+            let ph = vec![(Phase::Preprocess, e.t, stop)];
+            out.push(slice(None, e.slot, Kind::Preprocess, e.t, stop, ph));
+        }
+    }
+    (placement, failed, out)
 }
 
 /// Each event's phase, until the next event (the last until `end`).

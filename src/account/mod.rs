@@ -25,8 +25,8 @@ pub struct WorkerUse {
     pub name: String,
     /// Compiles that ran there to the end.
     pub compiles: u32,
-    /// Compiles that failed there and were compiled here.
-    pub retried: u32,
+    /// Compiles that failed there and were done again elsewhere.
+    pub failed: u32,
     /// Slot-time its compiles held (µs).
     pub busy: Micros,
     /// Slot-time it offered while in the build (µs).
@@ -102,10 +102,11 @@ impl Account {
         let mut slices = Vec::new();
         for (file, events, ended) in l.compiles() {
             let stop = ended.unwrap_or(end).max(events[0].t);
-            let (placement, s) = slices_of(events, stop, compiles.len(), &remote);
+            let (placement, failed_on, s) = slices_of(events, stop, compiles.len(), &remote);
             compiles.push(Compile {
                 file: file.to_string(),
                 placement,
+                failed_on,
                 start: events[0].t,
                 end: stop,
             });
@@ -139,14 +140,14 @@ impl Account {
             let took = c.end.saturating_sub(c.start);
             let at = match c.placement {
                 Placement::Remote(w) => &mut self.workers[w],
-                Placement::Here | Placement::Retried(_) => &mut self.here,
+                Placement::Here => &mut self.here,
             };
             at.compiles += 1;
             if at.longest.as_ref().is_none_or(|l| took > l.1) {
                 at.longest = Some((c.file.clone(), took));
             }
-            if let Placement::Retried(Some(w)) = c.placement {
-                self.workers[w].retried += 1;
+            for w in c.failed_on.iter().flatten() {
+                self.workers[*w].failed += 1;
             }
         }
         for s in &self.slices {
@@ -158,15 +159,15 @@ impl Account {
         }
     }
 
-    /// Compiles (remote, here, retried here).
+    /// Compiles (remote, here, done again after failing on a worker).
     pub fn counts(&self) -> (u32, u32, u32) {
         let mut n = (0, 0, 0);
         for c in &self.compiles {
             match c.placement {
                 Placement::Remote(_) => n.0 += 1,
                 Placement::Here => n.1 += 1,
-                Placement::Retried(_) => n.2 += 1,
             }
+            n.2 += u32::from(!c.failed_on.is_empty());
         }
         n
     }
@@ -332,8 +333,8 @@ impl Account {
     /// The hint for this build, if one applies. `own_jobs`: the job count
     /// was the build's own (its -j, or DISTCC_AUTO_APPEND_JOBS=0).
     pub fn hint(&self, own_jobs: bool) -> Option<Hint> {
-        let (remote, here, retried) = self.counts();
-        let all = remote + here + retried;
+        let (remote, here, _) = self.counts();
+        let all = remote + here;
         let offered: Micros = self.workers.iter().map(|w| w.capacity).sum();
         if all == 0 || offered == 0 {
             return None;
@@ -352,15 +353,12 @@ impl Account {
             && let Some(w) = self
                 .workers
                 .iter()
-                .find(|w| w.capacity > 0 && w.compiles + w.retried == 0)
+                .find(|w| w.capacity > 0 && w.compiles + w.failed == 0)
         {
             return Some(Hint::Unused(w.name.clone()));
         }
-        if all >= 4 && here + retried > remote {
-            return Some(Hint::MostlyHere {
-                here: here + retried,
-                of: all,
-            });
+        if all >= 4 && here > remote {
+            return Some(Hint::MostlyHere { here, of: all });
         }
         None
     }
@@ -419,18 +417,45 @@ mod tests {
         l.note(500, &task(14, "", HERE, 0, Phase::Compile));
         l.end(510, 14);
         let a = l.close(1000);
-        assert_eq!(a.counts(), (2, 1, 1));
+        assert_eq!(a.counts(), (2, 2, 1));
         assert_eq!(a.workers[0].compiles, 2);
         assert_eq!(a.workers[1].compiles, 0);
-        assert_eq!(a.workers[1].retried, 1);
+        assert_eq!(a.workers[1].failed, 1);
         assert_eq!(a.here.compiles, 2);
-        assert_eq!(a.compiles[2].placement, Placement::Retried(Some(1)));
+        assert_eq!(a.compiles[2].placement, Placement::Here);
+        assert_eq!(a.compiles[2].failed_on, [Some(1)]);
         assert_eq!(a.workers[0].longest, Some(("b.c".into(), 195)));
         // w1: a.c held slot 0 for 100, b.c slot 1 for 195.
         assert_eq!(a.workers[0].busy, 295);
         assert_eq!(a.workers[0].capacity, 2000);
         assert_eq!(a.workers[0].utilisation(), Some(15));
         assert_eq!(a.peak, 3);
+    }
+
+    #[test]
+    fn a_compile_that_fails_on_one_worker_and_goes_to_another_counts_there() {
+        let mut l = ledger();
+        sent(&mut l, 10, "a.c", "127.200.0.1", 1, 0);
+        // Cut off: distcc picks a host again, the other worker.
+        sent(&mut l, 10, "a.c", "127.200.0.2", 0, 200);
+        l.end(400, 10);
+        let a = l.close(1000);
+        assert_eq!(a.counts(), (1, 0, 1));
+        assert_eq!(a.compiles[0].placement, Placement::Remote(1));
+        assert_eq!(a.compiles[0].failed_on, [Some(0)]);
+        assert_eq!((a.workers[0].failed, a.workers[1].compiles), (1, 1));
+        // w1's slot 1 until the second attempt began; w2's slot 0 after.
+        let on = |w| {
+            a.slices.iter().find(|s| {
+                s.track
+                    == Track {
+                        worker: Some(w),
+                        slot: 1 - w as u32,
+                    }
+            })
+        };
+        assert_eq!(on(0).map(|s| (s.start, s.end)), Some((0, 200)));
+        assert_eq!(on(1).map(|s| (s.start, s.end)), Some((200, 400)));
     }
 
     #[test]

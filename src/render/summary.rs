@@ -36,8 +36,8 @@ pub fn shown(name: &str) -> String {
 /// DISTCC_AUTO_SUMMARY=1; `own_jobs`: the job count was the build's own;
 /// `lost`: the kernel dropped some of the state files' events.
 pub fn lines(a: &Account, build_ok: bool, table: bool, own_jobs: bool, lost: bool) -> Vec<String> {
-    let (remote, here, retried) = a.counts();
-    let all = remote + here + retried;
+    let (remote, here, _) = a.counts();
+    let all = remote + here;
     let mut out = vec![headline(a)];
     if lost {
         out.push("warning: some of distcc's state changes were missed (the kernel's inotify queue overflowed): the counts are short".into());
@@ -61,8 +61,8 @@ pub fn lines(a: &Account, build_ok: bool, table: bool, own_jobs: bool, lost: boo
 /// `412 compiles: 380 remote on 3 workers, 32 here (4 after 'w2' stopped
 /// answering); remote slots busy 71% of 2m14s`.
 fn headline(a: &Account) -> String {
-    let (remote, here, retried) = a.counts();
-    let all = remote + here + retried;
+    let (remote, here, _) = a.counts();
+    let all = remote + here;
     if all == 0 {
         return format!("no compile went through distcc in {}", duration(a.span));
     }
@@ -72,23 +72,27 @@ fn headline(a: &Account) -> String {
         "{}: {remote} remote on {}, {} here",
         plural(all, "compile", "compiles"),
         plural(used, "worker", "workers"),
-        here + retried
+        here
     );
     let mut why: Vec<String> = a
         .workers
         .iter()
-        .filter(|w| w.retried > 0)
+        .filter(|w| w.failed > 0)
         .map(|w| {
             if w.left {
-                format!("{} after '{}' stopped answering", w.retried, w.name)
+                format!("{} redone after '{}' stopped answering", w.failed, w.name)
             } else {
-                format!("{} after failing on '{}'", w.retried, w.name)
+                format!("{} redone after failing on '{}'", w.failed, w.name)
             }
         })
         .collect();
-    let named: u32 = a.workers.iter().map(|w| w.retried).sum();
-    if retried > named {
-        why.push(format!("{} after a worker failed", retried - named));
+    let unnamed: u32 = a
+        .compiles
+        .iter()
+        .map(|c| u32::try_from(c.failed_on.iter().filter(|f| f.is_none()).count()).unwrap_or(0))
+        .sum();
+    if unnamed > 0 {
+        why.push(format!("{unnamed} redone after a worker failed"));
     }
     if !why.is_empty() {
         line.push_str(&format!(" ({})", why.join(", ")));
@@ -106,23 +110,23 @@ fn worker_table(a: &Account) -> Vec<String> {
     let width = rows.iter().map(|w| w.name.len()).max().unwrap_or(4).max(6);
     let mut out = vec![format!(
         "{:width$}  {:>8}  {:>7}  {:>11}  {:>5}  longest",
-        "worker", "compiles", "retried", "busy slot-s", "use"
+        "worker", "compiles", "failed", "busy slot-s", "use"
     )];
     for w in rows {
         let longest = w.longest.as_ref().map_or("-".to_string(), |(f, us)| {
             format!("{} {}", shown(f), duration(*us))
         });
         let used = w.utilisation().map_or("-".into(), |p| format!("{p}%"));
-        let retried = if std::ptr::eq(w, &a.here) {
+        let failed = if std::ptr::eq(w, &a.here) {
             "-".to_string()
         } else {
-            w.retried.to_string()
+            w.failed.to_string()
         };
         out.push(format!(
             "{:width$}  {:>8}  {:>7}  {:>11.1}  {:>5}  {longest}",
             w.name,
             w.compiles,
-            retried,
+            failed,
             w.busy as f64 / 1e6,
             used
         ));
@@ -187,7 +191,7 @@ mod tests {
         let out = lines(&a, true, false, false, false);
         assert_eq!(
             out[0],
-            "3 compiles: 1 remote on 1 worker, 2 here (1 after 'w2' stopped answering); \
+            "3 compiles: 1 remote on 1 worker, 2 here (1 redone after 'w2' stopped answering); \
              remote slots busy 50% of 2m14s"
         );
         let table = lines(&a, true, true, false, false);

@@ -26,7 +26,6 @@ fn placement(p: Placement) -> &'static str {
     match p {
         Placement::Remote(_) => "remote",
         Placement::Here => "here",
-        Placement::Retried(_) => "retried here",
     }
 }
 
@@ -80,10 +79,11 @@ pub fn chrome(a: &Account) -> String {
         let mut args = String::new();
         let _ = write!(
             args,
-            r#""machine":{},"slot":{},"placement":"{}""#,
+            r#""machine":{},"slot":{},"ended":"{}","attempts":{}"#,
             string(a.machine(s.track)),
             s.track.slot,
-            placement(c.placement)
+            placement(c.placement),
+            c.failed_on.len() + 1
         );
         ev.push(format!(
             r#"{{"name":{},"cat":"{}","ph":"X","ts":{},"dur":{},"pid":{p},"tid":{tid},"args":{{{args}}}}}"#,
