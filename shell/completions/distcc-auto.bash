@@ -19,7 +19,11 @@ _distcc_auto() {
         for ((i = 1; i < COMP_CWORD; i++)); do
             [[ ${COMP_WORDS[i]} == exec ]] && break
         done
-        if ((COMP_CWORD == i + 1)); then
+        if [[ $prev == --trace ]]; then
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+        elif ((COMP_CWORD == i + 1)) && [[ $cur == -* ]]; then
+            mapfile -t COMPREPLY < <(compgen -W "--trace" -- "$cur")
+        elif ((COMP_CWORD == i + 1)) || { [[ ${COMP_WORDS[i + 1]} == --trace ]] && ((COMP_CWORD == i + 3)); }; then
             mapfile -t COMPREPLY < <(compgen -c -- "$cur")
         else
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")

@@ -17,4 +17,5 @@ complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l json -d 'print
 complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l wide -d 'every column on one line'
 complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l check -d 'also compile a test file on each worker'
 complete -c distcc-auto -n '__fish_seen_subcommand_from hosts' -l watch -d 'redraw every SECONDS until Ctrl-C'
+complete -c distcc-auto -n '__fish_seen_subcommand_from exec' -l trace -r -F -d 'write the build timeline to FILE and FILE.svg'
 complete -c distcc-auto -n '__fish_seen_subcommand_from exec' -F -a '(__fish_complete_subcommand --fcs-skip=2)'
