@@ -9,7 +9,10 @@
 //!   answered, why it failed (pure; the stats reply parser lives here).
 //! - `plan/`: every decision about slots, order and `-j` (pure: it reads
 //!   only `config` and `worker`).
-//! - `render/`: shell code for `eval`, tables, JSON, the post-build line.
+//! - `account/`: what a live build did, from distcc's state files: the
+//!   ledger of its compiles, slots and workers, and its hints (pure).
+//! - `render/`: shell code for `eval`, tables, JSON, the post-build line,
+//!   the build's summary and timeline (trace JSON, SVG).
 //! - `probe/`: asking workers (sockets, threads, deadlines, the checks).
 //! - `ssh/`: a route to an `ssh://` worker: its own tunnel or a shared
 //!   master, and the helpers that hold them.
@@ -17,13 +20,14 @@
 //! - `state/`: what we keep on disk: the private run directory, the memory
 //!   of unanswered workers, distcc's own backoff files.
 //! - `live/`: a live build (the build's own DISTCC_DIR and hosts file, the
-//!   relays that can end a dead worker's compiles, the jobserver), driven
-//!   by `cmd::conduct`.
+//!   relays that can end a dead worker's compiles, the jobserver, the
+//!   follower of distcc's state files), driven by `cmd::conduct`.
 //! - `sys`: the FFI, and only that.
 //!
-//! Layers only point down: `cmd` > `live` > `probe` > `ssh` > `process`/`state` >
-//! `render` > `plan` > `worker` > `config` (a test checks the graph). It is
-//! a library so that the fuzz targets and property tests reach the parsers.
+//! Layers only point down: `cmd` > `live` > `probe` > `ssh` >
+//! `process`/`state` > `render` > `account`, `plan` > `worker` > `config`
+//! (a test checks the graph). It is a library so that the fuzz targets
+//! and property tests reach the parsers.
 
 pub mod account;
 pub mod cli;
