@@ -143,7 +143,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 13] = [
+const ROWS: [fn(&mut Table, &Ctx); 15] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -161,6 +161,8 @@ const ROWS: [fn(&mut Table, &Ctx); 13] = [
     },
     |t, c| live_row(t, c, "12. live build: a worker dies", |t, _| live_death(t)),
     |t, c| live_row(t, c, "13. live build: a worker joins", |t, _| live_join(t)),
+    |t, c| live_account(t, &c.d),
+    |t, c| live_row(t, c, "15. `distcc_build true`", |t, _| build_true(t)),
 ];
 
 fn main() {
@@ -217,7 +219,7 @@ fn main() {
     out.push_str(&t.rows);
     let _ = writeln!(
         out,
-        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for rows 5 and 11, interleaved, and for row 9; 1 for rows 12 and 13), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
+        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for rows 5 and 11, interleaved, for row 9 and for the reference driver in row 15; 1 for rows 12 to 14), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
         uname(),
         started.elapsed().as_secs_f64()
     );
@@ -1000,6 +1002,155 @@ fn live_overhead(t: &mut Table, d: &Distccd) {
         "-",
         "snapshot: DISTCC_HOSTS and -j N",
     );
+}
+
+/// Row 14: a live build of 400 small files through one real distccd: the
+/// conductor follows every state file; its CPU over the build's time, and
+/// the line it gives.
+fn live_account(t: &mut Table, d: &Distccd) {
+    const N: usize = 400;
+    let dir = TempDir::new("account-400");
+    let mut objs = Vec::new();
+    for i in 0..N {
+        std::fs::write(
+            dir.path().join(format!("s{i}.c")),
+            format!("int s{i}(int x) {{ return x * {i} + 1; }}\n"),
+        )
+        .unwrap();
+        objs.push(format!("s{i}.o"));
+    }
+    std::fs::write(
+        dir.path().join("Makefile"),
+        format!(
+            "all: {}\n%.o: %.c\n\tdistcc cc -O2 -c -o $@ $<\nclean:\n\trm -f *.o\n",
+            objs.join(" ")
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join(".distcc")).unwrap();
+    let mut c = shell("bash", None, "distcc_build make -s");
+    c.env("DISTCC_AUTO_HOSTS", d.entry())
+        .env("DISTCC_AUTO_LIVE", "1")
+        .current_dir(dir.path())
+        .env("DISTCC_DIR", dir.path().join(".distcc"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = c.spawn().unwrap();
+    let mut cpu = 0.0f64;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(s) = conductor_cpu() {
+            cpu = cpu.max(s);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let took = start.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    let line = said
+        .lines()
+        .find(|l| l.contains(" compiles: "))
+        .unwrap_or("no line")
+        .trim_start_matches("distcc-auto: ")
+        .to_string();
+    let share = cpu / took.as_secs_f64() * 100.0;
+    t.row(
+        &format!("14. live build of {N} small files, one real distccd: the conductor following distcc's state files"),
+        "1",
+        &spread(vec![took]),
+        "conductor CPU < 1% of one core; every compile counted",
+        &format!(
+            "conductor CPU {share:.2}% of the build's time ({}); said: {line} ({})",
+            met(share < 1.0),
+            met(line.starts_with(&format!("{N} compiles: {N} remote")))
+        ),
+    );
+}
+
+/// Row 15: `distcc_build true` with 16 workers (the fake stats server),
+/// distcc-auto against the reference driver (distcc-driver's distcc.sh,
+/// at DISTCC_DRIVER: a checkout of github.com/whisperity/DistCC-Driver;
+/// nothing of it is kept here), in the same run.
+fn build_true(t: &mut Table) {
+    fake_cluster(6633, 6632);
+    let hosts = hosts(16, 1, ":6632:6633");
+    let home = TempDir::new("build-true");
+    // One bash runs `distcc_build true` N times and prints each time in
+    // microseconds: what the function costs, not bash's start.
+    let times = |file: &str, runs: usize, vars: &[(&str, &str)]| -> Spread {
+        let script = format!(
+            ". '{file}'\ndistcc_build true 2>/dev/null\nfor i in $(seq {runs}); do s=$(date +%s%N); distcc_build true 2>/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done"
+        );
+        let mut c = Command::new("bash");
+        c.args(["--noprofile", "--norc", "-c", &script]);
+        without_distcc_vars(&mut c);
+        let bin_dir = std::path::Path::new(BIN)
+            .parent()
+            .unwrap()
+            .display()
+            .to_string();
+        c.env("PATH", format!("{bin_dir}:/usr/bin:/bin:/usr/sbin:/sbin"))
+            .env("DISTCC_AUTO_HOSTS", &hosts)
+            .env("DISTCC_DIR", home.path())
+            .stdin(Stdio::null());
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let v: Vec<Duration> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .map(Duration::from_micros)
+            .collect();
+        assert!(!v.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        spread(v)
+    };
+    let ours_file = root().join("shell/distcc.sh").display().to_string();
+    let live = times(&ours_file, RUNS, &[("DISTCC_AUTO_LIVE", "1")]);
+    let snap = times(&ours_file, RUNS, &[("DISTCC_AUTO_LIVE", "0")]);
+    let driver = std::env::var("DISTCC_DRIVER")
+        .ok()
+        .filter(|f| std::path::Path::new(f).is_file())
+        .map(|f| times(&f, 5, &[]));
+    let ratio = |s: &Spread| {
+        driver
+            .as_ref()
+            .map(|d| d.median.as_secs_f64() / s.median.as_secs_f64())
+    };
+    let verdict = |s: &Spread| match ratio(s) {
+        Some(r) => format!(
+            "{r:.0}x faster than the reference driver ({})",
+            met(r >= 100.0)
+        ),
+        None => "reference driver not run: set DISTCC_DRIVER to its distcc.sh".into(),
+    };
+    t.row(
+        "15. `distcc_build true`, 16 workers (fake stats server): live build",
+        "16",
+        &live,
+        "≥ 100x faster than the reference driver",
+        &verdict(&live),
+    );
+    t.row(
+        "15. the same with DISTCC_AUTO_LIVE=0",
+        "16",
+        &snap,
+        "≥ 100x faster than the reference driver",
+        &verdict(&snap),
+    );
+    match &driver {
+        Some(d) => t.row(
+            "15. the reference driver (distcc-driver), same workers",
+            "16",
+            d,
+            "-",
+            "bash, curl per worker",
+        ),
+        None => t.not_run(
+            "15. the reference driver (distcc-driver)",
+            "set DISTCC_DRIVER=/path/to/distcc-driver/distcc.sh",
+        ),
+    }
 }
 
 /// Wait until the worker on `addr` answers stats.

@@ -575,6 +575,73 @@ pub fn multicast_out(sock: &std::net::UdpSocket, on: &LinkAddr) -> std::io::Resu
     }
 }
 
+/// An inotify descriptor (non-blocking) watching directory `dir` for
+/// files made, written and closed, and removed.
+pub fn watch_dir(dir: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: inotify_init1 makes a new descriptor, which we own at once;
+    // inotify_add_watch reads the NUL-terminated path.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mask = libc::IN_CREATE | libc::IN_CLOSE_WRITE | libc::IN_DELETE | libc::IN_ONLYDIR;
+        if libc::inotify_add_watch(fd, path.as_ptr(), mask) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(owned)
+    }
+}
+
+/// Wait up to `ms` milliseconds for `fd` to have something to read.
+pub fn readable_within(fd: &std::os::fd::OwnedFd, ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and fills one local pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+}
+
+/// Read what `fd` (non-blocking) has now: 0 when nothing.
+pub fn read_now(fd: &std::os::fd::OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: read writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n >= 0 {
+        return Ok(n.unsigned_abs());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => Ok(0),
+        std::io::ErrorKind::Interrupted => read_now(fd, buf),
+        _ => Err(e),
+    }
+}
+
+/// Wait (without a time limit) until any of `fds` has something to read,
+/// an end or an error; which ones. A descriptor given as -1 is passed over.
+pub fn readable(fds: &[std::os::fd::RawFd; 2]) -> [bool; 2] {
+    let mut p = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: poll reads and fills the two local pollfds.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), 2, -1) };
+    if n < 0 {
+        return [false, false];
+    }
+    p.map(|q| q.revents != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,56 +713,5 @@ mod tests {
             Some(5120)
         );
         assert_eq!(kib_field("x", "VmHWM:"), None);
-    }
-}
-
-/// An inotify descriptor (non-blocking) watching directory `dir` for
-/// files made, written and closed, and removed.
-pub fn watch_dir(dir: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: inotify_init1 makes a new descriptor, which we own at once;
-    // inotify_add_watch reads the NUL-terminated path.
-    unsafe {
-        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let mask = libc::IN_CREATE | libc::IN_CLOSE_WRITE | libc::IN_DELETE | libc::IN_ONLYDIR;
-        if libc::inotify_add_watch(fd, path.as_ptr(), mask) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(owned)
-    }
-}
-
-/// Wait up to `ms` milliseconds for `fd` to have something to read.
-pub fn readable_within(fd: &std::os::fd::OwnedFd, ms: i32) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll reads and fills one local pollfd.
-    unsafe { libc::poll(&mut p, 1, ms) > 0 }
-}
-
-/// Read what `fd` (non-blocking) has now: 0 when nothing.
-pub fn read_now(fd: &std::os::fd::OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: read writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n >= 0 {
-        return Ok(n.unsigned_abs());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock => Ok(0),
-        std::io::ErrorKind::Interrupted => read_now(fd, buf),
-        _ => Err(e),
     }
 }

@@ -45,6 +45,14 @@ struct Member {
     slots: u32,
 }
 
+/// One worker's time in the build: its name, its host in the hosts file
+/// (the last), and its slots as they changed.
+pub(super) struct Membership {
+    pub name: String,
+    pub host: String,
+    pub changes: Vec<(Micros, u32)>,
+}
+
 #[derive(Debug, Default)]
 pub struct Ledger {
     hosts: Vec<String>,
@@ -337,16 +345,20 @@ impl Ledger {
             .map(|r| (r.file.as_str(), r.events.as_slice(), r.end))
     }
 
-    /// Each worker's (name, host, slot changes), in the order they came.
-    pub(super) fn members(&self) -> Vec<(String, String, Vec<(Micros, u32)>)> {
-        let mut out: Vec<(String, String, Vec<(Micros, u32)>)> = Vec::new();
+    /// Each worker, in the order they came.
+    pub(super) fn members(&self) -> Vec<Membership> {
+        let mut out: Vec<Membership> = Vec::new();
         for m in &self.members {
-            match out.iter_mut().find(|o| o.0 == m.name) {
+            match out.iter_mut().find(|o| o.name == m.name) {
                 Some(o) => {
-                    o.1.clone_from(&m.host);
-                    o.2.push((m.t, m.slots));
+                    o.host.clone_from(&m.host);
+                    o.changes.push((m.t, m.slots));
                 }
-                None => out.push((m.name.clone(), m.host.clone(), vec![(m.t, m.slots)])),
+                None => out.push(Membership {
+                    name: m.name.clone(),
+                    host: m.host.clone(),
+                    changes: vec![(m.t, m.slots)],
+                }),
             }
         }
         out

@@ -9,7 +9,7 @@
 pub mod binstate;
 pub mod ledger;
 
-use ledger::{Compile, HERE, Kind, Ledger, Micros, Placement, Slice, Track, slices_of};
+use ledger::{Compile, HERE, Kind, Ledger, Membership, Micros, Placement, Slice, Track, slices_of};
 
 /// A decimal number and nothing else.
 pub(crate) fn whole(digits: &[u8]) -> Option<u32> {
@@ -75,10 +75,10 @@ impl Account {
         let members = l.members();
         let mut workers: Vec<WorkerUse> = members
             .iter()
-            .map(|(name, _, changes)| WorkerUse {
-                name: name.clone(),
-                capacity: integral(changes, end),
-                left: changes.last().is_some_and(|c| c.1 == 0),
+            .map(|m| WorkerUse {
+                name: m.name.clone(),
+                capacity: integral(&m.changes, end),
+                left: m.changes.last().is_some_and(|c| c.1 == 0),
                 ..WorkerUse::default()
             })
             .collect();
@@ -87,7 +87,7 @@ impl Account {
         for h in l.hosts() {
             by_host.push(if h == HERE {
                 None
-            } else if let Some(i) = members.iter().position(|m| &m.1 == h) {
+            } else if let Some(i) = members.iter().position(|m| &m.host == h) {
                 Some(i)
             } else {
                 workers.push(WorkerUse {
@@ -239,24 +239,20 @@ fn peak(compiles: &[Compile]) -> u32 {
 }
 
 /// The most slots the build had at once, here and on the workers.
-fn most_slots(
-    members: &[(String, String, Vec<(Micros, u32)>)],
-    local: &[(Micros, u32, u32)],
-    end: Micros,
-) -> u32 {
+fn most_slots(members: &[Membership], local: &[(Micros, u32, u32)], end: Micros) -> u32 {
     let times = capacity_changes(members, local, end);
     times.iter().map(|c| c.1 + c.2).max().unwrap_or(0)
 }
 
 /// At every change: (time, remote slots, local slots, preprocessor slots).
 fn capacity_changes(
-    members: &[(String, String, Vec<(Micros, u32)>)],
+    members: &[Membership],
     local: &[(Micros, u32, u32)],
     end: Micros,
 ) -> Vec<(Micros, u32, u32, u32)> {
     let mut times: Vec<Micros> = members
         .iter()
-        .flat_map(|m| m.2.iter().map(|c| c.0))
+        .flat_map(|m| m.changes.iter().map(|c| c.0))
         .chain(local.iter().map(|l| l.0))
         .filter(|&t| t <= end)
         .collect();
@@ -267,7 +263,7 @@ fn capacity_changes(
     times
         .into_iter()
         .map(|t| {
-            let remote = members.iter().map(|m| at(&m.2, t)).sum();
+            let remote = members.iter().map(|m| at(&m.changes, t)).sum();
             let l = local.iter().rev().find(|l| l.0 <= t);
             (t, remote, l.map_or(0, |l| l.1), l.map_or(0, |l| l.2))
         })
@@ -279,7 +275,7 @@ fn capacity_changes(
 /// worker's slot was free.
 fn preprocess_bound(
     slices: &[Slice],
-    members: &[(String, String, Vec<(Micros, u32)>)],
+    members: &[Membership],
     local: &[(Micros, u32, u32)],
     end: Micros,
 ) -> Micros {

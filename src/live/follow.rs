@@ -95,10 +95,16 @@ impl Follow {
     }
 
     fn run(&self) {
+        let mut buf = vec![0u8; 64 * 1024];
         while !self.stop.load(Ordering::Relaxed) {
             let idle = i32::try_from(IDLE.as_millis()).unwrap_or(200);
             if crate::sys::readable_within(&self.fd, idle) {
-                drop(self.drain());
+                // A moment for more to queue: one wake-up takes in many
+                // changes (the kernel merges a file's repeated ones), and
+                // a client lives far longer than this (it preprocesses and
+                // compiles), so none is missed.
+                std::thread::sleep(BATCH);
+                drop(self.drain_with(&mut buf));
             }
         }
     }
@@ -107,16 +113,22 @@ impl Follow {
     /// every client that has ended did (it removed its file before it
     /// ended, and so before the build did). Returns the ledger.
     pub fn drain(&self) -> MutexGuard<'_, Inner> {
+        self.drain_with(&mut vec![0u8; 64 * 1024])
+    }
+
+    fn drain_with(&self, buf: &mut [u8]) -> MutexGuard<'_, Inner> {
         let mut g = self.lock();
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = match crate::sys::read_now(&self.fd, &mut buf) {
+            let n = match crate::sys::read_now(&self.fd, buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
             let t = self.now();
+            // Read each file once per batch: reads made now all see the
+            // same, latest record.
+            let mut read = Vec::new();
             for (mask, name) in events(&buf[..n]) {
-                g.take(t, mask, name);
+                g.take(t, mask, name, &mut read);
             }
         }
         g
@@ -136,7 +148,7 @@ impl Follow {
 }
 
 impl Inner {
-    fn take(&mut self, t: Micros, mask: u32, name: &[u8]) {
+    fn take(&mut self, t: Micros, mask: u32, name: &[u8], read: &mut Vec<u32>) {
         if mask & libc::IN_Q_OVERFLOW != 0 {
             self.lost = true;
             return;
@@ -162,7 +174,8 @@ impl Inner {
                 o
             }
         };
-        if ours && mask & libc::IN_CLOSE_WRITE != 0 {
+        if ours && mask & libc::IN_CLOSE_WRITE != 0 && !read.contains(&pid) {
+            read.push(pid);
             use std::os::unix::ffi::OsStrExt;
             let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
             if let Some(task) = read_record(&path).filter(|t| t.pid == pid) {
@@ -206,6 +219,9 @@ fn read_record(path: &Path) -> Option<binstate::Task> {
 /// Poll interval of the follower thread when nothing comes (it wakes on
 /// events at once; this only bounds how late it sees `stop`).
 pub const IDLE: Duration = Duration::from_millis(200);
+
+/// How long the follower lets changes gather after the first one.
+const BATCH: Duration = Duration::from_millis(5);
 
 #[cfg(test)]
 mod tests {

@@ -130,40 +130,47 @@ impl Shared {
         let Ok(worker) = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) else {
             return;
         };
-        let (Ok(c2), Ok(w2), Ok(c3), Ok(w3)) = (
-            client.try_clone(),
-            worker.try_clone(),
-            client.try_clone(),
-            worker.try_clone(),
-        ) else {
+        let (Ok(c3), Ok(w3)) = (client.try_clone(), worker.try_clone()) else {
             return;
         };
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         lock(&self.open).push((n, c3, w3));
-        let up = thread::Builder::new()
-            .stack_size(STACK)
-            .spawn(move || pipe(c2, w2));
-        pipe(worker, client);
-        if let Ok(t) = up {
-            let _ = t.join();
-        }
+        carry_both(client, worker);
         lock(&self.open).retain(|(i, _, _)| *i != n);
     }
 }
 
-/// Copy `from` to `to` until the end, then pass the end on.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    let _ = from.shutdown(Shutdown::Both);
-                    break;
+/// Copy both ways in this one thread until both ends are done (each end
+/// passed on as it comes), or either side fails (`cut` makes both fail).
+/// distcc's protocol takes turns (the request, then the answer), so a
+/// blocking write here never waits on a read we put off.
+fn carry_both(mut client: TcpStream, mut worker: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 16 * 1024];
+    let mut fds = [client.as_raw_fd(), worker.as_raw_fd()];
+    while fds.iter().any(|&fd| fd >= 0) {
+        let ready = crate::sys::readable(&fds);
+        for side in 0..2 {
+            if !ready[side] || fds[side] < 0 {
+                continue;
+            }
+            let (from, to) = if side == 0 {
+                (&mut client, &mut worker)
+            } else {
+                (&mut worker, &mut client)
+            };
+            match from.read(&mut buf) {
+                Ok(0) => {
+                    let _ = to.shutdown(Shutdown::Write);
+                    fds[side] = -1;
+                }
+                Ok(n) if to.write_all(&buf[..n]).is_ok() => {}
+                _ => {
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = worker.shutdown(Shutdown::Both);
+                    return;
                 }
             }
         }
     }
-    let _ = to.shutdown(Shutdown::Write);
 }
