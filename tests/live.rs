@@ -267,8 +267,10 @@ fn exec_runs_a_live_build_with_make_4_3_and_fish_too() {
     let rt = runtime.path().display().to_string();
     let fish_file = root().join("shell/distcc.fish").display().to_string();
     let source = format!("source {fish_file}; distcc_build make");
+    let trace = runtime.path().join("exec.json");
+    let trace_arg = trace.display().to_string();
     for how in [
-        vec!["-v", "exec", "make"],
+        vec!["-v", "exec", "--trace", &trace_arg, "make"],
         vec!["fish", "--no-config", "-c", &source],
     ] {
         let p = project();
@@ -293,11 +295,28 @@ fn exec_runs_a_live_build_with_make_4_3_and_fish_too() {
         check!(r, r.code == 0, "{}", how[0]);
         assert_eq!(objects(p.path()), FILES, "{}", r.show());
         check!(r, !r.stderr.contains("jobserver unavailable"));
+        // The build's own account: every file, on the one worker.
+        check!(
+            r,
+            r.stderr.contains(&format!(
+                "distcc-auto: {FILES} compiles: {FILES} remote on 1 worker, 0 here"
+            ))
+        );
         if how[0] == "-v" {
             check!(
                 r,
                 r.stderr.contains("jobserver through inherited descriptors")
             );
+            // -v: the table; --trace: the timeline, as JSON and SVG.
+            check!(r, r.stderr.contains("distcc-auto: worker "));
+            let json = std::fs::read_to_string(&trace).unwrap_or_default();
+            let doc: serde_json::Value = serde_json::from_str(&json).expect("trace JSON");
+            assert!(
+                doc["traceEvents"]
+                    .as_array()
+                    .is_some_and(|e| e.len() > FILES)
+            );
+            assert!(std::path::Path::new(&format!("{trace_arg}.svg")).exists());
         }
         let after = stat(Some(&ns), "127.0.9.1", "dcc_compile_ok");
         check!(
