@@ -33,6 +33,9 @@ struct Record {
     file: String,
     events: Vec<Event>,
     end: Option<Micros>,
+    /// When the client started, if known: before its first record it
+    /// waited for a slot.
+    started: Option<Micros>,
 }
 
 /// A change in who is in the build: `slots` of `name` (reached as `host`
@@ -59,6 +62,8 @@ pub struct Ledger {
     records: Vec<Record>,
     /// Records of clients still running, by PID.
     open: HashMap<u32, usize>,
+    /// Start times of clients seen before their first record.
+    starts: HashMap<u32, Micros>,
     members: Vec<Member>,
     /// This machine's (compile, preprocessor) slots, as they changed.
     local: Vec<(Micros, u32, u32)>,
@@ -92,6 +97,7 @@ impl Ledger {
                     file: String::new(),
                     events: Vec::new(),
                     end: None,
+                    started: self.starts.remove(&task.pid),
                 });
                 self.open.insert(task.pid, self.records.len() - 1);
                 self.records.len() - 1
@@ -118,9 +124,15 @@ impl Ledger {
 
     /// The client `pid` ended (its state file is gone) at `t`.
     pub fn end(&mut self, t: Micros, pid: u32) {
+        self.starts.remove(&pid);
         if let Some(i) = self.open.remove(&pid) {
             self.records[i].end = Some(t);
         }
+    }
+
+    /// The client `pid` started at `t` (its process's start time).
+    pub fn started(&mut self, t: Micros, pid: u32) {
+        self.starts.insert(pid, t);
     }
 
     /// From `t` on, worker `name` has `slots` slots at `host`.
@@ -179,6 +191,9 @@ pub enum Placement {
     /// On worker `n` (an index into `Account::workers`).
     Remote(usize),
     Here,
+    /// Sent to a worker, but over before a record named it (it preprocessed
+    /// here, so it was sent out, and it was not compiled here).
+    Unseen,
 }
 
 /// What a slice of a slot's time was spent on.
@@ -219,6 +234,8 @@ pub struct Compile {
     /// The workers it failed on first, in order (`None`: before distcc
     /// named the worker); distcc then picked another host.
     pub failed_on: Vec<Option<usize>>,
+    /// How long the client waited for a slot before its first record.
+    pub waited: Micros,
     pub start: Micros,
     pub end: Micros,
 }
@@ -301,6 +318,8 @@ pub(super) fn slices_of(
             if last {
                 placement = Placement::Remote(w);
             }
+        } else if last && evs.iter().any(|e| e.phase == Phase::Preprocess) {
+            placement = Placement::Unseen;
         }
         if !last {
             failed.push(on);
@@ -337,12 +356,19 @@ impl Ledger {
 
     /// Records that are compiles: those that named a file or went out
     /// (a link through distcc names none and stays here).
-    pub(super) fn compiles(&self) -> impl Iterator<Item = (&str, &[Event], Option<Micros>)> {
+    pub(super) fn compiles(
+        &self,
+    ) -> impl Iterator<Item = (&str, &[Event], Option<Micros>, Option<Micros>)> {
         self.records
             .iter()
             .filter(|r| !r.events.is_empty())
-            .filter(|r| !r.file.is_empty() || r.events.iter().any(|e| self.hosts[e.host] != HERE))
-            .map(|r| (r.file.as_str(), r.events.as_slice(), r.end))
+            .filter(|r| {
+                !r.file.is_empty()
+                    || r.events
+                        .iter()
+                        .any(|e| self.hosts[e.host] != HERE || e.phase == Phase::Preprocess)
+            })
+            .map(|r| (r.file.as_str(), r.events.as_slice(), r.end, r.started))
     }
 
     /// Each worker, in the order they came.

@@ -62,11 +62,16 @@ pub struct Account {
     pub here: WorkerUse,
     /// The most compiles at once.
     pub peak: u32,
+    /// Compiles sent out whose worker no record named (over too soon).
+    pub unseen: u32,
     /// Time (µs) when every preprocessor slot here was taken while a
     /// worker's slot stood free.
     pub preprocess_bound: Micros,
     /// The most slots there were at once (here and on workers).
     pub slots: u32,
+    /// Time compiles waited for a slot before their first record (µs),
+    /// and how many waited a whole pause of distcc's (its 1 s sleep).
+    pub waited: (Micros, u32),
     pub marks: Vec<(Micros, String)>,
 }
 
@@ -100,13 +105,14 @@ impl Account {
         let remote = |h: usize| by_host.get(h).copied().flatten();
         let mut compiles = Vec::new();
         let mut slices = Vec::new();
-        for (file, events, ended) in l.compiles() {
+        for (file, events, ended, started) in l.compiles() {
             let stop = ended.unwrap_or(end).max(events[0].t);
             let (placement, failed_on, s) = slices_of(events, stop, compiles.len(), &remote);
             compiles.push(Compile {
                 file: file.to_string(),
                 placement,
                 failed_on,
+                waited: started.map_or(0, |s| events[0].t.saturating_sub(s)),
                 start: events[0].t,
                 end: stop,
             });
@@ -128,6 +134,10 @@ impl Account {
             ..WorkerUse::default()
         };
         a.tally();
+        a.waited = (
+            a.compiles.iter().map(|c| c.waited).sum(),
+            u32::try_from(a.compiles.iter().filter(|c| c.waited >= PAUSED).count()).unwrap_or(0),
+        );
         a.peak = peak(&a.compiles);
         a.slots = most_slots(&members, l.local(), end);
         a.preprocess_bound = preprocess_bound(&a.slices, &members, l.local(), end);
@@ -141,6 +151,10 @@ impl Account {
             let at = match c.placement {
                 Placement::Remote(w) => &mut self.workers[w],
                 Placement::Here => &mut self.here,
+                Placement::Unseen => {
+                    self.unseen += 1;
+                    continue;
+                }
             };
             at.compiles += 1;
             if at.longest.as_ref().is_none_or(|l| took > l.1) {
@@ -164,7 +178,7 @@ impl Account {
         let mut n = (0, 0, 0);
         for c in &self.compiles {
             match c.placement {
-                Placement::Remote(_) => n.0 += 1,
+                Placement::Remote(_) | Placement::Unseen => n.0 += 1,
                 Placement::Here => n.1 += 1,
             }
             n.2 += u32::from(!c.failed_on.is_empty());
@@ -191,6 +205,11 @@ impl Account {
         t.worker.map_or("here", |w| self.workers[w].name.as_str())
     }
 }
+
+/// A wait this long is distcc's own pause: a client that finds no free
+/// slot sleeps DISTCC_PAUSE_TIME_MSEC (1000 by default) before it looks
+/// again (process start times are in 10 ms ticks).
+const PAUSED: Micros = 900_000;
 
 /// ∫ slots dt over [first change, end], from (time, slots) changes.
 fn integral(changes: &[(Micros, u32)], end: Micros) -> Micros {
@@ -316,6 +335,9 @@ pub enum Hint {
     /// Every preprocessor slot here was taken, while workers had free
     /// slots, for `percent` of the build.
     Preprocessing { percent: u32 },
+    /// `compiles` compiles slept distcc's pause waiting for a slot,
+    /// `waited` µs in all (every compile's wait).
+    Paused { compiles: u32, waited: Micros },
     /// At most `peak` compiles ran at once, against `slots` slots, under
     /// the build's own job count.
     FewJobs { peak: u32, slots: u32 },
@@ -338,6 +360,13 @@ impl Account {
         let bound = percent(self.preprocess_bound, self.span).unwrap_or(0);
         if bound >= 20 && self.span >= 1_000_000 && self.remote_busy().unwrap_or(0) < 80 {
             return Some(Hint::Preprocessing { percent: bound });
+        }
+        let (waited, paused) = self.waited;
+        if paused > 0 && waited * 5 >= self.span {
+            return Some(Hint::Paused {
+                compiles: paused,
+                waited,
+            });
         }
         if own_jobs && all >= 2 * self.slots && self.peak * 4 < self.slots * 3 {
             return Some(Hint::FewJobs {
@@ -510,6 +539,43 @@ mod tests {
         }
         let a = l.close(2_000_000);
         assert_eq!(a.hint(false), Some(Hint::Preprocessing { percent: 99 }));
+    }
+
+    #[test]
+    fn a_compile_over_before_its_worker_was_seen_still_counts() {
+        let mut l = ledger();
+        l.note(0, &task(1, "", HERE, 0, Phase::Preprocess));
+        l.end(500, 1);
+        let a = l.close(1000);
+        assert_eq!(a.counts(), (1, 0, 0));
+        assert_eq!((a.unseen, a.workers[0].compiles), (1, 0));
+        assert_eq!(a.compiles[0].placement, Placement::Unseen);
+    }
+
+    #[test]
+    fn compiles_that_slept_for_a_slot_are_the_hint() {
+        let mut l = ledger();
+        // Two compiles at once; a third started with them but found no
+        // slot and slept distcc's second before its first record.
+        for pid in 1..=3u32 {
+            l.started(0, pid);
+        }
+        sent(&mut l, 1, "a.c", "127.200.0.1", 0, 10_000);
+        sent(&mut l, 2, "b.c", "127.200.0.1", 1, 10_000);
+        sent(&mut l, 3, "c.c", "127.200.0.1", 0, 1_000_000);
+        for pid in 1..=3u32 {
+            l.end(1_100_000, pid);
+        }
+        let a = l.close(1_200_000);
+        assert_eq!(a.compiles[2].waited, 1_000_000);
+        assert_eq!(a.waited, (1_020_000, 1));
+        assert_eq!(
+            a.hint(false),
+            Some(Hint::Paused {
+                compiles: 1,
+                waited: 1_020_000
+            })
+        );
     }
 
     #[test]

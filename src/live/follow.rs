@@ -34,6 +34,8 @@ pub fn events(buf: &[u8]) -> Vec<(u32, &[u8])> {
 }
 
 pub struct Inner {
+    /// Clock ticks since boot at the build's time 0.
+    boot: Option<u64>,
     dir: PathBuf,
     pub ledger: Ledger,
     /// `DISTCC_DIR=<this build's>` and its NUL: what our clients carry.
@@ -66,6 +68,7 @@ impl Follow {
         let f = Arc::new(Follow {
             fd,
             inner: Mutex::new(Inner {
+                boot: ticks_since_boot(),
                 dir: state.to_path_buf(),
                 needle,
                 ours: HashMap::new(),
@@ -170,6 +173,9 @@ impl Inner {
                     "distcc client {pid}: {}",
                     if o { "ours" } else { "not ours" }
                 );
+                if let Some(s) = o.then(|| started(pid, self.boot)).flatten() {
+                    self.ledger.started(s, pid);
+                }
                 self.ours.insert(pid, o);
                 o
             }
@@ -183,6 +189,29 @@ impl Inner {
             }
         }
     }
+}
+
+/// The kernel's clock ticks per second (USER_HZ).
+fn hz() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&h| h > 0)
+        .unwrap_or(100)
+}
+
+/// Now, in clock ticks since boot (/proc/uptime).
+fn ticks_since_boot() -> Option<u64> {
+    let up = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = up.split_whitespace().next()?.parse().ok()?;
+    Some((secs * hz() as f64) as u64)
+}
+
+/// When process `pid` started, on the build's clock (`boot`: the ticks
+/// at its time 0): to the tick (10 ms), 0 if before.
+fn started(pid: u32, boot: Option<u64>) -> Option<Micros> {
+    let start = crate::sys::stat(pid)?.start;
+    Some(start.saturating_sub(boot?) * 1_000_000 / hz())
 }
 
 /// Whether process `pid`'s environment holds `needle` as a whole entry.
@@ -221,7 +250,7 @@ fn read_record(path: &Path) -> Option<binstate::Task> {
 pub const IDLE: Duration = Duration::from_millis(200);
 
 /// How long the follower lets changes gather after the first one.
-const BATCH: Duration = Duration::from_millis(5);
+const BATCH: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests {

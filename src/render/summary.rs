@@ -94,6 +94,12 @@ fn headline(a: &Account) -> String {
     if unnamed > 0 {
         why.push(format!("{unnamed} redone after a worker failed"));
     }
+    if a.unseen > 0 {
+        why.push(format!(
+            "{} sent out and done before a record named the worker",
+            a.unseen
+        ));
+    }
     if !why.is_empty() {
         line.push_str(&format!(" ({})", why.join(", ")));
     }
@@ -140,6 +146,14 @@ fn hint(h: &Hint) -> String {
             "preprocessing here was the limit: every preprocessor slot was taken while worker \
              slots waited, {percent}% of the build (more: DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS; \
              or let the workers preprocess: DISTCC_AUTO_PUMP=1)"
+        ),
+        Hint::Paused { compiles, waited } => format!(
+            "{} slept distcc's pause waiting for a free slot ({} of waiting in all): a client \
+             that finds none sleeps DISTCC_PAUSE_TIME_MSEC (1000 by default) before it looks \
+             again; a shorter pause (DISTCC_PAUSE_TIME_MSEC=100) or fewer preprocessor jobs \
+             (DISTCC_AUTO_PREPROCESSOR_SATURATION_JOBS) waste less",
+            plural(*compiles, "compile", "compiles"),
+            duration(*waited)
         ),
         Hint::FewJobs { peak, slots } => format!(
             "the job count was the limit: at most {peak} compiles ran at once, against {slots} \

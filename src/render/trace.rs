@@ -26,6 +26,7 @@ fn placement(p: Placement) -> &'static str {
     match p {
         Placement::Remote(_) => "remote",
         Placement::Here => "here",
+        Placement::Unseen => "remote, worker not seen",
     }
 }
 
@@ -79,11 +80,12 @@ pub fn chrome(a: &Account) -> String {
         let mut args = String::new();
         let _ = write!(
             args,
-            r#""machine":{},"slot":{},"ended":"{}","attempts":{}"#,
+            r#""machine":{},"slot":{},"ended":"{}","attempts":{},"waited_us":{}"#,
             string(a.machine(s.track)),
             s.track.slot,
             placement(c.placement),
-            c.failed_on.len() + 1
+            c.failed_on.len() + 1,
+            c.waited
         );
         ev.push(format!(
             r#"{{"name":{},"cat":"{}","ph":"X","ts":{},"dur":{},"pid":{p},"tid":{tid},"args":{{{args}}}}}"#,
