@@ -143,7 +143,7 @@ struct Ctx {
 }
 
 /// The rows, in the order of the table.
-const ROWS: [fn(&mut Table, &Ctx); 15] = [
+const ROWS: [fn(&mut Table, &Ctx); 16] = [
     row_one_worker,
     row_scaling,
     row_blackholed,
@@ -163,6 +163,12 @@ const ROWS: [fn(&mut Table, &Ctx); 15] = [
     |t, c| live_row(t, c, "13. live build: a worker joins", |t, _| live_join(t)),
     |t, c| live_account(t, &c.d),
     |t, c| live_row(t, c, "15. `distcc_build true`", |t, _| build_true(t)),
+    // Last: its fake listens on the default ports, on every address.
+    |t, c| {
+        live_row(t, c, "16. `env` with 10,000 workers", |t, _| {
+            ten_thousand(t)
+        })
+    },
 ];
 
 fn main() {
@@ -219,7 +225,7 @@ fn main() {
     out.push_str(&t.rows);
     let _ = writeln!(
         out,
-        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for rows 5 and 11, interleaved, for row 9 and for the reference driver in row 15; 1 for rows 12 to 14), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
+        "\n{RUNS} runs per row (5 for rows 2-4 at N > 1, for rows 5 and 11, interleaved, for rows 9 and 16 and for the reference driver in row 15; 1 for rows 12 to 14), after one warm-up. Machine: {cpus} CPUs, {mem} RAM, {}. Took {:.0} s.",
         uname(),
         started.elapsed().as_secs_f64()
     );
@@ -1151,6 +1157,35 @@ fn build_true(t: &mut Table) {
             "set DISTCC_DRIVER=/path/to/distcc-driver/distcc.sh",
         ),
     }
+}
+
+/// Row 16: `env` with 10,000 listed workers (the fake stats server, on
+/// the default ports: with ports written out the list would not fit in
+/// one environment variable, which Linux caps at 128 KiB).
+fn ten_thousand(t: &mut Table) {
+    const N: usize = 10_000;
+    fake_cluster(3633, 3632);
+    let h = hosts(N, 1, "");
+    let r = run(&["env"], &[("DISTCC_AUTO_HOSTS", &h)]);
+    let found = r.stderr.contains(&format!("remote on {N} workers"));
+    let s = repeat(5, || time_env(&h, &[]));
+    let kib = peak_kib(&h);
+    t.row(
+        "16. `distcc-auto env`, 10,000 listed workers (fake stats server), deadline 2 s",
+        &N.to_string(),
+        &s,
+        "every live one found, within the deadline",
+        &format!(
+            "{} ({}); peak RSS {:.1} MiB",
+            if found {
+                "all 10,000 found"
+            } else {
+                "not all found"
+            },
+            met(found && s.max < Duration::from_secs(2)),
+            kib as f64 / 1024.0
+        ),
+    );
 }
 
 /// Wait until the worker on `addr` answers stats.
