@@ -181,3 +181,33 @@ fn timeline_holds(trace: &std::path::Path, said: &str) {
     // The PNG's width (big-endian, after the IHDR tag) is the SVG's.
     assert_eq!(u32::from_be_bytes(head[16..20].try_into().unwrap()), 1200);
 }
+
+#[test]
+fn a_timeline_nowhere_to_go_is_a_configuration_error_and_a_snapshot_has_none() {
+    let d = Distccd::start(2);
+    let r = run(
+        &["env", "--", "make"],
+        &[
+            ("DISTCC_AUTO_LIVE", "1"),
+            ("DISTCC_AUTO_HOSTS", &d.entry()),
+            ("DISTCC_AUTO_TRACE", "/nonexistent/dir/build.json"),
+        ],
+    );
+    check!(r, r.code == 96);
+    check!(
+        r,
+        r.stderr
+            .contains("DISTCC_AUTO_TRACE=/nonexistent/dir/build.json")
+    );
+    check!(r, r.stdout.is_empty());
+    let r = run(
+        &["env", "--", "make"],
+        &[
+            ("DISTCC_AUTO_LIVE", "0"),
+            ("DISTCC_AUTO_HOSTS", &d.entry()),
+            ("DISTCC_AUTO_TRACE", "/tmp/never.json"),
+        ],
+    );
+    r.ok();
+    check!(r, r.stderr.contains("DISTCC_AUTO_TRACE is passed over"));
+}

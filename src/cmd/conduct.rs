@@ -109,6 +109,7 @@ pub(crate) fn prepare(
     plan: &Plan,
     command: &[OsString],
 ) -> Result<Option<Prepared>, Error> {
+    let trace = trace_target(config, command)?;
     let dir = match crate::state::rundir::private_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -126,22 +127,7 @@ pub(crate) fn prepare(
     let mut l = Live::start(dir.at(&name), dir.real(&name), &user_dir, plan)
         .map_err(|e| Error::Other(format!("cannot set the live build up: {e}")))?;
     l.own_jobs = !config.append_jobs || crate::plan::jobs::place(command, 1, true).1;
-    if let Some(t) = &config.trace {
-        let path = std::path::absolute(t)
-            .map_err(|e| Error::Config(format!("DISTCC_AUTO_TRACE={}: {e}", t.display())))?;
-        if !path.parent().is_some_and(std::path::Path::is_dir) {
-            return Err(Error::Config(format!(
-                "DISTCC_AUTO_TRACE={}: no such directory for the timeline",
-                t.display()
-            )));
-        }
-        let title = command
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
-        l.trace = Some((path, title));
-    }
+    l.trace = trace;
     let style = client_style(config, command);
     let user_flags = std::env::var("MAKEFLAGS").unwrap_or_default();
     let mut vars = LiveVars {
@@ -173,6 +159,29 @@ pub(crate) fn prepare(
     *live() = Some(l);
     signals::before_stopping(finish);
     Ok(Some(Prepared { argv, vars }))
+}
+
+/// Where the timeline goes (absolute: the conductor leaves for /) and its
+/// title; checked before anything is set up, since a timeline with
+/// nowhere to go is a configuration error.
+fn trace_target(config: &Config, command: &[OsString]) -> Result<Option<(PathBuf, String)>, Error> {
+    let Some(t) = &config.trace else {
+        return Ok(None);
+    };
+    let path = std::path::absolute(t)
+        .map_err(|e| Error::Config(format!("DISTCC_AUTO_TRACE={}: {e}", t.display())))?;
+    if !path.parent().is_some_and(std::path::Path::is_dir) {
+        return Err(Error::Config(format!(
+            "DISTCC_AUTO_TRACE={}: no such directory for the timeline",
+            t.display()
+        )));
+    }
+    let title = command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Some((path, title)))
 }
 
 /// Remove the directories of live builds whose conductor is gone.

@@ -41,6 +41,9 @@ pub(crate) fn hand_over(
     shell: Shell,
     build: Option<&[OsString]>,
 ) -> Result<(), Error> {
+    if build.is_some() && config.trace.is_some() {
+        crate::warn("DISTCC_AUTO_TRACE is passed over: only a live build has a timeline");
+    }
     let keep: Vec<TunnelInfo> = plan.up().filter_map(|w| w.tunnel.clone()).collect();
     let pids: Vec<u32> = keep.iter().map(|t| t.pid).collect();
     // Tunnels are handed over only if their PIDs reach someone: not on a

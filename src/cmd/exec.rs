@@ -44,7 +44,7 @@ pub fn exec(
         .flatten();
     let argv = match &live {
         Some(l) => l.argv.clone(),
-        None => super::build_argv(&config, &plan, command)?,
+        None => snapshot_argv(&config, &plan, command)?,
     };
     let mut cmd = std::process::Command::new(&argv[0]);
     signals::as_started(cmd.args(&argv[1..]));
@@ -77,11 +77,7 @@ pub fn exec(
         .map_err(|e| Error::Other(format!("waiting for the command: {e}")))?;
     let ended = Ended::from(status);
     if let Ended::Exited(code) = ended {
-        let table = verbose || config.debug || config.summary;
-        match super::conduct::summary(code == 0, table) {
-            Some(lines) => lines.iter().for_each(|l| say(l)),
-            None => say_tally(&tally::baseline(&plan), &config, code == 0),
-        }
+        say_after(&config, &plan, verbose, code == 0);
     }
     super::conduct::finish();
     let n = registry::close(&[]);
@@ -96,6 +92,27 @@ pub fn exec(
         Ended::Exited(code) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
         Ended::Signalled(sig) => signals::die_of(sig),
     }
+}
+
+/// What the build did: a live build's own account, else the counters.
+fn say_after(config: &crate::config::Config, plan: &crate::plan::Plan, verbose: bool, ok: bool) {
+    let table = verbose || config.debug || config.summary;
+    match super::conduct::summary(ok, table) {
+        Some(lines) => lines.iter().for_each(|l| say(l)),
+        None => say_tally(&tally::baseline(plan), config, ok),
+    }
+}
+
+/// The command line of a build that is not live (-j N placed).
+fn snapshot_argv(
+    config: &crate::config::Config,
+    plan: &crate::plan::Plan,
+    command: &[OsString],
+) -> Result<Vec<OsString>, Error> {
+    if config.trace.is_some() {
+        crate::warn("DISTCC_AUTO_TRACE is passed over: only a live build has a timeline");
+    }
+    super::build_argv(config, plan, command)
 }
 
 /// The command's environment for the build: DISTCC_HOSTS, or for a live
