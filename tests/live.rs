@@ -188,6 +188,14 @@ fn two_builds_at_once_share_the_slot_locks() {
         .map(|n| n.rsplit_once('_').unwrap().0.to_string())
         .collect();
     assert_eq!(locks.len(), 1, "{locks:?}");
+    // Each build counts its own compiles, not the other's, though their
+    // state files share one directory and their compiles one worker.
+    // (A compile the busy worker fails is redone here, and still one.)
+    for b in [&b1, &b2] {
+        let said = b.said();
+        let line = format!("distcc-auto: {FILES} compiles: ");
+        assert!(said.contains(&line), "{said}");
+    }
     b1.nothing_left();
     b2.nothing_left();
 }
