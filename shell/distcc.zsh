@@ -161,8 +161,13 @@ distcc_build() {
             "$@"
         ) || __distcc_auto_rc=$?
 
-        # How many compiles ran remotely (and a warning when none did).
-        $__distcc_auto_bin tally $__distcc_auto_rc || :
+        # What the build did (and a warning when nothing ran remotely). A
+        # live build's conductor then stops itself and its tunnels, and
+        # says "stopped": nothing is left for `kill`.
+        __distcc_auto_end=$($__distcc_auto_bin __end $__distcc_auto_rc) || __distcc_auto_end=
+        if [[ $__distcc_auto_end == stopped ]]; then
+            __distcc_auto_pids=
+        fi
         __distcc_auto_stop
         \builtin exit $__distcc_auto_rc
     )

@@ -31,8 +31,12 @@ pub enum Command {
     },
     /// After a build that exited with `status`: count the remote compiles
     /// since `env` (DISTCC_AUTO_COUNTERS) and say so on stderr.
+    /// `end`: internal `__end`, what `distcc_build` runs after the build:
+    /// the same, and a live build's conductor then stops itself and its
+    /// tunnels (`stopped` on stdout when it did).
     Tally {
         status: i32,
+        end: bool,
     },
     /// Probe, run the command with -j N and DISTCC_HOSTS, stop the tunnels,
     /// exit as the command did.
@@ -359,6 +363,11 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
         Some("help") => Command::Help,
         Some("tally") => Command::Tally {
             status: tally_status(one_value("tally")?)?,
+            end: false,
+        },
+        Some("__end") => Command::Tally {
+            status: tally_status(one_value("__end")?)?,
+            end: true,
         },
         Some("init") => Command::Init {
             shell: init_shell(one_value("init")?)?,
@@ -461,6 +470,7 @@ fn name(c: &Command) -> &'static str {
         Command::Env { .. } => "env",
         Command::Hosts { .. } => "hosts",
         Command::Kill { .. } => "kill",
+        Command::Tally { end: true, .. } => "__end",
         Command::Tally { .. } => "tally",
         Command::Exec { .. } => "exec",
         Command::Init { .. } => "init",

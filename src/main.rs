@@ -47,7 +47,7 @@ fn run() -> Result<(), Error> {
         Command::Hold { record, forwards } => cmd::internal::hold(&record, &forwards),
         Command::Conduct { command } => cmd::conduct::conduct(v, &command),
         Command::Keep { socket, ssh } => cmd::internal::keep(&socket, &ssh),
-        Command::Tally { status } => cmd::tally::tally(v, status),
+        Command::Tally { status, end } => cmd::tally::tally(v, status, end),
         Command::Exec { command, trace } => cmd::exec::exec(v, &command, trace),
         Command::Init { shell } => cmd::init::init(shell),
     }

@@ -414,8 +414,13 @@ pub(crate) fn summary(build_ok: bool, table: bool) -> Option<Vec<String>> {
     Some(lines)
 }
 
+/// The last line of an answer to `__end`: the conductor has stopped
+/// everything of its own, and ends.
+const STOPPED: &str = "\0stopped";
+
 /// Answer `tally` (run by distcc_build after the build) on our control
-/// socket: it sends `STATUS TABLE`, we send the lines to say.
+/// socket: it sends `STATUS TABLE END`, we send the lines to say; with
+/// END 1 we then stop, tunnels and all, and say so last.
 fn serve_tally(listener: std::os::unix::net::UnixListener) {
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
@@ -430,14 +435,39 @@ fn serve_tally(listener: std::os::unix::net::UnixListener) {
         let mut words = ask.split_whitespace();
         let ok = words.next() == Some("0");
         let table = words.next() == Some("1");
+        let end = words.next() == Some("1");
         let text = summary(ok, table).map_or_else(String::new, |l| l.join("\n"));
-        let _ = conn.write_all(text.as_bytes());
+        if !end {
+            let _ = conn.write_all(text.as_bytes());
+            continue;
+        }
+        // Said as `kill` would have said it.
+        let mut said: Vec<String> = crate::process::registry::pids()
+            .iter()
+            .map(|p| format!("stopped ssh tunnel {p}"))
+            .collect();
+        finish();
+        crate::process::registry::close(&[]);
+        said.push(format!(
+            "stopped the live build's conductor {}",
+            std::process::id()
+        ));
+        let text = [text]
+            .into_iter()
+            .chain(said)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let _ = conn.write_all(format!("{text}\n{STOPPED}").as_bytes());
+        drop(conn);
+        std::process::exit(0);
     }
 }
 
 /// `tally` in a live build: ask its conductor (at DISTCC_AUTO_DISTCC_DIR)
-/// for the build's own account. `None` when it cannot answer.
-pub fn ask_summary(build_ok: bool, table: bool) -> Option<Vec<String>> {
+/// for the build's own account, and with `end` that it then stop (true
+/// when it says it did). `None` when it cannot answer.
+pub fn ask_summary(build_ok: bool, table: bool, end: bool) -> Option<(Vec<String>, bool)> {
     use std::os::unix::net::UnixStream;
     let dir = crate::config::process_env("DISTCC_AUTO_DISTCC_DIR").filter(|d| !d.is_empty())?;
     // Through a descriptor: the socket's path may be longer than a socket
@@ -449,12 +479,21 @@ pub fn ask_summary(build_ok: bool, table: bool) -> Option<Vec<String>> {
         return None;
     }
     let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
-    let ask = format!("{} {}\n", if build_ok { 0 } else { 1 }, u8::from(table));
+    let ask = format!(
+        "{} {} {}\n",
+        if build_ok { 0 } else { 1 },
+        u8::from(table),
+        u8::from(end)
+    );
     conn.write_all(ask.as_bytes()).ok()?;
     let mut text = String::new();
     conn.read_to_string(&mut text).ok()?;
-    if text.is_empty() {
+    let (text, stopped) = match text.strip_suffix(STOPPED) {
+        Some(t) => (t.strip_suffix('\n').unwrap_or(t).to_string(), true),
+        None => (text, false),
+    };
+    if text.is_empty() && !stopped {
         return None;
     }
-    Some(text.lines().map(str::to_string).collect())
+    Some((text.lines().map(str::to_string).collect(), stopped))
 }

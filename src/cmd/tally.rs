@@ -7,17 +7,21 @@ use crate::{say, set_debug};
 
 use super::cpus;
 
-/// `tally`: after a build, how many compiles ran remotely.
-pub fn tally(verbose: bool, status: i32) -> Result<(), Error> {
+/// `tally`: after a build, how many compiles ran remotely. `end`
+/// (`__end`): a live build's conductor then stops, with its tunnels, and
+/// `stopped` on stdout tells `distcc_build` that nothing is left to kill.
+pub fn tally(verbose: bool, status: i32, end: bool) -> Result<(), Error> {
     // The configuration `env` already read and warned about: read quietly.
     let config = Config::read(config::process_env, cpus(), None)?;
     set_debug(verbose || config.debug);
     // A live build's conductor has the build's own account.
-    if let Some(lines) =
-        super::conduct::ask_summary(status == 0, verbose || config.debug || config.summary)
-    {
+    let table = verbose || config.debug || config.summary;
+    if let Some((lines, stopped)) = super::conduct::ask_summary(status == 0, table, end) {
         for line in lines {
             say(&line);
+        }
+        if stopped {
+            super::print("stopped\n")?;
         }
         return Ok(());
     }

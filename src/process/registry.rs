@@ -87,6 +87,11 @@ pub fn stop(pid: u32) {
     }
 }
 
+/// The PIDs of the processes registered now (our tunnels).
+pub fn pids() -> Vec<u32> {
+    lock().children.iter().map(Child::id).collect()
+}
+
 /// Refuse new tunnels and stop every registered one except `keep` (handed
 /// over to the shell and left running). Returns how many were stopped.
 pub fn close(keep: &[u32]) -> usize {
