@@ -376,32 +376,41 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
             let (trace, command) = exec_line(&t.rest)?;
             Command::Exec { command, trace }
         }
-        Some("__hold") => match t.rest.split_first() {
-            Some((record, rest)) if std::path::Path::new(record).is_absolute() => Command::Hold {
-                record: record.into(),
-                forwards: hold_forwards(rest)?,
-            },
-            _ => return Err(usage("__hold: expected RECORD LISTEN:CONNECT...".into())),
-        },
-        Some("__conduct") => match &t.rest[..] {
-            [dashes, command @ ..] if dashes == "--" && !command.is_empty() => Command::Conduct {
-                command: command.to_vec(),
-            },
-            _ => return Err(usage("__conduct: expected -- COMMAND...".into())),
-        },
-        Some("__keep") => match &t.rest[..] {
-            [socket, dashes, ssh @ ..] if dashes == "--" && !ssh.is_empty() => Command::Keep {
-                socket: socket.into(),
-                ssh: ssh.to_vec(),
-            },
-            _ => return Err(usage("__keep: expected SOCKET -- COMMAND...".into())),
-        },
+        Some(w) if w.starts_with("__") => return internal(w, t),
         _ => {
             return Err(usage(format!(
                 "unknown command '{}'",
                 word.to_string_lossy()
             )));
         }
+    })
+}
+
+/// The internal commands (`__hold`, `__conduct`, `__keep`): what
+/// distcc-auto runs of itself, never typed by a person.
+fn internal(word: &str, t: &Typed) -> Result<Command, Error> {
+    Ok(match word {
+        "__hold" => match t.rest.split_first() {
+            Some((record, rest)) if std::path::Path::new(record).is_absolute() => Command::Hold {
+                record: record.into(),
+                forwards: hold_forwards(rest)?,
+            },
+            _ => return Err(usage("__hold: expected RECORD LISTEN:CONNECT...".into())),
+        },
+        "__conduct" => match &t.rest[..] {
+            [dashes, command @ ..] if dashes == "--" && !command.is_empty() => Command::Conduct {
+                command: command.to_vec(),
+            },
+            _ => return Err(usage("__conduct: expected -- COMMAND...".into())),
+        },
+        "__keep" => match &t.rest[..] {
+            [socket, dashes, ssh @ ..] if dashes == "--" && !ssh.is_empty() => Command::Keep {
+                socket: socket.into(),
+                ssh: ssh.to_vec(),
+            },
+            _ => return Err(usage("__keep: expected SOCKET -- COMMAND...".into())),
+        },
+        _ => return Err(usage(format!("unknown command '{word}'"))),
     })
 }
 
