@@ -737,22 +737,28 @@ fn make_clean(dir: &std::path::Path) {
 /// take a noticeable fraction of a second at -O2.
 const FILES: usize = 48;
 
+/// One generated translation unit, heavy enough to take a noticeable
+/// fraction of a second at -O2.
+fn unit_source(i: usize) -> String {
+    let mut src =
+        "/* generated for the distcc-auto benchmark */\n#include <stddef.h>\n".to_string();
+    for j in 0..12 {
+        let _ = writeln!(
+            src,
+            "static long f{j}(long x) {{ long s = 0; for (int k = 0; k < 64; k++) {{ s += (x * {a} + k) ^ (s >> 3); if (s % {b} == 0) s += f{p}(x - 1); }} return s; }}",
+            a = i * 7 + j + 3,
+            b = j + 5,
+            p = if j == 0 { 0 } else { j - 1 }
+        );
+    }
+    let _ = writeln!(src, "long unit{i}(long x) {{ return f11(x) + f6(x + 1); }}");
+    src
+}
+
 fn generate_project(dir: &std::path::Path) {
     let mut objs = Vec::new();
     for i in 0..FILES {
-        let mut src =
-            "/* generated for the distcc-auto benchmark */\n#include <stddef.h>\n".to_string();
-        for j in 0..12 {
-            let _ = writeln!(
-                src,
-                "static long f{j}(long x) {{ long s = 0; for (int k = 0; k < 64; k++) {{ s += (x * {a} + k) ^ (s >> 3); if (s % {b} == 0) s += f{p}(x - 1); }} return s; }}",
-                a = i * 7 + j + 3,
-                b = j + 5,
-                p = if j == 0 { 0 } else { j - 1 }
-            );
-        }
-        let _ = writeln!(src, "long unit{i}(long x) {{ return f11(x) + f6(x + 1); }}");
-        std::fs::write(dir.join(format!("u{i}.c")), src).unwrap();
+        std::fs::write(dir.join(format!("u{i}.c")), unit_source(i)).unwrap();
         objs.push(format!("u{i}.o"));
     }
     let main: String = (0..FILES)
@@ -1032,19 +1038,24 @@ fn live_overhead(t: &mut Table, d: &Distccd) {
     );
 }
 
-/// Row 14: a live build of 400 small files through one real distccd: the
-/// conductor follows every state file; its CPU over the build's time, and
-/// the line it gives.
+/// Row 14: live builds of 400 files through one real distccd: the
+/// conductor follows every state file; its CPU over the build's time, the
+/// follower's part, and the line it gives. Twice: row 5's generated units
+/// (a fraction of a second each), and one-line files, where the fixed cost
+/// per compile is all there is.
 fn live_account(t: &mut Table, d: &Distccd) {
+    account_row(t, d, "generated units like row 5's", &unit_source);
+    account_row(t, d, "one-line files (the worst case)", &|i| {
+        format!("int s{i}(int x) {{ return x * {i} + 1; }}\n")
+    });
+}
+
+fn account_row(t: &mut Table, d: &Distccd, what: &str, source: &dyn Fn(usize) -> String) {
     const N: usize = 400;
     let dir = TempDir::new("account-400");
     let mut objs = Vec::new();
     for i in 0..N {
-        std::fs::write(
-            dir.path().join(format!("s{i}.c")),
-            format!("int s{i}(int x) {{ return x * {i} + 1; }}\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(format!("s{i}.c")), source(i)).unwrap();
         objs.push(format!("s{i}.o"));
     }
     std::fs::write(
@@ -1087,7 +1098,7 @@ fn live_account(t: &mut Table, d: &Distccd) {
     let share = cpu / took.as_secs_f64() * 100.0;
     let follow_share = follow / took.as_secs_f64() * 100.0;
     t.row(
-        &format!("14. live build of {N} small files, one real distccd: the conductor following distcc's state files"),
+        &format!("14. live build of {N} {what}, one real distccd: the conductor following distcc's state files"),
         "1",
         &spread(vec![took]),
         "conductor CPU < 1% of one core; every compile counted",
