@@ -320,11 +320,15 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         local_stats_port: 0,
     });
     let control = live().as_ref().map(Live::control);
-    if let Some(listener) = control.and_then(|p| std::os::unix::net::UnixListener::bind(p).ok()) {
-        let _ = std::thread::Builder::new()
-            .name("tally".into())
-            .stack_size(256 * 1024)
-            .spawn(move || serve_tally(listener));
+    match control.map(std::os::unix::net::UnixListener::bind) {
+        Some(Ok(listener)) => {
+            let _ = std::thread::Builder::new()
+                .name("tally".into())
+                .stack_size(256 * 1024)
+                .spawn(move || serve_tally(listener));
+        }
+        Some(Err(e)) => say(&format!("no account after the build: its socket: {e}")),
+        None => {}
     }
     let ccache = crate::probe::ccache::prefix_here();
     let text = emit::build_script(
@@ -360,9 +364,13 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     let _ = std::env::set_current_dir("/");
     let shell = watched_shell();
     rounds(&config, &guarded, &|| {
-        shell.is_some_and(|s| {
+        let gone = shell.is_some_and(|s| {
             !(sys::alive(s.pid) && sys::stat(s.pid).is_some_and(|st| st.start == s.start))
-        })
+        });
+        if gone {
+            say("the shell that ran the build is gone: the live build's conductor stops");
+        }
+        gone
     });
     finish();
     crate::process::registry::close(&[]);
@@ -468,15 +476,28 @@ fn serve_tally(listener: std::os::unix::net::UnixListener) {
 /// for the build's own account, and with `end` that it then stop (true
 /// when it says it did). `None` when it cannot answer.
 pub fn ask_summary(build_ok: bool, table: bool, end: bool) -> Option<(Vec<String>, bool)> {
-    use std::os::unix::net::UnixStream;
     let dir = crate::config::process_env("DISTCC_AUTO_DISTCC_DIR").filter(|d| !d.is_empty())?;
+    match ask(&dir, build_ok, table, end) {
+        Ok(answer) => Some(answer),
+        Err(why) => {
+            crate::warn(&format!(
+                "the live build's conductor did not answer ({why}): counting from the workers' counters"
+            ));
+            None
+        }
+    }
+}
+
+fn ask(dir: &str, build_ok: bool, table: bool, end: bool) -> Result<(Vec<String>, bool), String> {
+    use std::os::unix::net::UnixStream;
     // Through a descriptor: the socket's path may be longer than a socket
     // address holds.
-    let held = std::fs::File::open(&dir).ok()?;
+    let held = std::fs::File::open(dir).map_err(|e| format!("{dir}: {e}"))?;
     let path = format!("/proc/self/fd/{}/control", held.as_raw_fd());
-    let mut conn = UnixStream::connect(path).ok()?;
-    if sys::peer_uid(&conn).ok()? != sys::euid() {
-        return None;
+    let mut conn = UnixStream::connect(path).map_err(|e| format!("connecting: {e}"))?;
+    let uid = sys::peer_uid(&conn).map_err(|e| format!("its user: {e}"))?;
+    if uid != sys::euid() {
+        return Err(format!("served by uid {uid}"));
     }
     let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
     let ask = format!(
@@ -485,15 +506,17 @@ pub fn ask_summary(build_ok: bool, table: bool, end: bool) -> Option<(Vec<String
         u8::from(table),
         u8::from(end)
     );
-    conn.write_all(ask.as_bytes()).ok()?;
+    conn.write_all(ask.as_bytes())
+        .map_err(|e| format!("asking: {e}"))?;
     let mut text = String::new();
-    conn.read_to_string(&mut text).ok()?;
+    conn.read_to_string(&mut text)
+        .map_err(|e| format!("reading: {e}"))?;
     let (text, stopped) = match text.strip_suffix(STOPPED) {
         Some(t) => (t.strip_suffix('\n').unwrap_or(t).to_string(), true),
         None => (text, false),
     };
     if text.is_empty() && !stopped {
-        return None;
+        return Err("an empty answer".into());
     }
-    Some((text.lines().map(str::to_string).collect(), stopped))
+    Ok((text.lines().map(str::to_string).collect(), stopped))
 }
