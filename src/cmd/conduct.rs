@@ -319,17 +319,7 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         local_distcc_port: 0,
         local_stats_port: 0,
     });
-    let control = live().as_ref().map(Live::control);
-    match control.map(std::os::unix::net::UnixListener::bind) {
-        Some(Ok(listener)) => {
-            let _ = std::thread::Builder::new()
-                .name("tally".into())
-                .stack_size(256 * 1024)
-                .spawn(move || serve_tally(listener));
-        }
-        Some(Err(e)) => say(&format!("no account after the build: its socket: {e}")),
-        None => {}
-    }
+    listen_for_tally();
     let ccache = crate::probe::ccache::prefix_here();
     let text = emit::build_script(
         &plan,
@@ -363,18 +353,35 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     }
     let _ = std::env::set_current_dir("/");
     let shell = watched_shell();
-    rounds(&config, &guarded, &|| {
-        let gone = shell.is_some_and(|s| {
-            !(sys::alive(s.pid) && sys::stat(s.pid).is_some_and(|st| st.start == s.start))
-        });
-        if gone {
-            say("the shell that ran the build is gone: the live build's conductor stops");
-        }
-        gone
-    });
+    rounds(&config, &guarded, &|| shell.is_some_and(gone));
     finish();
     crate::process::registry::close(&[]);
     Ok(())
+}
+
+/// Whether the watched shell is gone (said when it is).
+fn gone(shell: Identity) -> bool {
+    let here =
+        sys::alive(shell.pid) && sys::stat(shell.pid).is_some_and(|s| s.start == shell.start);
+    if !here {
+        say("the shell that ran the build is gone: the live build's conductor stops");
+    }
+    !here
+}
+
+/// Our control socket, where `tally` asks for the build's account.
+fn listen_for_tally() {
+    let control = live().as_ref().map(Live::control);
+    match control.map(std::os::unix::net::UnixListener::bind) {
+        Some(Ok(listener)) => {
+            let _ = std::thread::Builder::new()
+                .name("tally".into())
+                .stack_size(256 * 1024)
+                .spawn(move || serve_tally(listener));
+        }
+        Some(Err(e)) => say(&format!("no account after the build: its socket: {e}")),
+        None => {}
+    }
 }
 
 /// The shell `distcc_build` runs in (DISTCC_AUTO_SHELL_PID): when it is
