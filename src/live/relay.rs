@@ -50,7 +50,9 @@ pub fn address(entry: &str, euid: u32, port: u16, attempt: u32) -> SocketAddrV4 
 
 impl Relay {
     /// Start the relay for `entry`, sending to `target`: the first of a
-    /// few addresses that is free for us and not in `taken`.
+    /// few addresses that is free for us and whose IP is not in `taken`
+    /// (distcc's state files name a host by IP alone, so the build's
+    /// account tells workers apart by their relay's IP).
     pub fn start(
         entry: &str,
         port: u16,
@@ -61,7 +63,7 @@ impl Relay {
         let mut last = String::new();
         for attempt in 0..8 {
             let addr = address(entry, euid, port, attempt);
-            if taken.contains(&addr) {
+            if taken.iter().any(|t| t.ip() == addr.ip()) {
                 continue;
             }
             // SO_REUSEPORT admits only sockets of the same user.
@@ -149,7 +151,7 @@ fn carry_both(mut client: TcpStream, mut worker: TcpStream) {
     let mut buf = [0u8; 16 * 1024];
     let mut fds = [client.as_raw_fd(), worker.as_raw_fd()];
     while fds.iter().any(|&fd| fd >= 0) {
-        let ready = crate::sys::readable(&fds);
+        let ready = crate::sys::readable(fds, -1);
         for side in 0..2 {
             if !ready[side] || fds[side] < 0 {
                 continue;
