@@ -943,43 +943,41 @@ fn live_row(t: &mut Table, c: &Ctx, what: &str, row: fn(&mut Table, &Ctx)) {
     }
 }
 
-/// The conductor's CPU time so far (utime + stime, seconds), by scanning
-/// for `distcc-auto __conduct`.
-fn conductor_cpu() -> Option<f64> {
+/// The running conductor's /proc directory (`distcc-auto __conduct`).
+fn conductor_dir() -> Option<std::path::PathBuf> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
+            cmd.split(|&b| b == 0).any(|w| w == b"__conduct")
+        })
+}
+
+/// The CPU time (utime + stime, seconds) in a /proc `stat` file.
+fn cpu_in(stat: &std::path::Path) -> Option<f64> {
     let tick = 100.0; // USER_HZ on Linux
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if !cmd.split(|&b| b == 0).any(|w| w == b"__conduct") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        let f: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
-        let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-        return Some((u + s) / tick);
-    }
-    None
+    let stat = std::fs::read_to_string(stat).ok()?;
+    let f: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+    let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((u + s) / tick)
+}
+
+/// The conductor's CPU time so far (seconds).
+fn conductor_cpu() -> Option<f64> {
+    cpu_in(&conductor_dir()?.join("stat"))
 }
 
 /// The conductor's follower thread's CPU time so far (seconds): the part
 /// of the conductor that keeps the build's account.
 fn follower_cpu() -> Option<f64> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if !cmd.split(|&b| b == 0).any(|w| w == b"__conduct") {
-            continue;
-        }
-        for task in std::fs::read_dir(e.path().join("task")).ok()?.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() != "follow" {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            let f: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
-            let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-            return Some((u + s) / 100.0);
-        }
-    }
-    None
+    let tasks = std::fs::read_dir(conductor_dir()?.join("task")).ok()?;
+    let follow = tasks
+        .flatten()
+        .map(|t| t.path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "follow"))?;
+    cpu_in(&follow.join("stat"))
 }
 
 fn live_overhead(t: &mut Table, d: &Distccd) {

@@ -598,18 +598,6 @@ pub fn watch_dir(dir: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd>
     }
 }
 
-/// Wait up to `ms` milliseconds for `fd` to have something to read.
-pub fn readable_within(fd: &std::os::fd::OwnedFd, ms: i32) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll reads and fills one local pollfd.
-    unsafe { libc::poll(&mut p, 1, ms) > 0 }
-}
-
 /// Read what `fd` (non-blocking) has now: 0 when nothing.
 pub fn read_now(fd: &std::os::fd::OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
@@ -626,18 +614,19 @@ pub fn read_now(fd: &std::os::fd::OwnedFd, buf: &mut [u8]) -> std::io::Result<us
     }
 }
 
-/// Wait (without a time limit) until any of `fds` has something to read,
-/// an end or an error; which ones. A descriptor given as -1 is passed over.
-pub fn readable(fds: &[std::os::fd::RawFd; 2]) -> [bool; 2] {
+/// Wait up to `ms` milliseconds (-1: without a limit) until any of `fds`
+/// has something to read, an end or an error; which ones. A descriptor
+/// given as -1 is passed over.
+pub fn readable<const N: usize>(fds: [std::os::fd::RawFd; N], ms: i32) -> [bool; N] {
     let mut p = fds.map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     });
-    // SAFETY: poll reads and fills the two local pollfds.
-    let n = unsafe { libc::poll(p.as_mut_ptr(), 2, -1) };
-    if n < 0 {
-        return [false, false];
+    // SAFETY: poll reads and fills the N local pollfds.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, ms) };
+    if n <= 0 {
+        return [false; N];
     }
     p.map(|q| q.revents != 0)
 }

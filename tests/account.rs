@@ -10,15 +10,6 @@ use std::time::Duration;
 
 use super::support::*;
 
-fn wait_up(ns: &Netns, addr: &str) {
-    let probe = format!("{addr}:3632:3633");
-    wait_for(10, addr, || {
-        run_cmd(cmd_in(Some(ns), &["env"], &[("DISTCC_AUTO_HOSTS", &probe)]))
-            .stdout
-            .contains("/2,lzo")
-    });
-}
-
 /// The per-worker table's row for `name`: (compiles, retried).
 fn row(said: &str, name: &str) -> (u64, u64) {
     let prefix = format!("distcc-auto: {name} ");
@@ -36,10 +27,7 @@ fn row(said: &str, name: &str) -> (u64, u64) {
 fn the_build_counts_its_own_compiles_exactly_and_draws_its_timeline() {
     need_netns!();
     let ns = Netns::new("account");
-    let _w1 = worker(Some(&ns), "127.0.9.1", 2);
-    let _w2 = worker(Some(&ns), "127.0.8.1", 2);
-    wait_up(&ns, "127.0.9.1");
-    wait_up(&ns, "127.0.8.1");
+    let _workers = two_workers(&ns);
     let p = project();
     let user = TempDir::new("account-user");
     let distcc_dir = user.path().join("distcc");

@@ -14,24 +14,13 @@ use std::time::Duration;
 use super::support::*;
 
 const TOOLS: &str = "/opt/distcc-auto-tools/bin";
-fn wait_up(ns: &Netns, addr: &str) {
-    let probe = format!("{addr}:3632:3633");
-    wait_for(10, addr, || {
-        run_cmd(cmd_in(Some(ns), &["env"], &[("DISTCC_AUTO_HOSTS", &probe)]))
-            .stdout
-            .contains("/2,lzo")
-    });
-}
 
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_worker_that_dies_mid_compile_does_not_hold_the_build() {
     need_netns!();
     let ns = Netns::new("live-dies");
-    let _w1 = worker(Some(&ns), "127.0.9.1", 2);
-    let _w2 = worker(Some(&ns), "127.0.8.1", 2);
-    wait_up(&ns, "127.0.9.1");
-    wait_up(&ns, "127.0.8.1");
+    let _workers = two_workers(&ns);
     let p = project();
     let mut b = start(Some(&ns), p.path(), "127.0.9.1 127.0.8.1", "make", "");
     // Both workers busy (2 compiles each, a second apiece): cut one off.

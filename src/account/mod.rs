@@ -139,8 +139,9 @@ impl Account {
             u32::try_from(a.compiles.iter().filter(|c| c.waited >= PAUSED).count()).unwrap_or(0),
         );
         a.peak = peak(&a.compiles);
-        a.slots = most_slots(&members, l.local(), end);
-        a.preprocess_bound = preprocess_bound(&a.slices, &members, l.local(), end);
+        let caps = capacity_changes(&members, l.local(), end);
+        a.slots = caps.iter().map(|c| c.1 + c.2).max().unwrap_or(0);
+        a.preprocess_bound = preprocess_bound(&a.slices, &caps, end);
         a
     }
 
@@ -257,12 +258,6 @@ fn peak(compiles: &[Compile]) -> u32 {
     u32::try_from(most).unwrap_or(0)
 }
 
-/// The most slots the build had at once, here and on the workers.
-fn most_slots(members: &[Membership], local: &[(Micros, u32, u32)], end: Micros) -> u32 {
-    let times = capacity_changes(members, local, end);
-    times.iter().map(|c| c.1 + c.2).max().unwrap_or(0)
-}
-
 /// At every change: (time, remote slots, local slots, preprocessor slots).
 fn capacity_changes(
     members: &[Membership],
@@ -292,14 +287,9 @@ fn capacity_changes(
 /// Time when every preprocessor slot here was taken (by preprocessing or
 /// compiles here: distcc counts both on this machine's locks) while a
 /// worker's slot was free.
-fn preprocess_bound(
-    slices: &[Slice],
-    members: &[Membership],
-    local: &[(Micros, u32, u32)],
-    end: Micros,
-) -> Micros {
-    // Edges: (time, change in local use, change in remote use, capacity).
-    let caps = capacity_changes(members, local, end);
+/// `caps`: the capacity at every change (`capacity_changes`).
+fn preprocess_bound(slices: &[Slice], caps: &[(Micros, u32, u32, u32)], end: Micros) -> Micros {
+    // Edges: (time, change in local use, change in remote use).
     let mut edges: Vec<(Micros, i64, i64)> = Vec::new();
     for s in slices {
         let (l, r) = if s.kind == Kind::Remote {

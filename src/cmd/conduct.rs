@@ -457,16 +457,14 @@ fn serve_tally(listener: std::os::unix::net::UnixListener) {
             continue;
         }
         // Said as `kill` would have said it.
+        use crate::process::identity::{CONDUCTOR, TUNNEL, stopped};
         let mut said: Vec<String> = crate::process::registry::pids()
             .iter()
-            .map(|p| format!("stopped ssh tunnel {p}"))
+            .map(|&p| stopped(TUNNEL, p))
             .collect();
         finish();
         crate::process::registry::close(&[]);
-        said.push(format!(
-            "stopped the live build's conductor {}",
-            std::process::id()
-        ));
+        said.push(stopped(CONDUCTOR, std::process::id()));
         let text = [text]
             .into_iter()
             .chain(said)

@@ -5,7 +5,7 @@
 //! distccmon, see the same files untouched: we only read them.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,7 +101,7 @@ impl Follow {
         let mut buf = vec![0u8; 64 * 1024];
         while !self.stop.load(Ordering::Relaxed) {
             let idle = i32::try_from(IDLE.as_millis()).unwrap_or(200);
-            if crate::sys::readable_within(&self.fd, idle) {
+            if crate::sys::readable([self.fd.as_raw_fd()], idle)[0] {
                 // A moment for more to queue: one wake-up takes in many
                 // changes, and wake-ups are most of what following costs
                 // (1 ms: 1.25% of a core on 400 tiny compiles, 5 ms: 1.0%,
@@ -250,7 +250,7 @@ fn read_record(path: &Path) -> Option<binstate::Task> {
 
 /// Poll interval of the follower thread when nothing comes (it wakes on
 /// events at once; this only bounds how late it sees `stop`).
-pub const IDLE: Duration = Duration::from_millis(200);
+const IDLE: Duration = Duration::from_millis(200);
 
 /// How long the follower lets changes gather after the first one.
 const BATCH: Duration = Duration::from_millis(5);

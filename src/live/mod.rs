@@ -236,12 +236,11 @@ impl Live {
     /// job count. Says what changed (everything, when `first` and tracing).
     pub fn apply(&mut self, plan: &Plan, first: bool) {
         let mut order = Vec::new();
-        let taken: Vec<SocketAddrV4> = self
+        let mut taken: Vec<SocketAddrV4> = self
             .seen
             .values()
             .filter_map(|s| s.relay.as_ref().map(|r| r.listen))
             .collect();
-        let mut taken = taken;
         for w in &plan.workers {
             let seen = self.seen.entry(w.spec.entry.clone()).or_insert(Seen {
                 relay: None,
@@ -301,10 +300,7 @@ impl Live {
             let before = l.slots_of(&w.spec.entry);
             l.member(t, &w.spec.entry, &r.listen.ip().to_string(), s.slots);
             match (before, s.slots) {
-                (Some(0), n) if n > 0 && !first => {
-                    l.mark(t, format!("worker '{}' joined", w.spec.entry));
-                }
-                (None, n) if n > 0 && !first => {
+                (None | Some(0), n) if n > 0 && !first => {
                     l.mark(t, format!("worker '{}' joined", w.spec.entry));
                 }
                 (Some(b), 0) if b > 0 => l.mark(t, format!("worker '{}' left", w.spec.entry)),

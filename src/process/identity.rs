@@ -63,6 +63,15 @@ impl Identity {
     }
 }
 
+pub(crate) const TUNNEL: &str = "ssh tunnel";
+pub(crate) const CONDUCTOR: &str = "the live build's conductor";
+
+/// What is said of a process stopped: by `kill`, and by a conductor that
+/// stops its tunnels and itself (`__end`).
+pub(crate) fn stopped(what: &str, pid: u32) -> String {
+    format!("stopped {what} {pid}")
+}
+
 /// Stop the tunnels in `pids` whose identity is in `ids`. Returns what was
 /// said for each, and the refusals (which make `kill` exit 1).
 pub fn stop(pids: &str, ids: &str) -> (Vec<String>, Vec<String>) {
@@ -110,15 +119,15 @@ pub fn stop(pids: &str, ids: &str) -> (Vec<String>, Vec<String>) {
         .map(|&pid| {
             let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             match line.split(|&b| b == 0).nth(1) == Some(b"__conduct") {
-                true => "the live build's conductor",
-                false => "ssh tunnel",
+                true => CONDUCTOR,
+                false => TUNNEL,
             }
         })
         .collect();
     let results = registry::stop_groups(&targets, Duration::from_secs(2), || {});
     for ((pid, r), name) in targets.iter().zip(results).zip(names) {
         match r {
-            Stopped::Ended => said.push(format!("stopped {name} {pid}")),
+            Stopped::Ended => said.push(stopped(name, *pid)),
             Stopped::NotPermitted => refused.push(format!(
                 "ssh tunnel {pid}: not permitted to signal it (owned by another user)"
             )),

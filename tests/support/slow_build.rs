@@ -77,6 +77,28 @@ pub fn worker(ns: Option<&Netns>, addr: &str, jobs: u32) -> Daemon {
     Daemon::spawn(c, "distccd")
 }
 
+/// Wait until the 2-slot worker on `addr` in `ns` answers a probe.
+pub fn wait_up(ns: &Netns, addr: &str) {
+    let probe = format!("{addr}:3632:3633");
+    wait_for(10, addr, || {
+        run_cmd(cmd_in(Some(ns), &["env"], &[("DISTCC_AUTO_HOSTS", &probe)]))
+            .stdout
+            .contains("/2,lzo")
+    });
+}
+
+/// The two workers most live tests build on, 127.0.9.1 and 127.0.8.1 in
+/// `ns`, 2 slots each, answering.
+pub fn two_workers(ns: &Netns) -> [Daemon; 2] {
+    let w = [
+        worker(Some(ns), "127.0.9.1", 2),
+        worker(Some(ns), "127.0.8.1", 2),
+    ];
+    wait_up(ns, "127.0.9.1");
+    wait_up(ns, "127.0.8.1");
+    w
+}
+
 /// The blackhole for `addr` in `ns` (None: here), both ways: on (`-A`)
 /// or off (`-D`).
 pub fn blackhole(ns: Option<&Netns>, addr: &str, op: &str) {
