@@ -15,7 +15,9 @@ pub fn duration(us: u64) -> String {
     }
 }
 
-fn plural(n: u32, one: &str, many: &str) -> String {
+/// `1 worker`, `3 workers`.
+pub(crate) fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

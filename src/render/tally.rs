@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use crate::config::whole;
 use crate::plan::Plan;
+use crate::render::summary::plural;
 
 /// One used worker as `env` saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +123,6 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
         };
         return vec![format!("remote compiles not counted: {why}")];
     }
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
         "{} on {} ({failed} failed)",
         plural(
