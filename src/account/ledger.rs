@@ -174,11 +174,6 @@ impl Ledger {
         self.marks.push((t, text));
     }
 
-    /// How many clients of the build are running now.
-    pub fn running(&self) -> usize {
-        self.open.len()
-    }
-
     /// The build as it ended at `end`.
     pub fn close(&self, end: Micros) -> super::Account {
         super::Account::of(self, end)

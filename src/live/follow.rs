@@ -52,7 +52,7 @@ pub struct Follow {
     /// The inotify descriptor: polled without the lock, read under it.
     fd: OwnedFd,
     inner: Mutex<Inner>,
-    pub t0: Instant,
+    t0: Instant,
     stop: AtomicBool,
 }
 
@@ -118,7 +118,7 @@ impl Follow {
     /// Take in every event queued now; then the ledger holds everything
     /// every client that has ended did (it removed its file before it
     /// ended, and so before the build did). Returns the ledger.
-    pub fn drain(&self) -> MutexGuard<'_, Inner> {
+    fn drain(&self) -> MutexGuard<'_, Inner> {
         self.drain_with(&mut vec![0u8; 64 * 1024])
     }
 
