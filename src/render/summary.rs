@@ -45,11 +45,7 @@ pub fn lines(a: &Account, build_ok: bool, table: bool, own_jobs: bool, lost: boo
         out.push("warning: some of distcc's state changes were missed (the kernel's inotify queue overflowed): the counts are short".into());
     }
     if remote == 0 && build_ok && !a.workers.is_empty() {
-        out.push(
-            "warning: no remote compile ran: is the compiler going through distcc? \
-             (CC=\"distcc gcc\", or /usr/lib/distcc first on PATH)"
-                .into(),
-        );
+        out.push(super::tally::NONE_REMOTE.into());
     }
     if table && all > 0 {
         out.extend(worker_table(a));

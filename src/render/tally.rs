@@ -85,6 +85,11 @@ pub fn delta(now: (u64, u64), before: (u64, u64)) -> (u64, u64) {
     (one(now.0, before.0), one(now.1, before.1))
 }
 
+/// Said after a build that succeeded and sent nothing to the workers
+/// (the counters' line and the live build's account alike).
+pub const NONE_REMOTE: &str = "warning: no remote compile ran: is the compiler going through distcc? \
+     (CC=\"distcc gcc\", or /usr/lib/distcc first on PATH)";
+
 /// The lines to print, from the counters before and after (`None` where a
 /// worker did not answer the second time). `build_ok`: the build exited 0.
 pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bool) -> Vec<String> {
@@ -146,11 +151,7 @@ pub fn summarize(before: &[Baseline], after: &[Option<(u64, u64)>], build_ok: bo
     }
     let mut lines = vec![line];
     if ok.saturating_add(failed) == 0 && build_ok {
-        lines.push(
-            "warning: no remote compile ran: is the compiler going through distcc? \
-             (CC=\"distcc gcc\", or /usr/lib/distcc first on PATH)"
-                .into(),
-        );
+        lines.push(NONE_REMOTE.into());
     }
     lines
 }
