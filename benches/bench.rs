@@ -98,7 +98,9 @@ fn peak_kib(hosts: &str) -> u64 {
 /// A listener with a backlog large enough for 1024 simultaneous connects
 /// (std's is 128).
 fn big_listener(addr: std::net::SocketAddrV4) -> TcpListener {
-    distcc_auto::sys::listen_tcp(addr, 4096, false).unwrap()
+    // SO_REUSEPORT, so that a live build's relays (127.200.x.y on the
+    // same port) can bind beside this wildcard listener.
+    distcc_auto::sys::listen_tcp(addr, 4096, true).unwrap()
 }
 
 /// FAKE: many workers for the scaling rows. One stats listener and one job
@@ -943,16 +945,14 @@ fn live_row(t: &mut Table, c: &Ctx, what: &str, row: fn(&mut Table, &Ctx)) {
     }
 }
 
-/// The running conductor's /proc directory (`distcc-auto __conduct`).
+/// The running conductor's /proc directory (named `distcc-conduct`).
 fn conductor_dir() -> Option<std::path::PathBuf> {
+    let name = distcc_auto::process::identity::CONDUCTOR_NAME.to_bytes();
     std::fs::read_dir("/proc")
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .find(|p| {
-            let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
-            cmd.split(|&b| b == 0).any(|w| w == b"__conduct")
-        })
+        .find(|p| std::fs::read(p.join("comm")).is_ok_and(|c| c.strip_suffix(b"\n") == Some(name)))
 }
 
 /// The CPU time (utime + stime, seconds) in a /proc `stat` file.
@@ -1117,10 +1117,11 @@ fn build_true(t: &mut Table) {
     let hosts = hosts(16, 1, ":6632:6633");
     let home = TempDir::new("build-true");
     // One bash runs `distcc_build true` N times and prints each time in
-    // microseconds: what the function costs, not bash's start.
+    // microseconds: what the function costs, not bash's start (nor a
+    // clock's: EPOCHREALTIME is read without starting `date`).
     let times = |file: &str, runs: usize, vars: &[(&str, &str)]| -> Spread {
         let script = format!(
-            ". '{file}'\ndistcc_build true 2>/dev/null\nfor i in $(seq {runs}); do s=$(date +%s%N); distcc_build true 2>/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done"
+            ". '{file}'\ndistcc_build true 2>/dev/null\nfor i in $(seq {runs}); do s=$EPOCHREALTIME; distcc_build true 2>/dev/null; e=$EPOCHREALTIME; echo $(( ${{e/[.,]/}} - ${{s/[.,]/}} )); done"
         );
         let mut c = Command::new("bash");
         c.args(["--noprofile", "--norc", "-c", &script]);

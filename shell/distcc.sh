@@ -36,13 +36,22 @@ distcc_build() {
     fi
     (
         # >>> find (`distcc-auto init` writes its own absolute path here)
-        # On PATH (`type -P` passes over aliases and functions), else beside
-        # this file when it was sourced by an absolute path: installed
-        # (PREFIX/share/distcc-auto/../../bin) or in a checkout. Never a
-        # path relative to the current directory.
-        __distcc_auto_bin=$(\builtin type -P distcc-auto) || __distcc_auto_bin=
-        if [[ $__distcc_auto_bin != /* ]]; then
-            __distcc_auto_bin=
+        # On PATH (walked here, as `type -P` would, in its absolute
+        # directories only: no aliases, functions or hashed names, and no
+        # subshell), else beside this file when it was sourced by an
+        # absolute path: installed (PREFIX/share/distcc-auto/../../bin) or
+        # in a checkout. Never a path relative to the current directory.
+        __distcc_auto_bin=
+        __distcc_auto_path=${PATH-}:
+        while [[ -n $__distcc_auto_path ]]; do
+            __distcc_auto_try=${__distcc_auto_path%%:*}
+            __distcc_auto_path=${__distcc_auto_path#*:}
+            if [[ $__distcc_auto_try == /* && -f $__distcc_auto_try/distcc-auto && -x $__distcc_auto_try/distcc-auto ]]; then
+                __distcc_auto_bin=$__distcc_auto_try/distcc-auto
+                break
+            fi
+        done
+        if [[ -z $__distcc_auto_bin ]]; then
             if [[ ${BASH_SOURCE[0]} == /* ]]; then
                 for __distcc_auto_try in "${BASH_SOURCE[0]%/*}/../../bin/distcc-auto" \
                     "${BASH_SOURCE[0]%/*}/../target/release/distcc-auto"; do
@@ -151,8 +160,31 @@ distcc_build() {
 
         # What the build did (and a warning when nothing ran remotely). A
         # live build's conductor then stops itself and its tunnels, and
-        # says "stopped": nothing is left for `kill`.
-        __distcc_auto_end=$("$__distcc_auto_bin" __end "$__distcc_auto_rc") || __distcc_auto_end=
+        # says "stopped": nothing is left for `kill`. It is asked without
+        # starting a process: the status goes to its FIFO `end`, and what
+        # to say comes back on `said` until it exits. `said` is opened for
+        # reading and writing (which cannot block), then for reading, and
+        # the first closed: with the conductor gone, no writer is left and
+        # the read ends at once. Else `__end` asks, or counts.
+        __distcc_auto_end=
+        __distcc_auto_dir=${DISTCC_AUTO_DISTCC_DIR-}
+        if [[ -n $__distcc_auto_dir && -p $__distcc_auto_dir/end && -p $__distcc_auto_dir/said ]]; then
+            \builtin exec {__distcc_auto_w}<>"$__distcc_auto_dir/said"
+            \builtin exec {__distcc_auto_r}<"$__distcc_auto_dir/said"
+            \builtin exec {__distcc_auto_w}>&-
+            \builtin printf '%s\n' "$__distcc_auto_rc" 1<>"$__distcc_auto_dir/end"
+            while IFS= \builtin read -r -t 60 -u "$__distcc_auto_r" __distcc_auto_line; do
+                if [[ $__distcc_auto_line == stopped ]]; then
+                    __distcc_auto_end=stopped
+                    break
+                fi
+                \builtin printf '%s\n' "$__distcc_auto_line" >&2
+            done
+            \builtin exec {__distcc_auto_r}<&-
+        fi
+        if [[ $__distcc_auto_end != stopped ]]; then
+            __distcc_auto_end=$("$__distcc_auto_bin" __end "$__distcc_auto_rc") || __distcc_auto_end=
+        fi
         if [[ $__distcc_auto_end == stopped ]]; then
             __distcc_auto_pids=
         fi

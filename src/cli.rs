@@ -60,10 +60,6 @@ pub enum Command {
         record: std::path::PathBuf,
         forwards: Vec<crate::ssh::mux::Forward>,
     },
-    /// Internal: the conductor of a live build; see `cmd::conduct`.
-    Conduct {
-        command: Vec<std::ffi::OsString>,
-    },
     /// Internal: start a shared ssh master with this command and be its
     /// parent until it ends; see `master::keep`.
     Keep {
@@ -213,7 +209,7 @@ fn read(args: impl IntoIterator<Item = OsString>) -> Result<Typed, Error> {
             Long("shell") => t.shell = Some(shell_name(&parser.value()?)?),
             Long("watch") => t.watch = Some(watch_value(&mut parser)?),
             Value(v) if t.word.is_none() => {
-                let line = matches!(v.to_str(), Some("exec" | "__hold" | "__keep" | "__conduct"));
+                let line = matches!(v.to_str(), Some("exec" | "__hold" | "__keep"));
                 t.word = Some(v);
                 if line {
                     t.rest = parser.raw_args()?.collect();
@@ -386,7 +382,7 @@ fn command(word: &OsString, t: &Typed) -> Result<Command, Error> {
     })
 }
 
-/// The internal commands (`__hold`, `__conduct`, `__keep`): what
+/// The internal commands (`__hold`, `__keep`): what
 /// distcc-auto runs of itself, never typed by a person.
 fn internal(word: &str, t: &Typed) -> Result<Command, Error> {
     Ok(match word {
@@ -396,12 +392,6 @@ fn internal(word: &str, t: &Typed) -> Result<Command, Error> {
                 forwards: hold_forwards(rest)?,
             },
             _ => return Err(usage("__hold: expected RECORD LISTEN:CONNECT...".into())),
-        },
-        "__conduct" => match &t.rest[..] {
-            [dashes, command @ ..] if dashes == "--" && !command.is_empty() => Command::Conduct {
-                command: command.to_vec(),
-            },
-            _ => return Err(usage("__conduct: expected -- COMMAND...".into())),
         },
         "__keep" => match &t.rest[..] {
             [socket, dashes, ssh @ ..] if dashes == "--" && !ssh.is_empty() => Command::Keep {
@@ -487,7 +477,6 @@ fn name(c: &Command) -> &'static str {
         Command::Version => "version",
         Command::Hold { .. } => "__hold",
         Command::Keep { .. } => "__keep",
-        Command::Conduct { .. } => "__conduct",
     }
 }
 

@@ -8,17 +8,10 @@ use std::process::ExitCode;
 use distcc_auto::cli::{self, Command};
 use distcc_auto::error::Error;
 use distcc_auto::process::signals;
-use distcc_auto::{cmd, say, sys};
+use distcc_auto::{cmd, sys};
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Exit(code)) => ExitCode::from(code),
-        Err(e) => {
-            say(&format!("error: {e}"));
-            ExitCode::from(e.exit_code())
-        }
-    }
+    ExitCode::from(cmd::exit_code(run()))
 }
 
 fn run() -> Result<(), Error> {
@@ -45,7 +38,6 @@ fn run() -> Result<(), Error> {
         } => cmd::hosts::watch(v, format, check, every),
         Command::Kill { all } => cmd::kill::kill(args.shell, all),
         Command::Hold { record, forwards } => cmd::internal::hold(&record, &forwards),
-        Command::Conduct { command } => cmd::conduct::conduct(v, &command),
         Command::Keep { socket, ssh } => cmd::internal::keep(&socket, &ssh),
         Command::Tally { status, end } => cmd::tally::tally(v, status, end),
         Command::Exec { command, trace } => cmd::exec::exec(v, &command, trace),

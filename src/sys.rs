@@ -13,6 +13,7 @@ pub struct Stat {
     pub state: char,
     pub pgrp: i32,
     pub session: i32,
+    pub threads: u32,
     /// Start time in clock ticks since boot: with the PID, it names one
     /// process for the life of the machine.
     pub start: u64,
@@ -27,11 +28,13 @@ pub fn stat(pid: u32) -> Option<Stat> {
 fn parse_stat(line: &str) -> Option<Stat> {
     let (_, rest) = line.rsplit_once(')')?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); pgrp is 5, session 6, starttime 22.
+    // rest starts at field 3 (state); pgrp is 5, session 6, num_threads
+    // 20, starttime 22.
     Some(Stat {
         state: f.first()?.chars().next()?,
         pgrp: f.get(2)?.parse().ok()?,
         session: f.get(3)?.parse().ok()?,
+        threads: f.get(17)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
     })
 }
@@ -417,6 +420,63 @@ pub fn stdout_is_dev_null() -> bool {
     out.file_type().is_char_device() && out.rdev() == null.rdev()
 }
 
+/// Fork this process, which must have one thread: the child then goes
+/// on running Rust code, which is sound only because no lock can be held
+/// by a thread the child lacks. `Ok(None)` in the child, the child's PID
+/// in the parent. Half the price of starting this program again.
+pub fn fork_alone() -> std::io::Result<Option<u32>> {
+    if stat(std::process::id()).map(|s| s.threads) != Some(1) {
+        return Err(std::io::Error::other("this process runs threads already"));
+    }
+    // SAFETY: one thread (checked above), so every lock the child copies
+    // is free, and its memory is the parent's as it was.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array we pass,
+    // which we then own.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        ))
+    }
+}
+
+/// Reap child `pid`: its raw wait status.
+pub fn reap(pid: u32) -> std::io::Result<libc::c_int> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into a local.
+        if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) } >= 0 {
+            return Ok(status);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Put `file` in place of descriptor `fd` (0, 1 or 2).
+pub fn put_at(file: &impl std::os::fd::AsRawFd, fd: libc::c_int) {
+    // SAFETY: dup2 onto one of our own standard descriptors.
+    unsafe {
+        libc::dup2(file.as_raw_fd(), fd);
+    }
+}
+
 /// This program again, with `subcommand` (one of its internal helpers):
 /// /proc/self/exe runs the very binary that is running, even if an upgrade
 /// has replaced the file meanwhile.
@@ -575,6 +635,56 @@ pub fn multicast_out(sock: &std::net::UdpSocket, on: &LinkAddr) -> std::io::Resu
     }
 }
 
+/// A new FIFO at `path` (mode 0600), opened for reading and writing
+/// (so that opening cannot block, and it never reads an end of file),
+/// non-blocking and close-on-exec.
+pub fn fifo(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: mkfifo reads the NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Write all of `bytes` to non-blocking `file`, waiting for room at most
+/// until `deadline`.
+pub fn write_by(
+    file: &mut std::fs::File,
+    mut bytes: &[u8],
+    deadline: std::time::Instant,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+                let mut p = libc::pollfd {
+                    fd: file.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: poll reads and writes the one pollfd we pass.
+                unsafe { libc::poll(&mut p, 1, 100) };
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// An inotify descriptor (non-blocking) watching directory `dir` for
 /// files made, written and closed, and removed.
 pub fn watch_dir(dir: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
@@ -623,12 +733,31 @@ pub fn readable<const N: usize>(fds: [std::os::fd::RawFd; N], ms: i32) -> [bool;
         events: libc::POLLIN,
         revents: 0,
     });
-    // SAFETY: poll reads and fills the N local pollfds.
-    let n = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, ms) };
-    if n <= 0 {
-        return [false; N];
-    }
+    poll_in(&mut p, ms);
     p.map(|q| q.revents != 0)
+}
+
+/// `readable` for any number of descriptors.
+pub fn readable_of(fds: &[std::os::fd::RawFd], ms: i32) -> Vec<bool> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    poll_in(&mut p, ms);
+    p.iter().map(|q| q.revents != 0).collect()
+}
+
+/// poll(2) for `p`; on a timeout or an error nothing is ready.
+fn poll_in(p: &mut [libc::pollfd], ms: i32) {
+    // SAFETY: poll reads and fills the pollfds of the slice, no more.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    if n <= 0 {
+        p.iter_mut().for_each(|q| q.revents = 0);
+    }
 }
 
 #[cfg(test)]
@@ -646,6 +775,7 @@ mod tests {
                 state: 'S',
                 pgrp: 4242,
                 session: 4242,
+                threads: 1,
                 start: 987654
             })
         );

@@ -1,10 +1,10 @@
 //! The conductor of a live build (DISTCC_AUTO_LIVE, on by default).
 //!
-//! `env -- COMMAND` (what `distcc_build` runs) hands the whole job to
-//! `distcc-auto __conduct -- COMMAND`: it probes and plans exactly as `env`
-//! would (same messages, same exit codes; `env` passes them on), sets the
-//! live build up (`live`), prints the shell code `env` passes on, leaves
-//! for a session of its own, and then re-probes every DISTCC_AUTO_REPROBE
+//! `env -- COMMAND` (what `distcc_build` runs) hands the whole job to the
+//! conductor, a child it forks (named `distcc-conduct`): it probes and
+//! plans exactly as `env` would (same messages, same exit codes; `env`
+//! passes them on), sets the live build up (`live`), prints the shell
+//! code `env` passes on, leaves for a session of its own, and then re-probes every DISTCC_AUTO_REPROBE
 //! seconds until the shell's trap stops it with `kill`, like a tunnel (it
 //! is listed in DISTCC_AUTO_TUNNEL_PIDS), or the shell it serves is gone.
 //! `exec` runs the same rounds in a thread of its own.
@@ -23,7 +23,7 @@ use crate::live::Live;
 use crate::live::jobserver::{self, Jobserver, Style};
 use crate::plan::Plan;
 use crate::process::ended::Ended;
-use crate::process::identity::Identity;
+use crate::process::identity::{CONDUCTOR_NAME, Identity};
 use crate::process::signals::{self, OnInterrupt};
 use crate::render::shell::{self as emit, LiveVars};
 use crate::worker::found::TunnelInfo;
@@ -54,8 +54,8 @@ pub fn wanted() -> bool {
         && get(crate::config::vars::PUMP).as_deref() != Some("1")
 }
 
-/// `env -- COMMAND` when live: start the conductor, pass on what it
-/// prints, or end as it ended.
+/// `env -- COMMAND` when live: fork the conductor (this process has one
+/// thread yet), pass on what it prints, or end as it ended.
 pub fn hand_off(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     // Nobody would ever stop the conductor (nor its tunnels).
     if sys::stdout_is_dev_null() {
@@ -65,26 +65,29 @@ pub fn hand_off(verbose: bool, command: &[OsString]) -> Result<(), Error> {
                 .into(),
         ));
     }
-    let mut cmd = sys::ourselves("__conduct");
-    if verbose {
-        cmd.env(crate::config::vars::DEBUG, "1");
-    }
-    cmd.arg("--")
-        .args(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::Other(format!("cannot start the conductor: {e}")))?;
+    let cannot = |e: std::io::Error| Error::Other(format!("cannot start the conductor: {e}"));
+    let (mut from, to) = sys::pipe().map_err(cannot)?;
+    let Some(child) = sys::fork_alone().map_err(cannot)? else {
+        drop(from);
+        sys::put_at(&to, 1);
+        drop(to);
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            sys::put_at(&null, 0);
+        }
+        // SAFETY: PR_SET_NAME copies at most 16 bytes of a C string.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, CONDUCTOR_NAME.as_ptr());
+        }
+        let code = super::exit_code(conduct(verbose, command));
+        std::process::exit(i32::from(code));
+    };
+    drop(to);
     let mut text = Vec::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_end(&mut text);
-    }
+    let _ = from.read_to_end(&mut text);
     if text.is_empty() {
-        let status = child
-            .wait()
+        let status = sys::reap(child)
             .map_err(|e| Error::Other(format!("waiting for the conductor: {e}")))?;
-        return match Ended::from(status) {
+        return match Ended::from_wait(status) {
             Ended::Exited(0) => Err(Error::Other("the conductor printed nothing".into())),
             Ended::Exited(c) => Err(Error::Exit(u8::try_from(c).unwrap_or(1))),
             Ended::Signalled(sig) => signals::die_of(sig),
@@ -290,8 +293,9 @@ pub(crate) fn rounds(config: &Config, guarded: &signals::Guarded, done: &dyn Fn(
     }
 }
 
-/// `__conduct -- COMMAND`: see the module's comment.
-pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
+/// The conductor's work, in the child `hand_off` forks: see the module's
+/// comment.
+fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
     let config = configure(verbose, None)?;
     let guarded = signals::guard(true, OnInterrupt::Die);
     let plan = probe_with(&config, true, &guarded, true)?;
@@ -319,7 +323,7 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         local_distcc_port: 0,
         local_stats_port: 0,
     });
-    listen_for_tally();
+    let asked = listen_for_tally();
     let ccache = crate::probe::ccache::prefix_here();
     let text = emit::build_script(
         &plan,
@@ -352,6 +356,9 @@ pub fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         }
     }
     let _ = std::env::set_current_dir("/");
+    if let Some(asked) = asked {
+        answer_tally(asked, verbose || config.debug || config.summary);
+    }
     let shell = watched_shell();
     rounds(&config, &guarded, &|| shell.is_some_and(gone));
     finish();
@@ -369,19 +376,45 @@ fn gone(shell: Identity) -> bool {
     !here
 }
 
-/// Our control socket, where `tally` asks for the build's account.
-fn listen_for_tally() {
-    let control = live().as_ref().map(Live::control);
-    match control.map(std::os::unix::net::UnixListener::bind) {
-        Some(Ok(listener)) => {
-            let _ = std::thread::Builder::new()
-                .name("tally".into())
-                .stack_size(256 * 1024)
-                .spawn(move || serve_tally(listener));
+/// Where we are asked for the build's account: the control socket, for
+/// `tally` and `__end`, and two FIFOs, by which `distcc_build` ends the
+/// build without starting a process: it writes the build's status to
+/// `end` and reads what to say from `said` until we exit (we hold `said`
+/// open for writing while we live, so that its reader then sees the end
+/// of the file, and at once if we are gone).
+struct Asked {
+    control: std::os::unix::net::UnixListener,
+    fifos: Option<(std::fs::File, std::fs::File)>,
+}
+
+/// Open where we are asked (before the shell can ask).
+fn listen_for_tally() -> Option<Asked> {
+    let path = |name: &str| live().as_ref().map(|l| l.own(name));
+    let control = match std::os::unix::net::UnixListener::bind(path("control")?) {
+        Ok(l) => l,
+        Err(e) => {
+            say(&format!("no account after the build: its socket: {e}"));
+            return None;
         }
-        Some(Err(e)) => say(&format!("no account after the build: its socket: {e}")),
-        None => {}
-    }
+    };
+    let fifos = match (sys::fifo(&path("end")?), sys::fifo(&path("said")?)) {
+        (Ok(end), Ok(said)) => Some((end, said)),
+        (Err(e), _) | (_, Err(e)) => {
+            say(&format!(
+                "distcc_build will ask through a socket: its FIFOs: {e}"
+            ));
+            None
+        }
+    };
+    Some(Asked { control, fifos })
+}
+
+/// Answer in a thread of our own.
+fn answer_tally(asked: Asked, table: bool) {
+    let _ = std::thread::Builder::new()
+        .name("tally".into())
+        .stack_size(256 * 1024)
+        .spawn(move || serve_tally(asked, table));
 }
 
 /// The shell `distcc_build` runs in (DISTCC_AUTO_SHELL_PID): when it is
@@ -433,48 +466,79 @@ pub(crate) fn summary(build_ok: bool, table: bool) -> Option<Vec<String>> {
 /// everything of its own, and ends.
 const STOPPED: &str = "\0stopped";
 
-/// Answer `tally` (run by distcc_build after the build) on our control
-/// socket: it sends `STATUS TABLE END`, we send the lines to say; with
-/// END 1 we then stop, tunnels and all, and say so last.
-fn serve_tally(listener: std::os::unix::net::UnixListener) {
-    for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
-        // Only the user we run as may ask (the directory is private too).
-        if sys::peer_uid(&conn).ok() != Some(sys::euid()) {
-            continue;
+/// Answer `tally` and `__end` on our control socket (it sends `STATUS
+/// TABLE END`, we send the lines to say; with END 1 we then stop, tunnels
+/// and all, and say so last), and `distcc_build` on our FIFOs.
+fn serve_tally(asked: Asked, table: bool) {
+    use std::os::fd::AsRawFd;
+    let end = asked.fifos.as_ref().map_or(-1, |(e, _)| e.as_raw_fd());
+    loop {
+        let [by_socket, by_fifo] = sys::readable([asked.control.as_raw_fd(), end], -1);
+        if by_fifo && let Some((end, said)) = &asked.fifos {
+            let mut line = [0u8; 64];
+            let n = (&*end).read(&mut line).unwrap_or(0);
+            let status = std::str::from_utf8(&line[..n])
+                .ok()
+                .and_then(|l| crate::config::whole::<i32>(l.trim_end()));
+            if let Some(status) = status {
+                let mut said = said.try_clone().expect("a descriptor we hold");
+                let mut text: String = ending(status == 0, table)
+                    .iter()
+                    .map(|l| format!("distcc-auto: {l}\n"))
+                    .collect();
+                text.push_str("stopped\n");
+                let _ = sys::write_by(
+                    &mut said,
+                    text.as_bytes(),
+                    Instant::now() + Duration::from_secs(10),
+                );
+                std::process::exit(0);
+            }
         }
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut ask = [0u8; 64];
-        let n = conn.read(&mut ask).unwrap_or(0);
-        let ask = String::from_utf8_lossy(&ask[..n]);
-        let mut words = ask.split_whitespace();
-        let ok = words.next() == Some("0");
-        let table = words.next() == Some("1");
-        let end = words.next() == Some("1");
-        let text = summary(ok, table).map_or_else(String::new, |l| l.join("\n"));
-        if !end {
-            let _ = conn.write_all(text.as_bytes());
-            continue;
+        if by_socket && let Ok((conn, _)) = asked.control.accept() {
+            answer(conn);
         }
-        // Said as `kill` would have said it.
-        use crate::process::identity::{CONDUCTOR, TUNNEL, stopped};
-        let mut said: Vec<String> = crate::process::registry::pids()
-            .iter()
-            .map(|&p| stopped(TUNNEL, p))
-            .collect();
-        finish();
-        crate::process::registry::close(&[]);
-        said.push(stopped(CONDUCTOR, std::process::id()));
-        let text = [text]
-            .into_iter()
-            .chain(said)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let _ = conn.write_all(format!("{text}\n{STOPPED}").as_bytes());
-        drop(conn);
-        std::process::exit(0);
     }
+}
+
+/// One question on the control socket.
+fn answer(mut conn: std::os::unix::net::UnixStream) {
+    // Only the user we run as may ask (the directory is private too).
+    if sys::peer_uid(&conn).ok() != Some(sys::euid()) {
+        return;
+    }
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut ask = [0u8; 64];
+    let n = conn.read(&mut ask).unwrap_or(0);
+    let ask = String::from_utf8_lossy(&ask[..n]);
+    let mut words = ask.split_whitespace();
+    let ok = words.next() == Some("0");
+    let table = words.next() == Some("1");
+    if words.next() != Some("1") {
+        let text = summary(ok, table).map_or_else(String::new, |l| l.join("\n"));
+        let _ = conn.write_all(text.as_bytes());
+        return;
+    }
+    let text = ending(ok, table).join("\n");
+    let _ = conn.write_all(format!("{text}\n{STOPPED}").as_bytes());
+    drop(conn);
+    std::process::exit(0);
+}
+
+/// The end of the build: what it did, then stop everything of ours, and
+/// say so as `kill` would have said it.
+fn ending(build_ok: bool, table: bool) -> Vec<String> {
+    use crate::process::identity::{CONDUCTOR, TUNNEL, stopped};
+    let mut said = summary(build_ok, table).unwrap_or_default();
+    said.extend(
+        crate::process::registry::pids()
+            .iter()
+            .map(|&p| stopped(TUNNEL, p)),
+    );
+    finish();
+    crate::process::registry::close(&[]);
+    said.push(stopped(CONDUCTOR, std::process::id()));
+    said
 }
 
 /// `tally` in a live build: ask its conductor (at DISTCC_AUTO_DISTCC_DIR)

@@ -363,6 +363,18 @@ fn local_cc() -> Option<(String, String)> {
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
+/// The exit code for how a command ended, having said why it failed.
+pub fn exit_code(r: Result<(), Error>) -> u8 {
+    match r {
+        Ok(()) => 0,
+        Err(Error::Exit(code)) => code,
+        Err(e) => {
+            crate::say(&format!("error: {e}"));
+            e.exit_code()
+        }
+    }
+}
+
 pub fn print(s: &str) -> Result<(), Error> {
     match write_stdout(s) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {

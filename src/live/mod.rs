@@ -316,9 +316,10 @@ impl Live {
         Some(f.with(|l, t, lost| (l.close(t), lost)))
     }
 
-    /// Where the conductor listens for `tally`: in our private directory.
-    pub fn control(&self) -> PathBuf {
-        self.own.join("control")
+    /// `name` in the build's directory, by our private directory's held
+    /// descriptor: the conductor's socket (`control`) and FIFOs.
+    pub fn own(&self, name: &str) -> PathBuf {
+        self.own.join(name)
     }
 
     /// The end of the build: count the tokens back, remove the directory.

@@ -10,11 +10,16 @@
 //! run, so that two builds of one user name the worker alike and share
 //! distcc's slot locks (both bind it, SO_REUSEPORT; the kernel spreads the
 //! connections), and `distccmon` tells the workers apart.
+//!
+//! One thread accepts for every relay (a thousand workers need no
+//! thousand accepting threads); each connection is carried by a thread of
+//! its own.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -68,32 +73,26 @@ impl Relay {
             }
             // SO_REUSEPORT admits only sockets of the same user.
             match crate::sys::listen_tcp(addr, 128, true) {
-                Ok(l) => return Ok(Relay::serve(l, addr, target)),
+                Ok(l) => return Relay::serve(l, addr, target),
                 Err(e) => last = format!("{addr}: {e}"),
             }
         }
         Err(format!("no relay address for '{entry}' ({last})"))
     }
 
-    fn serve(listener: TcpListener, listen: SocketAddrV4, target: Option<SocketAddr>) -> Relay {
+    fn serve(
+        listener: TcpListener,
+        listen: SocketAddrV4,
+        target: Option<SocketAddr>,
+    ) -> Result<Relay, String> {
         let shared = Arc::new(Shared {
             target: Mutex::new(target),
             open: Mutex::new(Vec::new()),
             next: AtomicU64::new(0),
         });
-        let s = Arc::clone(&shared);
-        let _ = thread::Builder::new()
-            .name("relay".into())
-            .stack_size(STACK)
-            .spawn(move || {
-                for client in listener.incoming().flatten() {
-                    let s = Arc::clone(&s);
-                    let _ = thread::Builder::new()
-                        .stack_size(STACK)
-                        .spawn(move || s.carry(client));
-                }
-            });
-        Relay { listen, shared }
+        let _ = listener.set_nonblocking(true);
+        listening()?.add(listener, Arc::clone(&shared));
+        Ok(Relay { listen, shared })
     }
 
     /// Send new connections to `target` (`None`: refuse them).
@@ -115,6 +114,65 @@ impl Relay {
     /// Connections open through it now: this build's compiles there.
     pub fn in_flight(&self) -> usize {
         lock(&self.shared.open).len()
+    }
+}
+
+/// Every relay's listening socket, and a pipe that tells the accepting
+/// thread of a new one.
+struct Listening {
+    all: Mutex<Vec<(TcpListener, Arc<Shared>)>>,
+    wake: (std::fs::File, std::fs::File),
+}
+
+/// The one accepting thread's list, made (and the thread started) with
+/// the first relay.
+fn listening() -> Result<&'static Listening, String> {
+    static LISTENING: OnceLock<Result<Listening, String>> = OnceLock::new();
+    let made = LISTENING.get_or_init(|| {
+        let wake = crate::sys::pipe().map_err(|e| format!("a pipe for the relays: {e}"))?;
+        thread::Builder::new()
+            .name("relays".into())
+            .stack_size(STACK)
+            .spawn(|| {
+                if let Ok(l) = listening() {
+                    l.accept();
+                }
+            })
+            .map_err(|e| format!("the relays' thread: {e}"))?;
+        Ok(Listening {
+            all: Mutex::new(Vec::new()),
+            wake,
+        })
+    });
+    made.as_ref().map_err(Clone::clone)
+}
+
+impl Listening {
+    fn add(&self, listener: TcpListener, shared: Arc<Shared>) {
+        lock(&self.all).push((listener, shared));
+        let _ = (&self.wake.1).write(&[0]);
+    }
+
+    /// Accept on every relay, for the life of the process.
+    fn accept(&self) {
+        let mut drain = [0u8; 64];
+        loop {
+            let mut fds = vec![self.wake.0.as_raw_fd()];
+            fds.extend(lock(&self.all).iter().map(|(l, _)| l.as_raw_fd()));
+            let ready = crate::sys::readable_of(&fds, -1);
+            if ready[0] {
+                let _ = (&self.wake.0).read(&mut drain);
+            }
+            let all = lock(&self.all);
+            for ((l, shared), _) in all.iter().zip(&ready[1..]).filter(|(_, r)| **r) {
+                while let Ok((client, _)) = l.accept() {
+                    let s = Arc::clone(shared);
+                    let _ = thread::Builder::new()
+                        .stack_size(STACK)
+                        .spawn(move || s.carry(client));
+                }
+            }
+        }
     }
 }
 

@@ -65,6 +65,9 @@ impl Identity {
 
 pub(crate) const TUNNEL: &str = "ssh tunnel";
 pub(crate) const CONDUCTOR: &str = "the live build's conductor";
+/// The conductor's process name (`ps`, /proc/PID/comm), by which `kill`
+/// tells it from a tunnel.
+pub const CONDUCTOR_NAME: &std::ffi::CStr = c"distcc-conduct";
 
 /// What is said of a process stopped: by `kill`, and by a conductor that
 /// stops its tunnels and itself (`__end`).
@@ -117,8 +120,9 @@ pub fn stop(pids: &str, ids: &str) -> (Vec<String>, Vec<String>) {
     let names: Vec<&str> = targets
         .iter()
         .map(|&pid| {
-            let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            match line.split(|&b| b == 0).nth(1) == Some(b"__conduct") {
+            let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let name = CONDUCTOR_NAME.to_bytes();
+            match comm.strip_suffix(b"\n") == Some(name) {
                 true => CONDUCTOR,
                 false => TUNNEL,
             }
