@@ -165,13 +165,19 @@ distcc_build() {
         # to say comes back on `said` until it exits. `said` is opened for
         # reading and writing (which cannot block), then for reading, and
         # the first closed: with the conductor gone, no writer is left and
-        # the read ends at once. Else `__end` asks, or counts.
+        # the read ends at once. Only `exec` itself closes a descriptor for
+        # good (`\builtin exec` restores it after), so a function of that
+        # name is dropped first (in this subshell only); if it cannot be,
+        # the read's time limit ends the wait. Else `__end` asks, or counts.
         __distcc_auto_end=
         __distcc_auto_dir=${DISTCC_AUTO_DISTCC_DIR-}
         if [[ -n $__distcc_auto_dir && -p $__distcc_auto_dir/end && -p $__distcc_auto_dir/said ]]; then
             \builtin exec {__distcc_auto_w}<>"$__distcc_auto_dir/said"
             \builtin exec {__distcc_auto_r}<"$__distcc_auto_dir/said"
-            \builtin exec {__distcc_auto_w}>&-
+            \builtin unset -f exec 2>/dev/null || :
+            if ! \builtin declare -F exec >/dev/null; then
+                \exec {__distcc_auto_w}>&-
+            fi
             \builtin printf '%s\n' "$__distcc_auto_rc" 1<>"$__distcc_auto_dir/end"
             while IFS= \builtin read -r -t 60 -u "$__distcc_auto_r" __distcc_auto_line; do
                 if [[ $__distcc_auto_line == stopped ]]; then
@@ -180,7 +186,9 @@ distcc_build() {
                 fi
                 \builtin printf '%s\n' "$__distcc_auto_line" >&2
             done
-            \builtin exec {__distcc_auto_r}<&-
+            if ! \builtin declare -F exec >/dev/null; then
+                \exec {__distcc_auto_r}<&-
+            fi
         fi
         if [[ $__distcc_auto_end != stopped ]]; then
             __distcc_auto_end=$("$__distcc_auto_bin" __end "$__distcc_auto_rc") || __distcc_auto_end=

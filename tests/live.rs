@@ -331,6 +331,47 @@ fn exec_runs_a_live_build_with_make_4_3_and_fish_too() {
     }
 }
 
+/// A conductor killed outright during the build (SIGKILL: nothing of it
+/// runs): `distcc_build` does not wait for its answer, says so, returns
+/// the build's status, and nothing of it is left, its directory included;
+/// in bash and zsh, also with a function and an alias named `exec` (the
+/// shell file closes its end of the FIFO with `exec` itself) and errexit.
+#[test]
+fn a_conductor_killed_outright_does_not_hold_the_shell() {
+    let d = Distccd::start(2);
+    // The build's DISTCC_DIR is build.PID, PID the conductor's.
+    let kill = r#"distcc_build bash -c 'kill -KILL "${DISTCC_DIR##*build.}"; exit 3'"#;
+    let hostile = "exec() { echo HIJACK; }; alias exec='echo HIJACK'; set -e";
+    for sh in SHELLS {
+        for state in ["", hostile] {
+            let runtime = TempDir::private("live-killed");
+            let script = format!("{state}\n{kill} || echo \"rc $?\"");
+            let mut c = shell(sh, None, &script);
+            c.env("DISTCC_AUTO_LIVE", "1")
+                .env("DISTCC_AUTO_HOSTS", d.entry())
+                .env("DISTCC_DIR", runtime.path().join("distcc"))
+                .env("XDG_RUNTIME_DIR", runtime.path());
+            let started = std::time::Instant::now();
+            let r = run_cmd(c);
+            let what = format!("{sh} '{state}'");
+            check!(r, r.stdout.contains("rc 3"), "{what}");
+            check!(r, started.elapsed() < Duration::from_secs(10), "{what}");
+            check!(
+                r,
+                r.stderr.contains("the live build's conductor did not answer"),
+                "{what}"
+            );
+            check!(r, !r.stdout.contains("HIJACK"), "{what}");
+            let dirs: Vec<_> = std::fs::read_dir(runtime.path().join("distcc-auto"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("build."))
+                .collect();
+            assert!(dirs.is_empty(), "{what}: {dirs:?}");
+        }
+    }
+}
+
 #[test]
 fn a_conductor_is_not_started_when_nobody_would_stop_it() {
     let d = Distccd::start(2);

@@ -552,6 +552,10 @@ pub fn ask_summary(build_ok: bool, table: bool, end: bool) -> Option<(Vec<String
             crate::warn(&format!(
                 "the live build's conductor did not answer ({why}): counting from the workers' counters"
             ));
+            // Its directory, if it is gone (killed outright).
+            if let Ok(dir) = crate::state::rundir::private_dir() {
+                sweep(dir);
+            }
             None
         }
     }
