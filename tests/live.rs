@@ -358,7 +358,8 @@ fn a_conductor_killed_outright_does_not_hold_the_shell() {
             check!(r, started.elapsed() < Duration::from_secs(10), "{what}");
             check!(
                 r,
-                r.stderr.contains("the live build's conductor did not answer"),
+                r.stderr
+                    .contains("the live build's conductor did not answer"),
                 "{what}"
             );
             check!(r, !r.stdout.contains("HIJACK"), "{what}");
