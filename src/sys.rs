@@ -454,6 +454,16 @@ pub fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     }
 }
 
+/// A pidfd for process `pid`: readable once it has ended (Linux 5.3).
+pub fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open returns a new descriptor (owned at once) or -1.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
+        (fd >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int))
+    }
+}
+
 /// Reap child `pid`: its raw wait status.
 pub fn reap(pid: u32) -> std::io::Result<libc::c_int> {
     loop {

@@ -262,8 +262,13 @@ fn client_style(config: &Config, command: &[OsString]) -> Option<Style> {
 }
 
 /// Re-probe every DISTCC_AUTO_REPROBE seconds and apply each round, until
-/// `done` says so or the live build is finished.
-pub(crate) fn rounds(config: &Config, guarded: &signals::Guarded, done: &dyn Fn() -> bool) {
+/// `wait` (which waits at most the time it is given) says the build is
+/// done, or the live build is finished.
+pub(crate) fn rounds(
+    config: &Config,
+    guarded: &signals::Guarded,
+    wait: &dyn Fn(Duration) -> bool,
+) {
     // The compile check ran at the start; rounds ask stats and job port.
     let mut config = config.clone();
     config.check = None;
@@ -271,11 +276,9 @@ pub(crate) fn rounds(config: &Config, guarded: &signals::Guarded, done: &dyn Fn(
     let mut next = Instant::now() + config.reprobe;
     loop {
         while Instant::now() < next {
-            if done() || live().is_none() {
+            if live().is_none() || wait(next.saturating_duration_since(Instant::now())) {
                 return;
             }
-            let left = next.saturating_duration_since(Instant::now());
-            std::thread::sleep(left.min(Duration::from_millis(100)));
         }
         next = Instant::now() + config.reprobe;
         let own = |entry: &str| {
@@ -360,7 +363,23 @@ fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         answer_tally(asked, verbose || config.debug || config.summary);
     }
     let shell = watched_shell();
-    rounds(&config, &guarded, &|| shell.is_some_and(gone));
+    // The shell's end wakes us through a pidfd (no wake-ups to look);
+    // without one, we look every 100 ms.
+    let pidfd = shell.and_then(|s| sys::pidfd(s.pid).filter(|_| !gone(s)));
+    rounds(&config, &guarded, &|left| match (shell, &pidfd) {
+        (None, _) => {
+            std::thread::sleep(left);
+            false
+        }
+        (Some(shell), Some(fd)) => {
+            let ms = i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX);
+            sys::readable([fd.as_raw_fd()], ms)[0] && gone(shell)
+        }
+        (Some(shell), None) => {
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+            gone(shell)
+        }
+    });
     finish();
     crate::process::registry::close(&[]);
     Ok(())

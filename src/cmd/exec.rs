@@ -64,7 +64,10 @@ pub fn exec(
         let _ = std::thread::Builder::new()
             .name("conductor".into())
             .spawn(move || {
-                super::conduct::rounds(&config, &guarded, &|| done.load(Ordering::Relaxed));
+                super::conduct::rounds(&config, &guarded, &|left| {
+                    std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
+                    done.load(Ordering::Relaxed)
+                });
             });
     }
     // Wait without reaping, so that the PID stays the command's until no
