@@ -264,11 +264,7 @@ fn client_style(config: &Config, command: &[OsString]) -> Option<Style> {
 /// Re-probe every DISTCC_AUTO_REPROBE seconds and apply each round, until
 /// `wait` (which waits at most the time it is given) says the build is
 /// done, or the live build is finished.
-pub(crate) fn rounds(
-    config: &Config,
-    guarded: &signals::Guarded,
-    wait: &dyn Fn(Duration) -> bool,
-) {
+pub(crate) fn rounds(config: &Config, guarded: &signals::Guarded, wait: &dyn Fn(Duration) -> bool) {
     // The compile check ran at the start; rounds ask stats and job port.
     let mut config = config.clone();
     config.check = None;
@@ -363,10 +359,23 @@ fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         answer_tally(asked, verbose || config.debug || config.summary);
     }
     let shell = watched_shell();
-    // The shell's end wakes us through a pidfd (no wake-ups to look);
-    // without one, we look every 100 ms.
     let pidfd = shell.and_then(|s| sys::pidfd(s.pid).filter(|_| !gone(s)));
-    rounds(&config, &guarded, &|left| match (shell, &pidfd) {
+    rounds(&config, &guarded, &|left| {
+        shell_gone(shell, pidfd.as_ref(), left)
+    });
+    finish();
+    crate::process::registry::close(&[]);
+    Ok(())
+}
+
+/// Wait up to `left` for the watched shell to end (through its pidfd:
+/// no wake-ups to look; without one, a look every 100 ms): whether it did.
+fn shell_gone(
+    shell: Option<Identity>,
+    pidfd: Option<&std::os::fd::OwnedFd>,
+    left: Duration,
+) -> bool {
+    match (shell, pidfd) {
         (None, _) => {
             std::thread::sleep(left);
             false
@@ -379,10 +388,7 @@ fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
             std::thread::sleep(left.min(Duration::from_millis(100)));
             gone(shell)
         }
-    });
-    finish();
-    crate::process::registry::close(&[]);
-    Ok(())
+    }
 }
 
 /// Whether the watched shell is gone (said when it is).

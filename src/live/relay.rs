@@ -180,9 +180,7 @@ impl Listening {
             for ((l, shared), _) in all.iter().zip(&ready[1..]).filter(|(_, r)| **r) {
                 while let Ok((client, _)) = l.accept() {
                     let s = Arc::clone(shared);
-                    let _ = thread::Builder::new()
-                        .stack_size(STACK)
-                        .spawn(move || s.carry(client));
+                    let _ = crate::sys::spawn_detached(STACK, Box::new(move || s.carry(client)));
                 }
             }
         }

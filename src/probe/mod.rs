@@ -162,12 +162,9 @@ fn start_threads(
             }
         };
         loop {
-            let spawned = thread::Builder::new()
-                .name(format!("probe-{i}"))
-                .stack_size(PROBE_STACK)
-                .spawn(job());
+            let spawned = crate::sys::spawn_detached(PROBE_STACK, Box::new(job()));
             match spawned {
-                Ok(_) => break,
+                Ok(()) => break,
                 Err(_) if Instant::now() + Duration::from_millis(5) < last => {
                     thread::sleep(Duration::from_millis(5));
                 }
@@ -224,18 +221,16 @@ fn collect(
     results: &mut [Option<Found>],
     mut last: Instant,
 ) -> bool {
-    let n = phase.routes.len();
+    let waited = |i: usize| phase.not_waited.get(i).copied().flatten().is_none();
     let mut missing = results.iter().filter(|r| r.is_none()).count();
-    let needed = |results: &[Option<Found>]| {
-        (0..n)
-            .filter(|&i| {
-                results[i].is_none() && phase.not_waited.get(i).copied().flatten().is_none()
-            })
-            .count()
-    };
+    // Counted down as answers come (a count per answer would be
+    // quadratic in the number of workers).
+    let mut needed = (0..results.len())
+        .filter(|&i| results[i].is_none() && waited(i))
+        .count();
     let (mut shown, mut graced) = (false, false);
     while missing > 0 {
-        if !graced && needed(results) == 0 {
+        if !graced && needed == 0 {
             last = last.min(Instant::now() + NOT_WAITED_GRACE);
             graced = true;
         }
@@ -250,6 +245,7 @@ fn collect(
             Ok((i, t, p)) => {
                 results[i] = Some((t, p));
                 missing -= 1;
+                needed -= usize::from(waited(i));
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
             Err(_) => break,
