@@ -577,7 +577,16 @@ pub fn ask_summary(build_ok: bool, table: bool, end: bool) -> Option<(Vec<String
             crate::warn(&format!(
                 "the live build's conductor did not answer ({why}): counting from the workers' counters"
             ));
-            // Its directory, if it is gone (killed outright).
+            // Its directory, if it is gone (killed outright: give it a
+            // moment to finish dying; one still alive is stopped by `kill`,
+            // which has it clean up).
+            let pid = dir
+                .rsplit_once("/build.")
+                .and_then(|(_, p)| crate::config::whole::<u32>(p));
+            let until = Instant::now() + Duration::from_secs(1);
+            while pid.is_some_and(sys::alive) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             if let Ok(dir) = crate::state::rundir::private_dir() {
                 sweep(dir);
             }
