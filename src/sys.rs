@@ -425,8 +425,10 @@ pub fn stdout_is_dev_null() -> bool {
 /// by a thread the child lacks. `Ok(None)` in the child, the child's PID
 /// in the parent. Half the price of starting this program again.
 pub fn fork_alone() -> std::io::Result<Option<u32>> {
-    if stat(std::process::id()).map(|s| s.threads) != Some(1) {
-        return Err(std::io::Error::other("this process runs threads already"));
+    match stat(std::process::id()).map(|s| s.threads) {
+        Some(1) => {}
+        Some(_) => return Err(std::io::Error::other("this process runs threads already")),
+        None => return Err(std::io::Error::other("cannot read /proc/self/stat")),
     }
     // SAFETY: one thread (checked above), so every lock the child copies
     // is free, and its memory is the parent's as it was.

@@ -4,10 +4,12 @@
 //! conductor, a child it forks (named `distcc-conduct`): it probes and
 //! plans exactly as `env` would (same messages, same exit codes; `env`
 //! passes them on), sets the live build up (`live`), prints the shell
-//! code `env` passes on, leaves for a session of its own, and then re-probes every DISTCC_AUTO_REPROBE
-//! seconds until the shell's trap stops it with `kill`, like a tunnel (it
-//! is listed in DISTCC_AUTO_TUNNEL_PIDS), or the shell it serves is gone.
-//! `exec` runs the same rounds in a thread of its own.
+//! code `env` passes on, leaves for a session of its own, and then
+//! re-probes every DISTCC_AUTO_REPROBE seconds until `distcc_build` asks
+//! for the build's account at its end (through the FIFOs `end` and
+//! `said`, or `__end`), the shell's trap stops it with `kill`, like a
+//! tunnel (it is listed in DISTCC_AUTO_TUNNEL_PIDS), or the shell it
+//! serves is gone. `exec` runs the same rounds in a thread of its own.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
