@@ -703,7 +703,7 @@ pub fn fifo(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 /// Write all of `bytes` to non-blocking `file`, waiting for room at most
 /// until `deadline`.
 pub fn write_by(
-    file: &mut std::fs::File,
+    mut file: &std::fs::File,
     mut bytes: &[u8],
     deadline: std::time::Instant,
 ) -> std::io::Result<()> {
@@ -716,13 +716,12 @@ pub fn write_by(
                 if std::time::Instant::now() >= deadline {
                     return Err(e);
                 }
-                let mut p = libc::pollfd {
+                let mut p = [libc::pollfd {
                     fd: file.as_raw_fd(),
                     events: libc::POLLOUT,
                     revents: 0,
-                };
-                // SAFETY: poll reads and writes the one pollfd we pass.
-                unsafe { libc::poll(&mut p, 1, 100) };
+                }];
+                poll_for(&mut p, 100);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -779,7 +778,7 @@ pub fn readable<const N: usize>(fds: [std::os::fd::RawFd; N], ms: i32) -> [bool;
         events: libc::POLLIN,
         revents: 0,
     });
-    poll_in(&mut p, ms);
+    poll_for(&mut p, ms);
     p.map(|q| q.revents != 0)
 }
 
@@ -793,12 +792,13 @@ pub fn readable_of(fds: &[std::os::fd::RawFd], ms: i32) -> Vec<bool> {
             revents: 0,
         })
         .collect();
-    poll_in(&mut p, ms);
+    poll_for(&mut p, ms);
     p.iter().map(|q| q.revents != 0).collect()
 }
 
-/// poll(2) for `p`; on a timeout or an error nothing is ready.
-fn poll_in(p: &mut [libc::pollfd], ms: i32) {
+/// poll(2) for `p` (the events each asks for); on a timeout or an error
+/// nothing is ready.
+fn poll_for(p: &mut [libc::pollfd], ms: i32) {
     // SAFETY: poll reads and fills the pollfds of the slice, no more.
     let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
     if n <= 0 {

@@ -322,11 +322,7 @@ fn exec_runs_a_live_build_with_make_4_3_and_fish_too() {
             "{} remote compiles",
             after - before
         );
-        let dirs = std::fs::read_dir(runtime.path().join("distcc-auto")).unwrap();
-        let left: Vec<_> = dirs
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("build."))
-            .collect();
+        let left = build_dirs(runtime.path());
         assert!(left.is_empty(), "{left:?}");
     }
 }
@@ -363,11 +359,7 @@ fn a_conductor_killed_outright_does_not_hold_the_shell() {
                 "{what}"
             );
             check!(r, !r.stdout.contains("HIJACK"), "{what}");
-            let dirs: Vec<_> = std::fs::read_dir(runtime.path().join("distcc-auto"))
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("build."))
-                .collect();
+            let dirs = build_dirs(runtime.path());
             assert!(dirs.is_empty(), "{what}: {dirs:?}");
         }
     }

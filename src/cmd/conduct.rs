@@ -350,11 +350,8 @@ fn conduct(verbose: bool, command: &[OsString]) -> Result<(), Error> {
         .write(true)
         .open("/dev/null");
     if let Ok(null) = null {
-        // SAFETY: dup2 onto our own standard descriptors.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(null.as_raw_fd(), 1);
-        }
+        sys::put_at(&null, 0);
+        sys::put_at(&null, 1);
     }
     let _ = std::env::set_current_dir("/");
     if let Some(asked) = asked {
@@ -508,14 +505,13 @@ fn serve_tally(asked: Asked, table: bool) {
                 .ok()
                 .and_then(|l| crate::config::whole::<i32>(l.trim_end()));
             if let Some(status) = status {
-                let mut said = said.try_clone().expect("a descriptor we hold");
                 let mut text: String = ending(status == 0, table)
                     .iter()
                     .map(|l| format!("distcc-auto: {l}\n"))
                     .collect();
                 text.push_str("stopped\n");
                 let _ = sys::write_by(
-                    &mut said,
+                    said,
                     text.as_bytes(),
                     Instant::now() + Duration::from_secs(10),
                 );

@@ -362,7 +362,6 @@ fn local_cc() -> Option<(String, String)> {
     Some((ask("-dumpmachine")?, ask("-dumpversion")?))
 }
 
-/// Write to stdout; a closed pipe (`| head`) is not an error.
 /// The exit code for how a command ended, having said why it failed.
 pub fn exit_code(r: Result<(), Error>) -> u8 {
     match r {
@@ -375,6 +374,7 @@ pub fn exit_code(r: Result<(), Error>) -> u8 {
     }
 }
 
+/// Write to stdout; a closed pipe (`| head`) is not an error.
 pub fn print(s: &str) -> Result<(), Error> {
     match write_stdout(s) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {

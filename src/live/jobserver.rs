@@ -78,15 +78,9 @@ impl Jobserver {
     pub fn create(path: &Path, style: Style, tokens: u32) -> Result<Jobserver, String> {
         let c = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| "a jobserver path with a NUL byte".to_string())?;
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } < 0 {
-            return Err(format!(
-                "cannot make the jobserver FIFO {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        let fd = Arc::new(open(&c, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC)?);
+        let fd = Arc::new(OwnedFd::from(crate::sys::fifo(path).map_err(|e| {
+            format!("cannot make the jobserver FIFO {}: {e}", path.display())
+        })?));
         let blocking = open(&c, libc::O_RDWR | libc::O_CLOEXEC)?;
         let state = Arc::new((Mutex::new(Counts::default()), Condvar::new()));
         let (st, w) = (Arc::clone(&state), Arc::clone(&fd));

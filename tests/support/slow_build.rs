@@ -281,12 +281,7 @@ impl Build {
         }
         let left = self.ours();
         assert!(left.is_empty(), "still running: {left:?}\n{}", self.said());
-        let dirs: Vec<_> = std::fs::read_dir(self.runtime.path().join("distcc-auto"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("build."))
-            .collect();
+        let dirs = build_dirs(self.runtime.path());
         assert!(dirs.is_empty(), "{dirs:?}");
     }
 
@@ -311,4 +306,15 @@ impl Build {
         }
         left
     }
+}
+
+/// The live builds' directories (`build.PID`) in the private directory
+/// under `runtime` (an XDG_RUNTIME_DIR).
+pub fn build_dirs(runtime: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(runtime.join("distcc-auto"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("build."))
+        .collect()
 }
