@@ -407,6 +407,147 @@ pub fn listen_tcp(
     }
 }
 
+/// A TCP connection to `addr` within `timeout`, in fewer system calls
+/// than std's `connect_timeout` (which makes the socket non-blocking,
+/// polls, reads SO_ERROR and makes it blocking again): a blocking
+/// connect bounded by SO_SNDTIMEO. The send timeout stays set; a caller
+/// that writes sets its own. A timeout is `TimedOut`.
+pub fn connect_tcp(
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if timeout.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    let (family, sa) = sockaddr(addr);
+    // SAFETY: plain socket calls on a descriptor owned from its creation;
+    // the option and the sockaddr are local values of the sizes given.
+    unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        // At least 1 µs: a zero timeout would mean none.
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_usec: timeout
+                .subsec_micros()
+                .max(u32::from(timeout.as_secs() == 0)) as libc::suseconds_t,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let (ptr, len) = match &sa {
+            Sockaddr::V4(a) => ((&raw const *a).cast(), std::mem::size_of_val(a)),
+            Sockaddr::V6(a) => ((&raw const *a).cast(), std::mem::size_of_val(a)),
+        };
+        if libc::connect(fd, ptr, len as libc::socklen_t) == 0 {
+            return Ok(std::net::TcpStream::from(owned));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            // The send timeout passed (what Linux returns for it).
+            Some(libc::EINPROGRESS | libc::EAGAIN) => Err(std::io::ErrorKind::TimedOut.into()),
+            // A signal: the handshake goes on; wait for it as std would.
+            Some(libc::EINTR) => {
+                let deadline = std::time::Instant::now() + timeout;
+                finish_connect(&owned, deadline)?;
+                Ok(std::net::TcpStream::from(owned))
+            }
+            _ => Err(e),
+        }
+    }
+}
+
+enum Sockaddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::c_int, Sockaddr) {
+    match addr {
+        std::net::SocketAddr::V4(a) => (
+            libc::AF_INET,
+            Sockaddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            }),
+        ),
+        std::net::SocketAddr::V6(a) => (
+            libc::AF_INET6,
+            Sockaddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            }),
+        ),
+    }
+}
+
+/// The rest of a handshake a signal interrupted: writable by `deadline`,
+/// then its outcome from SO_ERROR.
+fn finish_connect(fd: &std::os::fd::OwnedFd, deadline: std::time::Instant) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        let mut p = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        }];
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        poll_for(&mut p, ms);
+        if p[0].revents != 0 {
+            break;
+        }
+    }
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int into a local of that size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &mut len,
+        )
+    };
+    match (rc, err) {
+        (0, 0) => Ok(()),
+        (0, e) => Err(std::io::Error::from_raw_os_error(e)),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Shut down both directions of socket `fd`, which the caller knows to
+/// be open (a relay's `cut`, while the carrier holds it): the peer sees
+/// the end, and the carrier's blocked read or write fails.
+pub fn shutdown_both(fd: std::os::fd::RawFd) {
+    // SAFETY: shutdown changes the socket's state only; it neither closes
+    // nor frees the descriptor, and on a bad one it merely fails.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
 /// Whether standard output is /dev/null (also what Rust makes of a closed
 /// one): nothing written there reaches anyone.
 pub fn stdout_is_dev_null() -> bool {
@@ -810,6 +951,57 @@ fn poll_for(p: &mut [libc::pollfd], ms: i32) {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn connect_tcp_connects_refuses_and_times_out() {
+        use std::time::{Duration, Instant};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let s = connect_tcp(addr, Duration::from_secs(2)).unwrap();
+        assert_eq!(s.peer_addr().unwrap(), addr);
+        if let Ok(l6) = TcpListener::bind("[::1]:0") {
+            let a6 = l6.local_addr().unwrap();
+            assert_eq!(
+                connect_tcp(a6, Duration::from_secs(2))
+                    .unwrap()
+                    .peer_addr()
+                    .unwrap(),
+                a6
+            );
+        }
+        drop(l);
+        let e = connect_tcp(addr, Duration::from_secs(2)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        // A listener with a full backlog drops further handshakes: the
+        // connect waits, and the timeout ends it.
+        let full = listen_tcp(
+            std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            0,
+            false,
+        )
+        .unwrap();
+        let at = full.local_addr().unwrap();
+        let _held: Vec<_> = (0..2)
+            .filter_map(|_| connect_tcp(at, Duration::from_millis(300)).ok())
+            .collect();
+        let start = Instant::now();
+        let e = connect_tcp(at, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(
+            start.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            connect_tcp(at, Duration::ZERO).unwrap_err().kind(),
+            std::io::ErrorKind::TimedOut
+        );
+    }
 
     #[test]
     fn stat_fields_after_the_command_name() {

@@ -17,7 +17,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -39,8 +39,10 @@ pub struct Relay {
 struct Shared {
     /// Where a new connection goes; `None`: refused (the worker is out).
     target: Mutex<Option<SocketAddr>>,
-    /// Both ends of every open connection, by number, for `cut`.
-    open: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
+    /// Both ends of every open connection, by number, for `cut`: the
+    /// carrier's own descriptors (no copies, which cost two system calls
+    /// each per compile), listed only while it holds them open.
+    open: Mutex<Vec<(u64, RawFd, RawFd)>>,
     next: AtomicU64,
 }
 
@@ -116,12 +118,16 @@ impl Relay {
     /// Close every open connection, both ends: distcc retries the file.
     /// Returns how many there were.
     pub fn cut(&self) -> usize {
-        let open = std::mem::take(&mut *lock(&self.shared.open));
-        for (_, a, b) in &open {
-            let _ = a.shutdown(Shutdown::Both);
-            let _ = b.shutdown(Shutdown::Both);
+        // Under the lock: a carrier takes its entry out (under the same
+        // lock) before it closes the descriptors.
+        let mut open = lock(&self.shared.open);
+        for &(_, a, b) in open.iter() {
+            crate::sys::shutdown_both(a);
+            crate::sys::shutdown_both(b);
         }
-        open.len()
+        let n = open.len();
+        open.clear();
+        n
     }
 
     /// Connections open through it now: this build's compiles there.
@@ -198,16 +204,17 @@ impl Shared {
         let Some(target) = *lock(&self.target) else {
             return; // dropped: distcc sees the close and compiles here
         };
-        let Ok(worker) = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) else {
-            return;
-        };
-        let (Ok(c3), Ok(w3)) = (client.try_clone(), worker.try_clone()) else {
+        // No send timeout once connected: a worker may take its time.
+        let Ok(worker) = crate::sys::connect_tcp(target, CONNECT_TIMEOUT)
+            .and_then(|w| w.set_write_timeout(None).map(|()| w))
+        else {
             return;
         };
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.open).push((n, c3, w3));
-        carry_both(client, worker);
+        lock(&self.open).push((n, client.as_raw_fd(), worker.as_raw_fd()));
+        carry_both(&client, &worker);
         lock(&self.open).retain(|(i, _, _)| *i != n);
+        // Only now are the descriptors closed (client and worker dropped).
     }
 }
 
@@ -215,8 +222,7 @@ impl Shared {
 /// passed on as it comes), or either side fails (`cut` makes both fail).
 /// distcc's protocol takes turns (the request, then the answer), so a
 /// blocking write here never waits on a read we put off.
-fn carry_both(mut client: TcpStream, mut worker: TcpStream) {
-    use std::os::fd::AsRawFd;
+fn carry_both(client: &TcpStream, worker: &TcpStream) {
     let mut buf = [0u8; 16 * 1024];
     let mut fds = [client.as_raw_fd(), worker.as_raw_fd()];
     while fds.iter().any(|&fd| fd >= 0) {
@@ -225,10 +231,10 @@ fn carry_both(mut client: TcpStream, mut worker: TcpStream) {
             if !ready[side] || fds[side] < 0 {
                 continue;
             }
-            let (from, to) = if side == 0 {
-                (&mut client, &mut worker)
+            let (mut from, mut to) = if side == 0 {
+                (client, worker)
             } else {
-                (&mut worker, &mut client)
+                (worker, client)
             };
             match from.read(&mut buf) {
                 Ok(0) => {

@@ -90,10 +90,7 @@ pub fn ask(
 
 fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fault> {
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(Fault::Timeout);
-    }
-    TcpStream::connect_timeout(&addr, left).map_err(|e| match e.kind() {
+    crate::sys::connect_tcp(addr, left).map_err(|e| match e.kind() {
         io::ErrorKind::ConnectionRefused => Fault::Refused("connection refused".into()),
         io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
             Fault::Refused(e.to_string())
