@@ -170,8 +170,9 @@ distcc_build() {
         # What the build did (and a warning when nothing ran remotely). A
         # live build's conductor then stops itself and its tunnels, and
         # says "stopped": nothing is left for `kill`. It is asked without
-        # starting a process: the status goes to its FIFO `end`, and what
-        # to say comes back on `said` until it exits. `said` is opened for
+        # starting a process: the status goes to its FIFO `end`; it prints
+        # what to say on the stderr it shares with us, then "stopped" on
+        # `said` (any other line there is passed on). `said` is opened for
         # reading and writing (which cannot block), then for reading, and
         # the first closed: with the conductor gone, no writer is left and
         # the read ends at once. Else `__end` asks, or counts.

@@ -403,9 +403,12 @@ fn gone(shell: Identity) -> bool {
 /// Where we are asked for the build's account: the control socket, for
 /// `tally` and `__end`, and two FIFOs, by which `distcc_build` ends the
 /// build without starting a process: it writes the build's status to
-/// `end` and reads what to say from `said` until we exit (we hold `said`
-/// open for writing while we live, so that its reader then sees the end
-/// of the file, and at once if we are gone).
+/// `end`, we print what there is to say on our standard error (the one
+/// `distcc_build` gave `env`), and then write `stopped` on `said`, which
+/// it reads until then or until we exit (we hold `said` open for writing
+/// while we live, so that its reader then sees the end of the file, and
+/// at once if we are gone). The lines do not pass through `said`: bash
+/// reads a FIFO one byte at a time, two system calls per byte.
 struct Asked {
     control: std::os::unix::net::UnixListener,
     fifos: Option<(std::fs::File, std::fs::File)>,
@@ -505,16 +508,14 @@ fn serve_tally(asked: Asked, table: bool) {
                 .ok()
                 .and_then(|l| crate::config::whole::<i32>(l.trim_end()));
             if let Some(status) = status {
-                let mut text: String = ending(status == 0, table)
+                let text: String = ending(status == 0, table)
                     .iter()
                     .map(|l| format!("distcc-auto: {l}\n"))
                     .collect();
-                text.push_str("stopped\n");
-                let _ = sys::write_by(
-                    said,
-                    text.as_bytes(),
-                    Instant::now() + Duration::from_secs(10),
-                );
+                // Where the shell would have printed them, and in the same
+                // order: it prints nothing until it reads `stopped`.
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                let _ = sys::write_by(said, b"stopped\n", Instant::now() + Duration::from_secs(10));
                 std::process::exit(0);
             }
         }

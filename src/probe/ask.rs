@@ -43,20 +43,22 @@ pub fn resolve(host: &Host, port: u16) -> Result<Vec<SocketAddr>, String> {
 
 /// Read and parse the stats reply at `addr`, then check the job port, and
 /// with `check`, compile through it. A refused stats port is not fatal:
-/// stock distccd has none, and its job port decides.
+/// stock distccd has none, and its job port decides. `forwarded`: `addr`
+/// is an ssh forward's local end.
 pub fn ask(
     addr: SocketAddr,
     job_port: u16,
     deadline: Instant,
     check: &Option<(String, Instant)>,
     stage: &StageCell,
+    forwarded: bool,
 ) -> Result<(Answer, Compiler), Fault> {
     stage.set(Stage::Connecting);
     let stats_said = format!("stats port {}", addr.port());
     let stats = match connect(addr, deadline) {
         Ok(mut sock) => {
             stage.set(Stage::Reading);
-            let buf = read_reply(&mut sock, deadline)?;
+            let buf = read_reply(&mut sock, deadline, forwarded)?;
             drop(sock);
             Ok(stats::parse(&buf)?)
         }
@@ -102,12 +104,16 @@ fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fault> {
 
 /// Read until the closing tag, the end of the stream, or the size cap,
 /// re-arming the read timeout so that a trickle cannot pass the deadline.
-fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Fault> {
-    // We send nothing: say so at once. Through an ssh forward this makes
+fn read_reply(sock: &mut TcpStream, deadline: Instant, forwarded: bool) -> Result<Vec<u8>, Fault> {
+    // Through an ssh forward, say at once that we send nothing: this makes
     // the client answer the channel's opening with a packet of its own,
     // which acknowledges it; otherwise sshd holds the reply back (Nagle)
-    // until the client's delayed acknowledgement, 40 ms later.
-    let _ = sock.shutdown(std::net::Shutdown::Write);
+    // until the client's delayed acknowledgement, 40 ms later. distccd
+    // itself reads nothing on its stats port: a direct probe spares the
+    // call (the close after the reply ends the connection).
+    if forwarded {
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+    }
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
@@ -149,7 +155,8 @@ fn read_reply(sock: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Fault>
 /// One stats reply from `addr`, by `deadline` (for `tally`).
 pub fn stats_at(addr: SocketAddr, deadline: Instant) -> Result<Stats, Fault> {
     let mut sock = connect(addr, deadline)?;
-    let buf = read_reply(&mut sock, deadline)?;
+    // Perhaps a forward: the tally does not know, and counts once.
+    let buf = read_reply(&mut sock, deadline, true)?;
     stats::parse(&buf)
 }
 

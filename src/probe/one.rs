@@ -113,6 +113,7 @@ pub(crate) fn probe_one(
             Instant::now() + share,
             &bounds.check,
             stage,
+            ssh,
         ) {
             Ok((answer, compiler)) => {
                 // The address that answered is the one distcc will use.
